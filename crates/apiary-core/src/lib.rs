@@ -1,0 +1,18 @@
+//! Apiary's pure domain: the agent state machine of DESIGN §2, the roles and the small value
+//! types every other crate shares.
+//!
+//! Invariants: this crate does no IO and no async; it knows nothing of SQL, HTTP or processes.
+//! Every decision about an `agent_status` change is made by [`state::decide`].
+
+pub mod clock;
+pub mod model;
+pub mod settings;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use model::{BoardStatus, ProjectAccess, Role};
+pub use settings::{Prompts, Settings, Timeouts};
+pub use state::{
+    allowed_targets, decide, ActorKind, AgentStatus, Decision, NotifyEvent, SideEffect,
+    TransitionError,
+};

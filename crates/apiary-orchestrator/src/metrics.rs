@@ -1,0 +1,56 @@
+//! Prometheus counters shared by the worker and the HTTP layer, rendered at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// Labels of an HTTP request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub status: u16,
+}
+
+/// Labels of a job counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: String,
+    pub outcome: String,
+}
+
+/// Every counter Apiary exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub jobs: Family<JobLabels, Counter>,
+    pub transitions: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("apiary");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let jobs = Family::<JobLabels, Counter>::default();
+        let transitions = Counter::default();
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        registry.register("jobs", "Job runs by kind and outcome", jobs.clone());
+        registry.register("transitions", "Committed agent status transitions", transitions.clone());
+        Metrics {
+            registry,
+            http_requests,
+            jobs,
+            transitions,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

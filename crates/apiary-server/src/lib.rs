@@ -1,0 +1,135 @@
+//! Apiary's HTTP surfaces (DESIGN §3): the user API with its auth, health, metrics and the
+//! OpenAPI document.
+//!
+//! Invariants: this crate has no SQL (it calls the store) and never spawns processes; every
+//! handler that acts for someone takes the [`auth::Caller`] extractor, and every change of
+//! `agent_status` goes through the store's transition function and is published after commit.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod openapi;
+pub mod routes;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use apiary_orchestrator::metrics::HttpLabels;
+use apiary_orchestrator::Orchestrator;
+use apiary_store::Store;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use crate::error::ApiError;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Mark cookies `Secure` (served over https; also inferred per request from `X-Forwarded-Proto`).
+    pub secure_cookies: bool,
+    /// Session lifetime.
+    pub session_ttl_ms: i64,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            secure_cookies: false,
+            session_ttl_ms: 7 * 24 * 3600 * 1000,
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub orch: Orchestrator,
+    pub config: Arc<ServerConfig>,
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    state
+        .orch
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    use routes::{agent, auth, ops, projects, tasks};
+    let api = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::get_me))
+        .route("/users", get(auth::list_users))
+        .route("/projects", get(projects::list_projects).post(projects::create_project))
+        .route("/projects/{id}", get(projects::get_project).patch(projects::update_project))
+        .route(
+            "/projects/{id}/members/{user_id}",
+            put(projects::put_project_member).delete(projects::delete_project_member),
+        )
+        .route("/projects/{id}/tasks", get(tasks::list_tasks).post(tasks::create_task))
+        .route("/tasks/{id}", get(tasks::get_task).patch(tasks::update_task))
+        .route("/tasks/{id}/comments", get(tasks::list_comments).post(tasks::create_comment))
+        .route("/tasks/{id}/events", get(tasks::list_task_events))
+        .route("/tasks/{id}/agent/handoff", post(agent::handoff))
+        .route("/tasks/{id}/agent/logs", get(agent::list_logs))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A bound, not yet serving, HTTP server; `addr()` tells the port when bound to port 0.
+pub struct HttpServer {
+    listener: tokio::net::TcpListener,
+    app: Router,
+}
+
+impl HttpServer {
+    pub async fn bind(addr: SocketAddr, state: AppState) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(HttpServer {
+            listener,
+            app: router(state),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

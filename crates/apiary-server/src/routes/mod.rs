@@ -1,0 +1,7 @@
+//! Route handlers, one module per resource; each reads as verb + noun.
+
+pub mod agent;
+pub mod auth;
+pub mod ops;
+pub mod projects;
+pub mod tasks;

@@ -1,0 +1,101 @@
+//! Projects and their members.
+
+use apiary_core::ProjectAccess;
+use apiary_store::NewProject;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::wire::{ErrorBody, MemberIn, ProjectIn, ProjectOut, ProjectPatchIn};
+use crate::AppState;
+
+/// The projects the caller can see.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", responses((status = 200, body = [ProjectOut])))]
+pub async fn list_projects(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<ProjectOut>>> {
+    let mut out = Vec::new();
+    for p in state.store.list_projects_for(&caller.user).await? {
+        let access = state
+            .store
+            .project_access(&p.id, &caller.user)
+            .await?
+            .unwrap_or(ProjectAccess::Read);
+        out.push(ProjectOut::new(p, access));
+    }
+    Ok(Json(out))
+}
+
+/// Creates a project; the creator gets write access.
+#[utoipa::path(post, path = "/api/v1/projects", request_body = ProjectIn, tag = "projects",
+    responses((status = 201, body = ProjectOut), (status = 400, body = ErrorBody)))]
+pub async fn create_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ProjectIn>,
+) -> ApiResult<(StatusCode, Json<ProjectOut>)> {
+    if caller.user.role == apiary_core::Role::Agent {
+        return Err(ApiError::forbidden("the Agent user cannot create projects"));
+    }
+    let p = state
+        .store
+        .create_project(
+            NewProject {
+                name: body.name,
+                description: body.description,
+            },
+            &caller.user,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(ProjectOut::new(p, ProjectAccess::Write))))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
+    responses((status = 200, body = ProjectOut), (status = 404, body = ErrorBody)))]
+pub async fn get_project(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ProjectOut>> {
+    let (p, access) = caller.readable_project(&state, &id).await?;
+    Ok(Json(ProjectOut::new(p, access)))
+}
+
+/// Changes a project and its agent settings (write access).
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", request_body = ProjectPatchIn, tag = "projects",
+    responses((status = 200, body = ProjectOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn update_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ProjectPatchIn>,
+) -> ApiResult<Json<ProjectOut>> {
+    caller.writable_project(&state, &id).await?;
+    let p = state.store.update_project(&id, body.into()).await?;
+    Ok(Json(ProjectOut::new(p, ProjectAccess::Write)))
+}
+
+/// Grants a user read or write access to a project (write access).
+#[utoipa::path(put, path = "/api/v1/projects/{id}/members/{user_id}", request_body = MemberIn, tag = "projects",
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+pub async fn put_project_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<MemberIn>,
+) -> ApiResult<StatusCode> {
+    caller.writable_project(&state, &id).await?;
+    state.store.set_project_member(&id, &user_id, body.access).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a user from a project (write access).
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/members/{user_id}", tag = "projects",
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+pub async fn delete_project_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.writable_project(&state, &id).await?;
+    state.store.remove_project_member(&id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,366 @@
+//! Wire types of the user API (DESIGN §3), mapped from the store's types. Inputs reject
+//! unknown fields, so a client cannot believe it wrote something (like `agent_status`) that
+//! was silently ignored. Times are RFC 3339 strings.
+
+use apiary_core::{BoardStatus, ProjectAccess, Role};
+use apiary_store as store;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+/// Formats milliseconds since the epoch as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    #[schema(value_type = String, example = "member")]
+    pub role: Role,
+}
+
+impl From<store::User> for UserOut {
+    fn from(u: store::User) -> Self {
+        UserOut {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginOut {
+    pub user: UserOut,
+    /// Echo this in `X-CSRF-Token` on every cookie-authenticated write.
+    pub csrf_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeOut {
+    pub user: UserOut,
+    /// Present for cookie sessions.
+    pub csrf_token: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsIo {
+    pub spec: String,
+    pub implement: String,
+    pub changes: String,
+    pub revise: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProjectAgentOut {
+    pub enabled: bool,
+    pub repo_url: String,
+    pub base_branch: String,
+    pub template: String,
+    pub preset: String,
+    pub command: String,
+    pub forge: String,
+    pub prompts: PromptsIo,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProjectOut {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub agent: ProjectAgentOut,
+    /// The caller's access: `read` or `write`.
+    #[schema(value_type = String)]
+    pub access: ProjectAccess,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl ProjectOut {
+    pub fn new(p: store::Project, access: ProjectAccess) -> Self {
+        let a = p.agent;
+        ProjectOut {
+            id: p.id,
+            name: p.name,
+            description: p.description,
+            agent: ProjectAgentOut {
+                enabled: a.enabled,
+                repo_url: a.repo_url,
+                base_branch: a.base_branch,
+                template: a.template,
+                preset: a.preset,
+                command: a.command,
+                forge: a.forge,
+                prompts: PromptsIo {
+                    spec: a.prompts.spec,
+                    implement: a.prompts.implement,
+                    changes: a.prompts.changes,
+                    revise: a.prompts.revise,
+                },
+            },
+            access,
+            created_at: rfc3339(p.created_at),
+            updated_at: rfc3339(p.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectIn {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsPatch {
+    pub spec: Option<String>,
+    pub implement: Option<String>,
+    pub changes: Option<String>,
+    pub revise: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectAgentPatch {
+    pub enabled: Option<bool>,
+    pub repo_url: Option<String>,
+    pub base_branch: Option<String>,
+    pub template: Option<String>,
+    pub preset: Option<String>,
+    pub command: Option<String>,
+    pub forge: Option<String>,
+    pub prompts: Option<PromptsPatch>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatchIn {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub agent: Option<ProjectAgentPatch>,
+}
+
+impl From<ProjectPatchIn> for store::ProjectPatch {
+    fn from(p: ProjectPatchIn) -> Self {
+        let a = p.agent.unwrap_or_default();
+        let pr = a.prompts.unwrap_or_default();
+        store::ProjectPatch {
+            name: p.name,
+            description: p.description,
+            enabled: a.enabled,
+            repo_url: a.repo_url,
+            base_branch: a.base_branch,
+            template: a.template,
+            preset: a.preset,
+            command: a.command,
+            forge: a.forge,
+            prompt_spec: pr.spec,
+            prompt_implement: pr.implement,
+            prompt_changes: pr.changes,
+            prompt_revise: pr.revise,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberIn {
+    #[schema(value_type = String, example = "write")]
+    pub access: ProjectAccess,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskAgentOut {
+    pub status: String,
+    pub pr_url: Option<String>,
+    pub spec: Option<String>,
+    pub spec_revision: i64,
+    pub last_error: Option<String>,
+    pub box_id: Option<String>,
+    pub code_url: Option<String>,
+    pub site_url: Option<String>,
+    pub branch: Option<String>,
+    pub box_torn_down: bool,
+    pub parked: bool,
+    pub round: i64,
+    pub attempt: i64,
+    pub queue_position: Option<i64>,
+    pub status_changed_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskOut {
+    pub id: String,
+    pub project_id: String,
+    pub title: String,
+    pub description: String,
+    #[schema(value_type = String, example = "todo")]
+    pub status: BoardStatus,
+    pub assignee_id: Option<String>,
+    pub agent: TaskAgentOut,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<store::Task> for TaskOut {
+    fn from(t: store::Task) -> Self {
+        TaskOut {
+            id: t.id,
+            project_id: t.project_id,
+            title: t.title,
+            description: t.description,
+            status: t.status,
+            assignee_id: t.assignee_id,
+            agent: TaskAgentOut {
+                status: t.agent_status.as_str().to_string(),
+                pr_url: t.pr_url,
+                spec: t.spec,
+                spec_revision: t.spec_revision,
+                last_error: t.last_error,
+                box_id: t.box_id,
+                code_url: t.code_url,
+                site_url: t.site_url,
+                branch: t.branch,
+                box_torn_down: t.box_torn_down,
+                parked: t.parked,
+                round: t.round,
+                attempt: t.attempt,
+                queue_position: t.queue_position,
+                status_changed_at: rfc3339(t.status_changed_at),
+            },
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskIn {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[schema(value_type = Option<String>, example = "todo")]
+    pub status: Option<BoardStatus>,
+    pub assignee_id: Option<String>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn explicit_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatchIn {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<String>, example = "in_progress")]
+    pub status: Option<BoardStatus>,
+    /// A user id; the Agent user's id hands the task to the agent; `null` unassigns.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub assignee_id: Option<Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CommentOut {
+    pub id: String,
+    pub author_id: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+impl From<store::Comment> for CommentOut {
+    fn from(c: store::Comment) -> Self {
+        CommentOut {
+            id: c.id,
+            author_id: c.author_id,
+            body: c.body,
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentIn {
+    pub body: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskEventOut {
+    pub id: i64,
+    pub kind: String,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    /// `human`, `system` or `box`.
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub message: Option<String>,
+    pub created_at: String,
+}
+
+impl From<store::TaskEvent> for TaskEventOut {
+    fn from(e: store::TaskEvent) -> Self {
+        TaskEventOut {
+            id: e.id,
+            kind: e.kind,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            actor_kind: e.actor_kind,
+            actor_id: e.actor_id,
+            message: e.message,
+            created_at: rfc3339(e.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogLineOut {
+    pub seq: i64,
+    pub line: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogPage {
+    pub lines: Vec<LogLineOut>,
+    /// Pass as `after` to read on.
+    pub next_after: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransitionOut {
+    pub task: TaskOut,
+    /// False when the task already had the requested status (nothing happened).
+    pub changed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,137 @@
+//! The connection pool, the backend it speaks to, and write transactions that take the
+//! write lock up front.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiary_core::Clock;
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::error::StoreResult;
+use crate::migrate::Embedded;
+use crate::secrets::SecretKey;
+
+/// Which database the store talks to; chosen from the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open a store.
+pub struct StoreOptions {
+    /// `sqlite://PATH?mode=rwc` or `postgres://…`.
+    pub url: String,
+    /// The key that encrypts secrets at rest.
+    pub secret_key: SecretKey,
+    /// Where time comes from (a manual clock in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Pool size; SQLite writes are serialised anyway, so a handful is plenty.
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    /// The SQLite URL for a database file inside `data_dir`.
+    pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("apiary.db").display())
+    }
+}
+
+/// The handle every other crate uses to read and write Apiary's state. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) key: Arc<SecretKey>,
+}
+
+/// A transaction on the store's database.
+pub type Tx = Transaction<'static, Any>;
+
+impl Store {
+    /// Opens the pool (creating the SQLite file if needed, in WAL mode) without migrating.
+    pub async fn connect(opts: StoreOptions) -> StoreResult<Store> {
+        install_default_drivers();
+        let backend = if opts.url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&opts.url)
+            .await?;
+        Ok(Store {
+            pool,
+            backend,
+            clock: opts.clock,
+            key: Arc::new(opts.secret_key),
+        })
+    }
+
+    /// Brings the schema up to date with the embedded migrations of this backend.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = sqlx::migrate::Migrator::new(Embedded(self.backend)).await?;
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The backend this store speaks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Now, in milliseconds, from the injected clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Closes the pool; pending work is finished first.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a read-then-write never fails on a stale snapshot; on
+    /// PostgreSQL rows are locked with `FOR UPDATE` where it matters.
+    pub(crate) async fn begin_write(&self) -> StoreResult<Tx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transactions are exclusive.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// A fresh, time-ordered identifier.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// 0/1 flag columns (see the migration's header) read back as booleans.
+pub(crate) fn flag(v: i64) -> bool {
+    v != 0
+}

@@ -1,0 +1,46 @@
+//! The audit trail: one row per transition or notable action, never updated.
+
+
+use crate::db::Store;
+use crate::error::StoreResult;
+
+/// One audit event. Its id orders events and doubles as the live event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEvent {
+    pub id: i64,
+    pub task_id: String,
+    pub project_id: String,
+    pub kind: String,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub message: Option<String>,
+    pub created_at: i64,
+}
+from_row!(TaskEvent { id, task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, message, created_at });
+
+const EVENT_COLS: &str = "id, task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, message, created_at";
+
+impl Store {
+    /// A task's audit trail, oldest first.
+    pub async fn list_task_events(&self, task_id: &str) -> StoreResult<Vec<TaskEvent>> {
+        Ok(sqlx::query_as::<_, TaskEvent>(&format!(
+            "SELECT {EVENT_COLS} FROM task_events WHERE task_id = $1 ORDER BY id"
+        ))
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every event after `after_id`, oldest first, at most `limit` (for catching up a live stream).
+    pub async fn events_after(&self, after_id: i64, limit: i64) -> StoreResult<Vec<TaskEvent>> {
+        Ok(sqlx::query_as::<_, TaskEvent>(&format!(
+            "SELECT {EVENT_COLS} FROM task_events WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,48 @@
+//! Apiary's persistence: every table of DESIGN §8 behind one [`Store`], on SQLite (the
+//! embedded default) or PostgreSQL, through one sqlx code path (the `Any` driver; SQL written
+//! once with `$N` parameters, which both backends read).
+//!
+//! Invariants: this is the only crate with SQL. Only [`Store::transition`] writes a task's
+//! `agent_status`, and it writes the audit event and the follow-up jobs in the same
+//! transaction. Secrets are stored encrypted; passwords and tokens only as hashes.
+
+/// Reads a row into a struct by column name: the field names are the column names. (The
+/// sqlx derive would compile a second copy of the SQLite driver for the proc-macro.)
+macro_rules! from_row {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for $ty {
+            fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+                use sqlx::Row;
+                Ok($ty { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+    };
+}
+
+mod auth;
+mod comments;
+mod db;
+mod error;
+mod events;
+mod jobs;
+mod logs;
+mod migrate;
+mod projects;
+mod secrets;
+mod settings;
+mod tasks;
+mod transition;
+mod users;
+
+pub use auth::{hash_token, new_token, SessionInfo};
+pub use comments::Comment;
+pub use db::{Backend, Store, StoreOptions};
+pub use error::{StoreError, StoreResult};
+pub use events::TaskEvent;
+pub use jobs::{Job, JobFailure, NewJob};
+pub use logs::LogLine;
+pub use projects::{NewProject, Project, ProjectAgent, ProjectPatch};
+pub use secrets::SecretKey;
+pub use tasks::{NewTask, Task, TaskPatch};
+pub use transition::{Actor, TransitionOutcome, TransitionRequest};
+pub use users::{NewUser, User, AGENT_EMAIL};

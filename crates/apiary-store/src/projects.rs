@@ -1,0 +1,306 @@
+//! Projects, their agent settings and who may see or change them.
+
+use apiary_core::{ProjectAccess, Prompts, Role};
+
+use crate::db::{flag, new_id, Store};
+use crate::error::{StoreError, StoreResult};
+use crate::users::User;
+
+/// How the agent works on a project (DESIGN §3 `project.agent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectAgent {
+    pub enabled: bool,
+    pub repo_url: String,
+    pub base_branch: String,
+    pub template: String,
+    pub preset: String,
+    pub command: String,
+    pub forge: String,
+    pub prompts: Prompts,
+}
+
+/// A project with its agent settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub agent: ProjectAgent,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+struct ProjectRow {
+    id: String,
+    name: String,
+    description: String,
+    agent_enabled: i64,
+    repo_url: String,
+    base_branch: String,
+    template: String,
+    preset: String,
+    command: String,
+    forge: String,
+    prompt_spec: String,
+    prompt_implement: String,
+    prompt_changes: String,
+    prompt_revise: String,
+    created_at: i64,
+    updated_at: i64,
+}
+from_row!(ProjectRow { id, name, description, agent_enabled, repo_url, base_branch, template, preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, created_at, updated_at });
+
+impl From<ProjectRow> for Project {
+    fn from(r: ProjectRow) -> Self {
+        Project {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            agent: ProjectAgent {
+                enabled: flag(r.agent_enabled),
+                repo_url: r.repo_url,
+                base_branch: r.base_branch,
+                template: r.template,
+                preset: r.preset,
+                command: r.command,
+                forge: r.forge,
+                prompts: Prompts {
+                    spec: r.prompt_spec,
+                    implement: r.prompt_implement,
+                    changes: r.prompt_changes,
+                    revise: r.prompt_revise,
+                },
+            },
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const PROJECT_COLS: &str = "id, name, description, agent_enabled, repo_url, base_branch, template, \
+    preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, created_at, updated_at";
+
+/// A new project's name and description.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: String,
+    pub description: String,
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    pub repo_url: Option<String>,
+    pub base_branch: Option<String>,
+    pub template: Option<String>,
+    pub preset: Option<String>,
+    pub command: Option<String>,
+    pub forge: Option<String>,
+    pub prompt_spec: Option<String>,
+    pub prompt_implement: Option<String>,
+    pub prompt_changes: Option<String>,
+    pub prompt_revise: Option<String>,
+}
+
+/// The agent presets a project may pick (DESIGN §4).
+pub const PRESETS: &[&str] = &["claude-code", "codex", "aider", "opencode", "gemini", "script"];
+
+fn check_len(field: &'static str, value: &str, min: usize, max: usize) -> StoreResult<()> {
+    let n = value.trim().chars().count();
+    if n < min || value.len() > max {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be {min} to {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl ProjectPatch {
+    fn validate(&self) -> StoreResult<()> {
+        if let Some(v) = &self.name {
+            check_len("name", v, 1, 200)?;
+        }
+        if let Some(v) = &self.description {
+            check_len("description", v, 0, 20_000)?;
+        }
+        for (field, v) in [
+            ("repo_url", &self.repo_url),
+            ("template", &self.template),
+            ("command", &self.command),
+        ] {
+            if let Some(v) = v {
+                check_len(field, v, 0, 2_000)?;
+            }
+        }
+        if let Some(v) = &self.base_branch {
+            check_len("base_branch", v, 1, 200)?;
+            if v.contains("..") || v.starts_with('-') || v.chars().any(|c| c.is_whitespace() || c == '~' || c == '^' || c == ':') {
+                return Err(StoreError::invalid("base_branch", "is not a valid branch name"));
+            }
+        }
+        if let Some(v) = &self.preset {
+            if !PRESETS.contains(&v.as_str()) {
+                return Err(StoreError::invalid(
+                    "preset",
+                    format!("must be one of {}", PRESETS.join(", ")),
+                ));
+            }
+        }
+        if let Some(v) = &self.forge {
+            if v != "local" && v != "github" {
+                return Err(StoreError::invalid("forge", "must be local or github"));
+            }
+        }
+        for (field, v) in [
+            ("prompts.spec", &self.prompt_spec),
+            ("prompts.implement", &self.prompt_implement),
+            ("prompts.changes", &self.prompt_changes),
+            ("prompts.revise", &self.prompt_revise),
+        ] {
+            if let Some(v) = v {
+                check_len(field, v, 0, 100_000)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Creates a project; its creator gets write access.
+    pub async fn create_project(&self, new: NewProject, creator: &User) -> StoreResult<Project> {
+        check_len("name", &new.name, 1, 200)?;
+        check_len("description", &new.description, 0, 20_000)?;
+        let id = new_id();
+        let now = self.now();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO projects (id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(&id)
+        .bind(new.name.trim())
+        .bind(&new.description)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO project_members (project_id, user_id, access) VALUES ($1, $2, 'write')")
+            .bind(&id)
+            .bind(&creator.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.get_project(&id).await
+    }
+
+    /// One project by id.
+    pub async fn get_project(&self, id: &str) -> StoreResult<Project> {
+        sqlx::query_as::<_, ProjectRow>(&format!("SELECT {PROJECT_COLS} FROM projects WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Project::from)
+            .ok_or(StoreError::NotFound("project"))
+    }
+
+    /// The projects `user` can see: all of them for an admin, else those they are a member of.
+    pub async fn list_projects_for(&self, user: &User) -> StoreResult<Vec<Project>> {
+        let rows = if user.role == Role::Admin {
+            sqlx::query_as::<_, ProjectRow>(&format!(
+                "SELECT {PROJECT_COLS} FROM projects ORDER BY created_at, id"
+            ))
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            sqlx::query_as::<_, ProjectRow>(&format!(
+                "SELECT {PROJECT_COLS} FROM projects WHERE id IN \
+                 (SELECT project_id FROM project_members WHERE user_id = $1) ORDER BY created_at, id"
+            ))
+            .bind(&user.id)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        Ok(rows.into_iter().map(Project::from).collect())
+    }
+
+    /// Applies a partial update; validation failures name the field and change nothing.
+    pub async fn update_project(&self, id: &str, patch: ProjectPatch) -> StoreResult<Project> {
+        patch.validate()?;
+        let current = self.get_project(id).await?;
+        let a = &current.agent;
+        let pick = |new: &Option<String>, old: &str| new.clone().unwrap_or_else(|| old.to_string());
+        sqlx::query(
+            "UPDATE projects SET name = $1, description = $2, agent_enabled = $3, repo_url = $4, \
+             base_branch = $5, template = $6, preset = $7, command = $8, forge = $9, prompt_spec = $10, \
+             prompt_implement = $11, prompt_changes = $12, prompt_revise = $13, updated_at = $14 WHERE id = $15",
+        )
+        .bind(pick(&patch.name, &current.name).trim().to_string())
+        .bind(pick(&patch.description, &current.description))
+        .bind(i64::from(patch.enabled.unwrap_or(a.enabled)))
+        .bind(pick(&patch.repo_url, &a.repo_url))
+        .bind(pick(&patch.base_branch, &a.base_branch))
+        .bind(pick(&patch.template, &a.template))
+        .bind(pick(&patch.preset, &a.preset))
+        .bind(pick(&patch.command, &a.command))
+        .bind(pick(&patch.forge, &a.forge))
+        .bind(pick(&patch.prompt_spec, &a.prompts.spec))
+        .bind(pick(&patch.prompt_implement, &a.prompts.implement))
+        .bind(pick(&patch.prompt_changes, &a.prompts.changes))
+        .bind(pick(&patch.prompt_revise, &a.prompts.revise))
+        .bind(self.now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.get_project(id).await
+    }
+
+    /// What `user` may do in a project: admins write everywhere; the Agent user only reads
+    /// (it acts through box tokens, never as a reviewer); members per membership.
+    pub async fn project_access(&self, project_id: &str, user: &User) -> StoreResult<Option<ProjectAccess>> {
+        match user.role {
+            Role::Admin => Ok(Some(ProjectAccess::Write)),
+            Role::Agent => Ok(None),
+            Role::Member => {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT access FROM project_members WHERE project_id = $1 AND user_id = $2",
+                )
+                .bind(project_id)
+                .bind(&user.id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(a,)| a.parse().ok()))
+            }
+        }
+    }
+
+    /// Grants (or changes) a member's access to a project.
+    pub async fn set_project_member(&self, project_id: &str, user_id: &str, access: ProjectAccess) -> StoreResult<()> {
+        self.get_project(project_id).await?;
+        let user = self.get_user(user_id).await?;
+        if user.role == Role::Agent {
+            return Err(StoreError::invalid("user_id", "the Agent user cannot be a project member"));
+        }
+        sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, access) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET access = excluded.access",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(access.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a member from a project.
+    pub async fn remove_project_member(&self, project_id: &str, user_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

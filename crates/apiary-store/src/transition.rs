@@ -1,0 +1,213 @@
+//! The one function that changes a task's `agent_status`: it checks the table of
+//! `apiary_core::state`, writes the task, the audit event and the follow-up jobs in one
+//! transaction, and returns what happened so the caller can publish after commit.
+
+use apiary_core::{decide, ActorKind, AgentStatus, Decision, SideEffect, TransitionError};
+use serde_json::json;
+
+use crate::db::{Store, Tx};
+use crate::error::{StoreError, StoreResult};
+use crate::jobs::NewJob;
+use crate::settings::read_settings;
+
+/// Who asks for a transition, with their identity for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A user, by id.
+    Human(String),
+    /// Apiary itself.
+    System,
+    /// A box, by box id (or the task id when the box has no id yet).
+    Box(String),
+}
+
+impl Actor {
+    /// The kind the transition table knows.
+    pub fn kind(&self) -> ActorKind {
+        match self {
+            Actor::Human(_) => ActorKind::Human,
+            Actor::System => ActorKind::System,
+            Actor::Box(_) => ActorKind::Box,
+        }
+    }
+
+    fn id(&self) -> Option<&str> {
+        match self {
+            Actor::Human(id) | Actor::Box(id) => Some(id),
+            Actor::System => None,
+        }
+    }
+}
+
+/// A requested change of `agent_status`.
+#[derive(Debug, Clone)]
+pub struct TransitionRequest {
+    pub task_id: String,
+    pub to: AgentStatus,
+    pub actor: Actor,
+    /// Shown in the audit trail (a note, feedback, a reason).
+    pub message: Option<String>,
+    /// For `failed`: the error kept in `last_error`.
+    pub error: Option<String>,
+}
+
+impl TransitionRequest {
+    pub fn new(task_id: &str, to: AgentStatus, actor: Actor) -> Self {
+        TransitionRequest {
+            task_id: task_id.to_string(),
+            to,
+            actor,
+            message: None,
+            error: None,
+        }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+}
+
+/// What a transition did. Publish it only after the transaction that made it has committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionOutcome {
+    pub task_id: String,
+    pub project_id: String,
+    pub from: AgentStatus,
+    pub to: AgentStatus,
+    /// False for a no-op (the task already had that status): nothing was written.
+    pub changed: bool,
+    /// The audit event written, which is also the live event's id.
+    pub event_id: Option<i64>,
+    /// The side effects enqueued as jobs.
+    pub effects: Vec<SideEffect>,
+}
+
+impl Store {
+    /// Runs one transition in its own transaction.
+    pub async fn transition(&self, req: TransitionRequest) -> StoreResult<TransitionOutcome> {
+        let mut tx = self.begin_write().await?;
+        let outcome = self.transition_in(&mut tx, req).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Runs one transition inside the caller's transaction (so an edit and the transition it
+    /// implies commit or roll back together).
+    pub(crate) async fn transition_in(
+        &self,
+        tx: &mut Tx,
+        req: TransitionRequest,
+    ) -> StoreResult<TransitionOutcome> {
+        let task = self.lock_task(tx, &req.task_id).await?;
+        let from = task.agent_status;
+        let effects = match decide(from, req.to, req.actor.kind()) {
+            Ok(Decision::NoOp) => {
+                return Ok(TransitionOutcome {
+                    task_id: task.id,
+                    project_id: task.project_id,
+                    from,
+                    to: from,
+                    changed: false,
+                    event_id: None,
+                    effects: vec![],
+                })
+            }
+            Ok(Decision::Apply(effects)) => effects,
+            Err(TransitionError::Invalid {
+                from,
+                to,
+                actor,
+                allowed,
+            }) => {
+                return Err(StoreError::InvalidTransition {
+                    from,
+                    to,
+                    actor,
+                    allowed,
+                })
+            }
+        };
+        let now = self.now();
+        let to = req.to;
+        // Field changes that belong to entering a status.
+        let requeue = to == AgentStatus::Queued;
+        let new_round = matches!(
+            (from, to),
+            (AgentStatus::SpecReady, AgentStatus::SpecApproved)
+                | (AgentStatus::PrReady, AgentStatus::ChangesRequested)
+        );
+        let last_error = match to {
+            AgentStatus::Failed => Some(req.error.clone().unwrap_or_else(|| "failed".into())),
+            AgentStatus::Queued => None,
+            _ => task.last_error.clone(),
+        };
+        sqlx::query(
+            "UPDATE tasks SET agent_status = $1, status_changed_at = $2, updated_at = $2, \
+             last_error = $3, \
+             queued_at = CASE WHEN $4 = 1 THEN $2 ELSE queued_at END, \
+             attempt = CASE WHEN $4 = 1 AND agent_status = 'failed' THEN attempt + 1 ELSE attempt END, \
+             round = CASE WHEN $4 = 1 THEN 0 WHEN $5 = 1 THEN round + 1 ELSE round END, \
+             parked = CASE WHEN $4 = 1 THEN 0 ELSE parked END \
+             WHERE id = $6",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(last_error)
+        .bind(i64::from(requeue))
+        .bind(i64::from(new_round))
+        .bind(&task.id)
+        .execute(&mut **tx)
+        .await?;
+        let (event_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO task_events (task_id, project_id, kind, from_status, to_status, actor_kind, \
+             actor_id, message, created_at) VALUES ($1, $2, 'transition', $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(&task.id)
+        .bind(&task.project_id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(req.actor.kind().as_str())
+        .bind(req.actor.id())
+        .bind(req.message.clone().or(req.error.clone()))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        let grace_ms = if effects.contains(&SideEffect::TearDownAfterGrace) {
+            read_settings(tx).await?.timeouts.failed_grace_s as i64 * 1000
+        } else {
+            0
+        };
+        for effect in &effects {
+            let mut job = NewJob::new(effect.job_kind(), json!({ "task_id": task.id, "event_id": event_id }))
+                .for_task(&task.id);
+            match effect {
+                SideEffect::DrainQueue => job = job.dedupe("drain_queue"),
+                SideEffect::TearDownAfterGrace => job = job.run_at(now + grace_ms),
+                SideEffect::Notify(ev) => {
+                    job = NewJob::new(
+                        effect.job_kind(),
+                        json!({ "task_id": task.id, "event_id": event_id, "event": ev }),
+                    )
+                    .for_task(&task.id)
+                }
+                _ => {}
+            }
+            self.enqueue_in(tx, job).await?;
+        }
+        Ok(TransitionOutcome {
+            task_id: task.id,
+            project_id: task.project_id,
+            from,
+            to,
+            changed: true,
+            event_id: Some(event_id),
+            effects,
+        })
+    }
+}

@@ -238,12 +238,7 @@ const TABLE: &[Row] = &[
         ActorKind::System,
         &[SideEffect::ProvisionBox],
     ),
-    row(
-        |s| s == S::Provisioning,
-        S::Speccing,
-        ActorKind::Box,
-        &[],
-    ),
+    row(|s| s == S::Provisioning, S::Speccing, ActorKind::Box, &[]),
     row(
         |s| s == S::Provisioning,
         S::Speccing,

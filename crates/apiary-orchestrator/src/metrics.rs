@@ -34,9 +34,17 @@ impl Default for Metrics {
         let http_requests = Family::<HttpLabels, Counter>::default();
         let jobs = Family::<JobLabels, Counter>::default();
         let transitions = Counter::default();
-        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            http_requests.clone(),
+        );
         registry.register("jobs", "Job runs by kind and outcome", jobs.clone());
-        registry.register("transitions", "Committed agent status transitions", transitions.clone());
+        registry.register(
+            "transitions",
+            "Committed agent status transitions",
+            transitions.clone(),
+        );
         Metrics {
             registry,
             http_requests,

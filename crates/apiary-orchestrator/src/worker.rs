@@ -78,7 +78,10 @@ impl Worker {
             // Unreachable by the claim's filter; fail loudly rather than loop.
             self.orch
                 .store
-                .fail_job(&job, JobFailure::Fatal(format!("no handler for {}", job.kind)))
+                .fail_job(
+                    &job,
+                    JobFailure::Fatal(format!("no handler for {}", job.kind)),
+                )
                 .await?;
             return Ok(true);
         };

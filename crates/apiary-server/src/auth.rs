@@ -58,7 +58,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer(&parts.headers) {
             let user = state
                 .store
@@ -102,7 +105,11 @@ impl FromRequestParts<AppState> for Caller {
 
 impl Caller {
     /// The project, if the caller may see it (404 otherwise, so its existence does not leak).
-    pub async fn readable_project(&self, state: &AppState, id: &str) -> ApiResult<(Project, ProjectAccess)> {
+    pub async fn readable_project(
+        &self,
+        state: &AppState,
+        id: &str,
+    ) -> ApiResult<(Project, ProjectAccess)> {
         let project = state.store.get_project(id).await?;
         match state.store.project_access(id, &self.user).await? {
             Some(access) => Ok((project, access)),
@@ -114,7 +121,9 @@ impl Caller {
     pub async fn writable_project(&self, state: &AppState, id: &str) -> ApiResult<Project> {
         let (project, access) = self.readable_project(state, id).await?;
         if access != ProjectAccess::Write {
-            return Err(ApiError::forbidden("you have read-only access to this project"));
+            return Err(ApiError::forbidden(
+                "you have read-only access to this project",
+            ));
         }
         Ok(project)
     }

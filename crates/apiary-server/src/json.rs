@@ -33,7 +33,11 @@ fn map_rejection(r: JsonRejection) -> ApiError {
         return ApiError::new(status, "too_large", "request body is too large");
     }
     if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        return ApiError::new(status, "unsupported_media_type", "send Content-Type: application/json");
+        return ApiError::new(
+            status,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        );
     }
     let text = r.body_text();
     // serde's message names the offending field ("unknown field `agent_status`", "missing field `title`").
@@ -47,7 +51,21 @@ fn map_rejection(r: JsonRejection) -> ApiError {
     e
 }
 
-/// The field a serde message is about, when it names one in backticks.
+/// The field a serde message is about: the path axum puts before it ("agent.preset: …"), or
+/// the name in backticks of an unknown or missing field.
 fn field_of(msg: &str) -> String {
-    msg.split('`').nth(1).unwrap_or("body").to_string()
+    let named = msg
+        .contains("field `")
+        .then(|| msg.split('`').nth(1))
+        .flatten();
+    let path = msg
+        .split_once(": ")
+        .map(|(p, _)| p)
+        .filter(|p| !p.is_empty() && *p != "." && !p.contains(' '));
+    match (path, named) {
+        (Some(p), Some(n)) if msg.contains("unknown field") => format!("{p}.{n}"),
+        (Some(p), _) => p.to_string(),
+        (None, Some(n)) => n.to_string(),
+        (None, None) => "body".to_string(),
+    }
 }

@@ -82,15 +82,30 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::get_me))
         .route("/users", get(auth::list_users))
-        .route("/projects", get(projects::list_projects).post(projects::create_project))
-        .route("/projects/{id}", get(projects::get_project).patch(projects::update_project))
+        .route(
+            "/projects",
+            get(projects::list_projects).post(projects::create_project),
+        )
+        .route(
+            "/projects/{id}",
+            get(projects::get_project).patch(projects::update_project),
+        )
         .route(
             "/projects/{id}/members/{user_id}",
             put(projects::put_project_member).delete(projects::delete_project_member),
         )
-        .route("/projects/{id}/tasks", get(tasks::list_tasks).post(tasks::create_task))
-        .route("/tasks/{id}", get(tasks::get_task).patch(tasks::update_task))
-        .route("/tasks/{id}/comments", get(tasks::list_comments).post(tasks::create_comment))
+        .route(
+            "/projects/{id}/tasks",
+            get(tasks::list_tasks).post(tasks::create_task),
+        )
+        .route(
+            "/tasks/{id}",
+            get(tasks::get_task).patch(tasks::update_task),
+        )
+        .route(
+            "/tasks/{id}/comments",
+            get(tasks::list_comments).post(tasks::create_comment),
+        )
         .route("/tasks/{id}/events", get(tasks::list_task_events))
         .route("/tasks/{id}/agent/handoff", post(agent::handoff))
         .route("/tasks/{id}/agent/logs", get(agent::list_logs))
@@ -102,7 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -123,11 +141,16 @@ impl HttpServer {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
             .await

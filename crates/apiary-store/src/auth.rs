@@ -29,7 +29,11 @@ pub struct SessionInfo {
 
 impl Store {
     /// Opens a session for `user_id`; returns (cookie token, CSRF token).
-    pub async fn create_session(&self, user_id: &str, ttl_ms: i64) -> StoreResult<(String, String)> {
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<(String, String)> {
         let token = new_token("");
         let csrf = new_token("");
         let now = self.now();
@@ -75,13 +79,20 @@ impl Store {
     }
 
     /// Creates a personal API token; returns (token id, token). The token is shown once.
-    pub async fn create_api_token(&self, user_id: &str, name: &str) -> StoreResult<(String, String)> {
+    pub async fn create_api_token(
+        &self,
+        user_id: &str,
+        name: &str,
+    ) -> StoreResult<(String, String)> {
         if name.trim().is_empty() || name.len() > 200 {
             return Err(StoreError::invalid("name", "must be 1 to 200 characters"));
         }
         let user = self.get_user(user_id).await?;
         if user.role == apiary_core::Role::Agent {
-            return Err(StoreError::invalid("user", "the Agent user cannot hold personal tokens"));
+            return Err(StoreError::invalid(
+                "user",
+                "the Agent user cannot hold personal tokens",
+            ));
         }
         let id = new_id();
         let token = new_token("apiary_pat_");
@@ -117,11 +128,13 @@ impl Store {
 
     /// Revokes a personal token by id.
     pub async fn revoke_api_token(&self, id: &str) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(self.now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("token"));
         }

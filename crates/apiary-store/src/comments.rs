@@ -1,6 +1,5 @@
 //! Task comments written by people.
 
-
 use crate::db::{new_id, Store};
 use crate::error::{StoreError, StoreResult};
 
@@ -13,11 +12,22 @@ pub struct Comment {
     pub body: String,
     pub created_at: i64,
 }
-from_row!(Comment { id, task_id, author_id, body, created_at });
+from_row!(Comment {
+    id,
+    task_id,
+    author_id,
+    body,
+    created_at
+});
 
 impl Store {
     /// Adds a comment; the body must be 1 to 20,000 characters.
-    pub async fn create_comment(&self, task_id: &str, author_id: &str, body: &str) -> StoreResult<Comment> {
+    pub async fn create_comment(
+        &self,
+        task_id: &str,
+        author_id: &str,
+        body: &str,
+    ) -> StoreResult<Comment> {
         if body.trim().is_empty() || body.len() > 20_000 {
             return Err(StoreError::invalid("body", "must be 1 to 20000 characters"));
         }

@@ -109,7 +109,7 @@ impl Store {
     /// Starts a transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so a read-then-write never fails on a stale snapshot; on
     /// PostgreSQL rows are locked with `FOR UPDATE` where it matters.
-    pub(crate) async fn begin_write(&self) -> StoreResult<Tx> {
+    pub async fn begin(&self) -> StoreResult<Tx> {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

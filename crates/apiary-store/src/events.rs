@@ -1,6 +1,5 @@
 //! The audit trail: one row per transition or notable action, never updated.
 
-
 use crate::db::Store;
 use crate::error::StoreResult;
 
@@ -18,7 +17,18 @@ pub struct TaskEvent {
     pub message: Option<String>,
     pub created_at: i64,
 }
-from_row!(TaskEvent { id, task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, message, created_at });
+from_row!(TaskEvent {
+    id,
+    task_id,
+    project_id,
+    kind,
+    from_status,
+    to_status,
+    actor_kind,
+    actor_id,
+    message,
+    created_at
+});
 
 const EVENT_COLS: &str = "id, task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, message, created_at";
 

@@ -66,7 +66,18 @@ pub struct Job {
     pub lease_until: Option<i64>,
     pub last_error: Option<String>,
 }
-from_row!(Job { id, kind, task_id, payload, state, attempt, max_attempts, run_at, lease_until, last_error });
+from_row!(Job {
+    id,
+    kind,
+    task_id,
+    payload,
+    state,
+    attempt,
+    max_attempts,
+    run_at,
+    lease_until,
+    last_error
+});
 
 impl Job {
     /// The payload as JSON.
@@ -84,11 +95,14 @@ pub enum JobFailure {
     Fatal(String),
 }
 
-const JOB_COLS: &str = "id, kind, task_id, payload, state, attempt, max_attempts, run_at, lease_until, last_error";
+const JOB_COLS: &str =
+    "id, kind, task_id, payload, state, attempt, max_attempts, run_at, lease_until, last_error";
 
 /// Delay before attempt `attempt + 1`: 1 s doubling to at most 10 minutes, with up to 25 % jitter.
 pub fn backoff_ms(attempt: i64) -> i64 {
-    let base = 1000i64.saturating_mul(1i64 << attempt.clamp(0, 20)).min(600_000);
+    let base = 1000i64
+        .saturating_mul(1i64 << attempt.clamp(0, 20))
+        .min(600_000);
     base + rand::thread_rng().gen_range(0..=base / 4)
 }
 
@@ -116,7 +130,7 @@ impl Store {
 
     /// Enqueues in a transaction of its own.
     pub async fn enqueue(&self, job: NewJob) -> StoreResult<Option<i64>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         let id = self.enqueue_in(&mut tx, job).await?;
         tx.commit().await?;
         Ok(id)
@@ -131,7 +145,8 @@ impl Store {
         }
         loop {
             let now = self.now();
-            let placeholders: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 3)).collect();
+            let placeholders: Vec<String> =
+                (0..kinds.len()).map(|i| format!("${}", i + 3)).collect();
             let skip_locked = match self.backend {
                 crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
                 crate::Backend::Sqlite => "",
@@ -143,7 +158,9 @@ impl Store {
                  ORDER BY run_at, id LIMIT 1{skip_locked}) RETURNING {JOB_COLS}",
                 placeholders.join(", ")
             );
-            let mut q = sqlx::query_as::<_, Job>(&sql).bind(now + lease_ms).bind(now);
+            let mut q = sqlx::query_as::<_, Job>(&sql)
+                .bind(now + lease_ms)
+                .bind(now);
             for k in kinds {
                 q = q.bind(*k);
             }
@@ -189,7 +206,13 @@ impl Store {
         }
     }
 
-    async fn finish(&self, job: &Job, state: &str, error: Option<&str>, run_at: Option<i64>) -> StoreResult<bool> {
+    async fn finish(
+        &self,
+        job: &Job,
+        state: &str,
+        error: Option<&str>,
+        run_at: Option<i64>,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, last_error = COALESCE($2, last_error), run_at = COALESCE($3, run_at), \
              lease_until = NULL, updated_at = $4 WHERE id = $5 AND attempt = $6 AND state = 'running'",
@@ -207,10 +230,12 @@ impl Store {
 
     /// One job by id (tests and the admin view).
     pub async fn get_job(&self, id: i64) -> StoreResult<Option<Job>> {
-        Ok(sqlx::query_as::<_, Job>(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, Job>(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The jobs of a task, oldest first.
@@ -225,11 +250,12 @@ impl Store {
 
     /// Jobs by kind and state (tests, metrics and the admin view).
     pub async fn count_jobs(&self, kind: &str, state: &str) -> StoreResult<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state = $2")
-            .bind(kind)
-            .bind(state)
-            .fetch_one(&self.pool)
-            .await?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state = $2")
+                .bind(kind)
+                .bind(state)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n)
     }
 }

@@ -36,7 +36,7 @@ mod users;
 
 pub use auth::{hash_token, new_token, SessionInfo};
 pub use comments::Comment;
-pub use db::{Backend, Store, StoreOptions};
+pub use db::{Backend, Store, StoreOptions, Tx};
 pub use error::{StoreError, StoreResult};
 pub use events::TaskEvent;
 pub use jobs::{Job, JobFailure, NewJob};

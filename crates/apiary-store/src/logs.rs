@@ -1,6 +1,5 @@
 //! Agent log lines, numbered per task so readers can page and resume without repeats.
 
-
 use crate::db::Store;
 use crate::error::StoreResult;
 
@@ -11,13 +10,17 @@ pub struct LogLine {
     pub line: String,
     pub created_at: i64,
 }
-from_row!(LogLine { seq, line, created_at });
+from_row!(LogLine {
+    seq,
+    line,
+    created_at
+});
 
 impl Store {
     /// Appends a batch in order; returns the last sequence number written (0 for an empty batch
     /// on an empty log).
     pub async fn append_logs(&self, task_id: &str, lines: &[String]) -> StoreResult<i64> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         let (last,): (i64,) =
             sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM agent_logs WHERE task_id = $1")
                 .bind(task_id)
@@ -27,20 +30,27 @@ impl Store {
         let mut seq = last;
         for line in lines {
             seq += 1;
-            sqlx::query("INSERT INTO agent_logs (task_id, seq, line, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(task_id)
-                .bind(seq)
-                .bind(line)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO agent_logs (task_id, seq, line, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(task_id)
+            .bind(seq)
+            .bind(line)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(seq)
     }
 
     /// Lines after `after`, oldest first, at most `limit`.
-    pub async fn list_logs(&self, task_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogLine>> {
+    pub async fn list_logs(
+        &self,
+        task_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogLine>> {
         Ok(sqlx::query_as::<_, LogLine>(
             "SELECT seq, line, created_at FROM agent_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )

@@ -48,7 +48,24 @@ struct ProjectRow {
     created_at: i64,
     updated_at: i64,
 }
-from_row!(ProjectRow { id, name, description, agent_enabled, repo_url, base_branch, template, preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, created_at, updated_at });
+from_row!(ProjectRow {
+    id,
+    name,
+    description,
+    agent_enabled,
+    repo_url,
+    base_branch,
+    template,
+    preset,
+    command,
+    forge,
+    prompt_spec,
+    prompt_implement,
+    prompt_changes,
+    prompt_revise,
+    created_at,
+    updated_at
+});
 
 impl From<ProjectRow> for Project {
     fn from(r: ProjectRow) -> Self {
@@ -106,7 +123,14 @@ pub struct ProjectPatch {
 }
 
 /// The agent presets a project may pick (DESIGN §4).
-pub const PRESETS: &[&str] = &["claude-code", "codex", "aider", "opencode", "gemini", "script"];
+pub const PRESETS: &[&str] = &[
+    "claude-code",
+    "codex",
+    "aider",
+    "opencode",
+    "gemini",
+    "script",
+];
 
 fn check_len(field: &'static str, value: &str, min: usize, max: usize) -> StoreResult<()> {
     let n = value.trim().chars().count();
@@ -138,8 +162,15 @@ impl ProjectPatch {
         }
         if let Some(v) = &self.base_branch {
             check_len("base_branch", v, 1, 200)?;
-            if v.contains("..") || v.starts_with('-') || v.chars().any(|c| c.is_whitespace() || c == '~' || c == '^' || c == ':') {
-                return Err(StoreError::invalid("base_branch", "is not a valid branch name"));
+            if v.contains("..")
+                || v.starts_with('-')
+                || v.chars()
+                    .any(|c| c.is_whitespace() || c == '~' || c == '^' || c == ':')
+            {
+                return Err(StoreError::invalid(
+                    "base_branch",
+                    "is not a valid branch name",
+                ));
             }
         }
         if let Some(v) = &self.preset {
@@ -176,7 +207,7 @@ impl Store {
         check_len("description", &new.description, 0, 20_000)?;
         let id = new_id();
         let now = self.now();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO projects (id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
         )
@@ -186,23 +217,27 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO project_members (project_id, user_id, access) VALUES ($1, $2, 'write')")
-            .bind(&id)
-            .bind(&creator.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, access) VALUES ($1, $2, 'write')",
+        )
+        .bind(&id)
+        .bind(&creator.id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.get_project(&id).await
     }
 
     /// One project by id.
     pub async fn get_project(&self, id: &str) -> StoreResult<Project> {
-        sqlx::query_as::<_, ProjectRow>(&format!("SELECT {PROJECT_COLS} FROM projects WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Project::from)
-            .ok_or(StoreError::NotFound("project"))
+        sqlx::query_as::<_, ProjectRow>(&format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Project::from)
+        .ok_or(StoreError::NotFound("project"))
     }
 
     /// The projects `user` can see: all of them for an admin, else those they are a member of.
@@ -258,7 +293,11 @@ impl Store {
 
     /// What `user` may do in a project: admins write everywhere; the Agent user only reads
     /// (it acts through box tokens, never as a reviewer); members per membership.
-    pub async fn project_access(&self, project_id: &str, user: &User) -> StoreResult<Option<ProjectAccess>> {
+    pub async fn project_access(
+        &self,
+        project_id: &str,
+        user: &User,
+    ) -> StoreResult<Option<ProjectAccess>> {
         match user.role {
             Role::Admin => Ok(Some(ProjectAccess::Write)),
             Role::Agent => Ok(None),
@@ -276,11 +315,19 @@ impl Store {
     }
 
     /// Grants (or changes) a member's access to a project.
-    pub async fn set_project_member(&self, project_id: &str, user_id: &str, access: ProjectAccess) -> StoreResult<()> {
+    pub async fn set_project_member(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        access: ProjectAccess,
+    ) -> StoreResult<()> {
         self.get_project(project_id).await?;
         let user = self.get_user(user_id).await?;
         if user.role == Role::Agent {
-            return Err(StoreError::invalid("user_id", "the Agent user cannot be a project member"));
+            return Err(StoreError::invalid(
+                "user_id",
+                "the Agent user cannot be a project member",
+            ));
         }
         sqlx::query(
             "INSERT INTO project_members (project_id, user_id, access) VALUES ($1, $2, $3) \

@@ -78,19 +78,21 @@ impl Store {
             .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
             .map_err(|_| StoreError::Crypto)?;
         let id = new_id();
-        sqlx::query("INSERT INTO secrets (id, nonce, ciphertext, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(B64.encode(nonce))
-            .bind(B64.encode(ct))
-            .bind(self.now())
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO secrets (id, nonce, ciphertext, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(B64.encode(nonce))
+        .bind(B64.encode(ct))
+        .bind(self.now())
+        .execute(&mut **tx)
+        .await?;
         Ok(id)
     }
 
     /// Encrypts and stores a secret; returns its id.
     pub async fn put_secret(&self, plaintext: &str) -> StoreResult<String> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         let id = self.put_secret_in(&mut tx, plaintext).await?;
         tx.commit().await?;
         Ok(id)
@@ -116,7 +118,9 @@ impl Store {
             .cipher()
             .decrypt(Nonce::from_slice(&nonce), ct.as_slice())
             .map_err(|_| StoreError::Crypto)?;
-        String::from_utf8(pt).map(Some).map_err(|_| StoreError::Crypto)
+        String::from_utf8(pt)
+            .map(Some)
+            .map_err(|_| StoreError::Crypto)
     }
 
     /// Deletes a secret for real (not a soft delete).

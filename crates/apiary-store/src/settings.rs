@@ -39,8 +39,9 @@ pub(crate) async fn read_settings(conn: &mut AnyConnection) -> StoreResult<Setti
         .fetch_optional(&mut *conn)
         .await?;
     match row {
-        Some((json,)) => serde_json::from_str(&json)
-            .map_err(|e| StoreError::invalid("settings", format!("stored settings unreadable: {e}"))),
+        Some((json,)) => serde_json::from_str(&json).map_err(|e| {
+            StoreError::invalid("settings", format!("stored settings unreadable: {e}"))
+        }),
         None => Ok(Settings::default()),
     }
 }

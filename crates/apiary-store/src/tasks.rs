@@ -68,7 +68,33 @@ pub(crate) struct TaskRow {
     created_at: i64,
     updated_at: i64,
 }
-from_row!(TaskRow { id, project_id, title, description, status, assignee_id, agent_status, box_id, control_url, code_url, site_url, control_secret_id, pr_url, branch, spec, spec_revision, last_error, box_torn_down, parked, status_changed_at, queued_at, round, attempt, created_at, updated_at });
+from_row!(TaskRow {
+    id,
+    project_id,
+    title,
+    description,
+    status,
+    assignee_id,
+    agent_status,
+    box_id,
+    control_url,
+    code_url,
+    site_url,
+    control_secret_id,
+    pr_url,
+    branch,
+    spec,
+    spec_revision,
+    last_error,
+    box_torn_down,
+    parked,
+    status_changed_at,
+    queued_at,
+    round,
+    attempt,
+    created_at,
+    updated_at
+});
 
 pub(crate) const TASK_COLS: &str = "id, project_id, title, description, status, assignee_id, \
     agent_status, box_id, control_url, code_url, site_url, control_secret_id, pr_url, branch, spec, \
@@ -136,7 +162,10 @@ fn validate_title(title: &str) -> StoreResult<()> {
 
 fn validate_description(d: &str) -> StoreResult<()> {
     if d.len() > 100_000 {
-        return Err(StoreError::invalid("description", "must be at most 100000 bytes"));
+        return Err(StoreError::invalid(
+            "description",
+            "must be at most 100000 bytes",
+        ));
     }
     Ok(())
 }
@@ -176,7 +205,7 @@ impl Store {
         validate_description(&new.description)?;
         let id = new_id();
         let now = self.now();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1")
             .bind(project_id)
             .fetch_optional(&mut *tx)
@@ -212,12 +241,13 @@ impl Store {
 
     /// One task by id, with its queue position.
     pub async fn get_task(&self, id: &str) -> StoreResult<Task> {
-        let mut task = sqlx::query_as::<_, TaskRow>(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(TaskRow::into_task)
-            .ok_or(StoreError::NotFound("task"))?;
+        let mut task =
+            sqlx::query_as::<_, TaskRow>(&format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TaskRow::into_task)
+                .ok_or(StoreError::NotFound("task"))?;
         if task.agent_status == AgentStatus::Queued {
             let (ahead,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM tasks WHERE agent_status = 'queued' \
@@ -249,8 +279,14 @@ impl Store {
             )
             .fetch_all(&self.pool)
             .await?;
-            for t in tasks.iter_mut().filter(|t| t.agent_status == AgentStatus::Queued) {
-                t.queue_position = queue.iter().position(|(id,)| *id == t.id).map(|p| p as i64 + 1);
+            for t in tasks
+                .iter_mut()
+                .filter(|t| t.agent_status == AgentStatus::Queued)
+            {
+                t.queue_position = queue
+                    .iter()
+                    .position(|(id,)| *id == t.id)
+                    .map(|p| p as i64 + 1);
             }
         }
         Ok(tasks)
@@ -271,7 +307,7 @@ impl Store {
         if let Some(d) = &patch.description {
             validate_description(d)?;
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         let current = self.lock_task(&mut tx, id).await?;
         let agent_id = self.agent_id_in(&mut tx).await?;
         let was_agent = current.assignee_id.as_deref() == Some(agent_id.as_str());
@@ -290,8 +326,12 @@ impl Store {
                     outcome = Some(
                         self.transition_in(
                             &mut tx,
-                            TransitionRequest::new(id, AgentStatus::Cancelled, Actor::Human(by.id.clone()))
-                                .with_message("unassigned from the Agent"),
+                            TransitionRequest::new(
+                                id,
+                                AgentStatus::Cancelled,
+                                Actor::Human(by.id.clone()),
+                            )
+                            .with_message("unassigned from the Agent"),
                         )
                         .await?,
                     );
@@ -317,13 +357,18 @@ impl Store {
     /// Hands a task to the agent: assigns it to the Agent user and moves it to `queued`.
     /// The one code path behind the hand-off action and assignment to the Agent.
     pub async fn hand_off(&self, id: &str, by: &User) -> StoreResult<TransitionOutcome> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         let outcome = self.hand_off_in(&mut tx, id, by).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
-    pub(crate) async fn hand_off_in(&self, tx: &mut Tx, id: &str, by: &User) -> StoreResult<TransitionOutcome> {
+    pub(crate) async fn hand_off_in(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        by: &User,
+    ) -> StoreResult<TransitionOutcome> {
         let agent_id = self.agent_id_in(tx).await?;
         let outcome = self
             .transition_in(

@@ -91,7 +91,7 @@ pub struct TransitionOutcome {
 impl Store {
     /// Runs one transition in its own transaction.
     pub async fn transition(&self, req: TransitionRequest) -> StoreResult<TransitionOutcome> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin().await?;
         let outcome = self.transition_in(&mut tx, req).await?;
         tx.commit().await?;
         Ok(outcome)
@@ -184,8 +184,11 @@ impl Store {
             0
         };
         for effect in &effects {
-            let mut job = NewJob::new(effect.job_kind(), json!({ "task_id": task.id, "event_id": event_id }))
-                .for_task(&task.id);
+            let mut job = NewJob::new(
+                effect.job_kind(),
+                json!({ "task_id": task.id, "event_id": event_id }),
+            )
+            .for_task(&task.id);
             match effect {
                 SideEffect::DrainQueue => job = job.dedupe("drain_queue"),
                 SideEffect::TearDownAfterGrace => job = job.run_at(now + grace_ms),

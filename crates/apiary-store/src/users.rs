@@ -28,7 +28,13 @@ pub(crate) struct UserRow {
     role: String,
     created_at: i64,
 }
-from_row!(UserRow { id, email, name, role, created_at });
+from_row!(UserRow {
+    id,
+    email,
+    name,
+    role,
+    created_at
+});
 
 impl UserRow {
     pub(crate) fn into_user(self) -> User {
@@ -86,7 +92,10 @@ fn validate_new_user(u: &NewUser) -> StoreResult<()> {
     }
     if let Some(p) = &u.password {
         if p.len() < 8 || p.len() > 1024 {
-            return Err(StoreError::invalid("password", "must be 8 to 1024 characters"));
+            return Err(StoreError::invalid(
+                "password",
+                "must be 8 to 1024 characters",
+            ));
         }
     }
     Ok(())

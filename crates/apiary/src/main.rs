@@ -133,7 +133,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -152,13 +153,19 @@ fn worker(orch: &Orchestrator) -> apiary_orchestrator::Worker {
 async fn serve(db: DbArgs, bind: SocketAddr, secure_cookies: bool) -> Result<()> {
     let store = open_store(&db).await?;
     if let Some((admin, generated)) = store
-        .bootstrap(nonempty_env("APIARY_ADMIN_EMAIL"), nonempty_env("APIARY_ADMIN_PASSWORD"))
+        .bootstrap(
+            nonempty_env("APIARY_ADMIN_EMAIL"),
+            nonempty_env("APIARY_ADMIN_PASSWORD"),
+        )
         .await
         .context("creating the first users")?
     {
         match generated {
             Some(pw) => println!("First admin: {}  password: {pw}  (shown once)", admin.email),
-            None => println!("First admin: {} (password from APIARY_ADMIN_PASSWORD)", admin.email),
+            None => println!(
+                "First admin: {} (password from APIARY_ADMIN_PASSWORD)",
+                admin.email
+            ),
         }
     }
     let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
@@ -179,7 +186,10 @@ async fn serve(db: DbArgs, bind: SocketAddr, secure_cookies: bool) -> Result<()>
         let mut rx = stop_rx;
         let _ = rx.wait_for(|v| *v).await;
     }));
-    server.serve(shutdown_signal()).await.context("serving HTTP")?;
+    server
+        .serve(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = worker_task.await;
     store.close().await;
@@ -205,7 +215,9 @@ async fn main() -> Result<()> {
             let store = open_store(&db).await?;
             let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
             tracing::info!("worker running; Ctrl-C to stop");
-            worker(&orch).run(Duration::from_secs(1), shutdown_signal()).await;
+            worker(&orch)
+                .run(Duration::from_secs(1), shutdown_signal())
+                .await;
             store.close().await;
             Ok(())
         }
@@ -215,7 +227,13 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::User {
-            command: UserCommand::Create { db, email, name, role },
+            command:
+                UserCommand::Create {
+                    db,
+                    email,
+                    name,
+                    role,
+                },
         } => {
             let role = match role.as_str() {
                 "admin" => Role::Admin,

@@ -15,7 +15,9 @@ use crate::AppState;
 /// Refuses the Agent user: it is never a reviewer.
 fn reviewer(caller: &Caller) -> ApiResult<()> {
     if caller.user.role == Role::Agent {
-        return Err(ApiError::forbidden("the Agent user cannot act as a reviewer"));
+        return Err(ApiError::forbidden(
+            "the Agent user cannot act as a reviewer",
+        ));
     }
     Ok(())
 }
@@ -23,7 +25,11 @@ fn reviewer(caller: &Caller) -> ApiResult<()> {
 /// Hands the task to the agent (the same path as assigning it to the Agent user).
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/handoff", tag = "agent",
     responses((status = 200, body = TransitionOut), (status = 409, body = ErrorBody)))]
-pub async fn handoff(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<TransitionOut>> {
+pub async fn handoff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TransitionOut>> {
     reviewer(&caller)?;
     writable_task(&state, &caller, &id).await?;
     let outcome = state.store.hand_off(&id, &caller.user).await?;
@@ -56,7 +62,10 @@ pub async fn list_logs(
     readable_task(&state, &caller, &id).await?;
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit", "limit must be between 1 and 1000"));
+        return Err(ApiError::bad_request(
+            "limit",
+            "limit must be between 1 and 1000",
+        ));
     }
     if q.after < 0 {
         return Err(ApiError::bad_request("after", "after must be 0 or more"));

@@ -22,7 +22,11 @@ fn secure(state: &AppState, headers: &HeaderMap) -> bool {
 /// Signs in with email and password; sets the session cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginIn, tag = "auth",
     responses((status = 200, body = LoginOut), (status = 401, body = ErrorBody)))]
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, ApiJson(body): ApiJson<LoginIn>) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginIn>,
+) -> ApiResult<Response> {
     if body.email.len() > 254 || body.password.len() > 1024 {
         return Err(ApiError::unauthorized("wrong email or password"));
     }
@@ -36,7 +40,11 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, ApiJson(bo
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         ttl / 1000,
-        if secure(&state, &headers) { "; Secure" } else { "" }
+        if secure(&state, &headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     Ok((
         [(header::SET_COOKIE, cookie)],
@@ -73,6 +81,17 @@ pub async fn get_me(caller: Caller) -> Json<MeOut> {
 
 /// Everyone who can be assigned or added to a project.
 #[utoipa::path(get, path = "/api/v1/users", tag = "auth", responses((status = 200, body = [UserOut])))]
-pub async fn list_users(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<UserOut>>> {
-    Ok(Json(state.store.list_users().await?.into_iter().map(UserOut::from).collect()))
+pub async fn list_users(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<UserOut>>> {
+    Ok(Json(
+        state
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(UserOut::from)
+            .collect(),
+    ))
 }

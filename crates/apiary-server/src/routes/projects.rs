@@ -14,7 +14,10 @@ use crate::AppState;
 
 /// The projects the caller can see.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects", responses((status = 200, body = [ProjectOut])))]
-pub async fn list_projects(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<ProjectOut>>> {
+pub async fn list_projects(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ProjectOut>>> {
     let mut out = Vec::new();
     for p in state.store.list_projects_for(&caller.user).await? {
         let access = state
@@ -48,13 +51,20 @@ pub async fn create_project(
             &caller.user,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(ProjectOut::new(p, ProjectAccess::Write))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ProjectOut::new(p, ProjectAccess::Write)),
+    ))
 }
 
 /// One project.
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
     responses((status = 200, body = ProjectOut), (status = 404, body = ErrorBody)))]
-pub async fn get_project(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ProjectOut>> {
+pub async fn get_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProjectOut>> {
     let (p, access) = caller.readable_project(&state, &id).await?;
     Ok(Json(ProjectOut::new(p, access)))
 }
@@ -83,7 +93,10 @@ pub async fn put_project_member(
     ApiJson(body): ApiJson<MemberIn>,
 ) -> ApiResult<StatusCode> {
     caller.writable_project(&state, &id).await?;
-    state.store.set_project_member(&id, &user_id, body.access).await?;
+    state
+        .store
+        .set_project_member(&id, &user_id, body.access)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

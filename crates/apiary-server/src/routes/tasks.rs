@@ -14,7 +14,10 @@ use crate::AppState;
 /// Loads a task the caller may see (404 otherwise).
 pub async fn readable_task(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Task> {
     let task = state.store.get_task(id).await?;
-    caller.readable_project(state, &task.project_id).await.map_err(|_| crate::error::ApiError::not_found("task"))?;
+    caller
+        .readable_project(state, &task.project_id)
+        .await
+        .map_err(|_| crate::error::ApiError::not_found("task"))?;
     Ok(task)
 }
 
@@ -28,9 +31,21 @@ pub async fn writable_task(state: &AppState, caller: &Caller, id: &str) -> ApiRe
 /// The tasks of a project.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/tasks", tag = "tasks",
     responses((status = 200, body = [TaskOut]), (status = 404, body = ErrorBody)))]
-pub async fn list_tasks(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<TaskOut>>> {
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TaskOut>>> {
     caller.readable_project(&state, &id).await?;
-    Ok(Json(state.store.list_tasks(&id).await?.into_iter().map(TaskOut::from).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_tasks(&id)
+            .await?
+            .into_iter()
+            .map(TaskOut::from)
+            .collect(),
+    ))
 }
 
 /// Creates a task; assigning it to the Agent user hands it over.
@@ -65,7 +80,11 @@ pub async fn create_task(
 /// One task.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks",
     responses((status = 200, body = TaskOut), (status = 404, body = ErrorBody)))]
-pub async fn get_task(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<TaskOut>> {
+pub async fn get_task(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TaskOut>> {
     Ok(Json(readable_task(&state, &caller, &id).await?.into()))
 }
 
@@ -101,9 +120,21 @@ pub async fn update_task(
 
 /// A task's comments, oldest first.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/comments", tag = "tasks", responses((status = 200, body = [CommentOut])))]
-pub async fn list_comments(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<CommentOut>>> {
+pub async fn list_comments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<CommentOut>>> {
     readable_task(&state, &caller, &id).await?;
-    Ok(Json(state.store.list_comments(&id).await?.into_iter().map(CommentOut::from).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_comments(&id)
+            .await?
+            .into_iter()
+            .map(CommentOut::from)
+            .collect(),
+    ))
 }
 
 /// Adds a comment (write access).
@@ -116,13 +147,28 @@ pub async fn create_comment(
     ApiJson(body): ApiJson<CommentIn>,
 ) -> ApiResult<(StatusCode, Json<CommentOut>)> {
     writable_task(&state, &caller, &id).await?;
-    let c = state.store.create_comment(&id, &caller.user.id, &body.body).await?;
+    let c = state
+        .store
+        .create_comment(&id, &caller.user.id, &body.body)
+        .await?;
     Ok((StatusCode::CREATED, Json(c.into())))
 }
 
 /// The task's audit trail: every transition with its actor.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = "tasks", responses((status = 200, body = [TaskEventOut])))]
-pub async fn list_task_events(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<TaskEventOut>>> {
+pub async fn list_task_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<TaskEventOut>>> {
     readable_task(&state, &caller, &id).await?;
-    Ok(Json(state.store.list_task_events(&id).await?.into_iter().map(TaskEventOut::from).collect()))
+    Ok(Json(
+        state
+            .store
+            .list_task_events(&id)
+            .await?
+            .into_iter()
+            .map(TaskEventOut::from)
+            .collect(),
+    ))
 }

@@ -1,0 +1,5 @@
+//! The HTTP suite against a real server on loopback. Runs on SQLite, and on PostgreSQL when
+//! APIARY_TEST_DATABASE_URL is set.
+
+mod auth;
+mod resources;

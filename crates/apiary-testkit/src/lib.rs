@@ -1,0 +1,264 @@
+//! Test harness shared by the store and server suites. Each test gets a fresh database: a
+//! SQLite file in a temporary folder by default, or a new PostgreSQL database on the server
+//! named by `APIARY_TEST_DATABASE_URL` (so one suite runs on both backends).
+
+use std::sync::Arc;
+
+use apiary_core::{Clock, ManualClock, SystemClock};
+use apiary_orchestrator::{Metrics, Orchestrator, Worker, WorkerBuilder};
+use apiary_server::{AppState, HttpServer, ServerConfig};
+use apiary_store::{Backend, SecretKey, Store, StoreOptions};
+use serde_json::Value;
+use sqlx::Connection;
+
+/// A migrated store on a fresh database, and what keeps that database alive.
+pub struct TestStore {
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The PostgreSQL server to test against, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("APIARY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// Creates a fresh database and opens a migrated store on it, with the given clock.
+pub async fn test_store_with_clock(clock: Arc<dyn Clock>) -> TestStore {
+    let (url, dir) = match postgres_url() {
+        Some(base) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("apiary_t_{}", uuid::Uuid::now_v7().simple());
+            let mut conn = sqlx::AnyConnection::connect(&base)
+                .await
+                .expect("connect to APIARY_TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let _ = conn.close().await;
+            let (prefix, _) = base
+                .rsplit_once('/')
+                .expect("APIARY_TEST_DATABASE_URL ends in /DATABASE");
+            (format!("{prefix}/{name}"), None)
+        }
+        None => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            (StoreOptions::sqlite_url(dir.path()), Some(dir))
+        }
+    };
+    let store = Store::connect(StoreOptions {
+        url,
+        secret_key: SecretKey::generate(),
+        clock,
+        max_connections: 8,
+    })
+    .await
+    .expect("connect test store");
+    store.migrate().await.expect("migrate test store");
+    TestStore { store, _dir: dir }
+}
+
+/// A fresh store on the wall clock.
+pub async fn test_store() -> TestStore {
+    test_store_with_clock(Arc::new(SystemClock)).await
+}
+
+/// A fresh store on a manual clock, starting at a fixed instant.
+pub async fn test_store_manual() -> (TestStore, ManualClock) {
+    let clock = ManualClock::new(1_800_000_000_000);
+    (test_store_with_clock(Arc::new(clock.clone())).await, clock)
+}
+
+/// Which backend the suite runs on (for messages and backend-specific checks).
+pub fn backend_name(store: &Store) -> &'static str {
+    match store.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
+}
+
+/// The admin the harness signs in as.
+pub const ADMIN_EMAIL: &str = "admin@example.test";
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// A real Apiary server on a loopback port, over a fresh database.
+pub struct TestApp {
+    pub base: String,
+    pub store: Store,
+    pub orch: Orchestrator,
+    pub worker: Worker,
+    _db: TestStore,
+    _server: tokio::task::JoinHandle<()>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// Starts the server (bootstrapped: the Agent user and an admin) on port 0.
+    pub async fn spawn() -> TestApp {
+        let db = test_store().await;
+        let store = db.store.clone();
+        store
+            .bootstrap(Some(ADMIN_EMAIL.into()), Some(ADMIN_PASSWORD.into()))
+            .await
+            .expect("bootstrap");
+        let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
+        let state = AppState {
+            store: store.clone(),
+            orch: orch.clone(),
+            config: Arc::new(ServerConfig::default()),
+        };
+        let server = HttpServer::bind("127.0.0.1:0".parse().unwrap(), state)
+            .await
+            .expect("bind");
+        let base = format!("http://{}", server.addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = server
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        let worker = WorkerBuilder::new(orch.clone()).build();
+        TestApp {
+            base,
+            store,
+            orch,
+            worker,
+            _db: db,
+            _server: handle,
+            _stop: stop,
+        }
+    }
+
+    /// A client with its own cookie jar, not signed in.
+    pub fn anonymous(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    /// A client signed in with a session cookie (and its CSRF token).
+    pub async fn login(&self, email: &str, password: &str) -> Client {
+        let mut c = self.anonymous();
+        let (status, body) = c
+            .post(
+                "/api/v1/auth/login",
+                serde_json::json!({ "email": email, "password": password }),
+            )
+            .await;
+        assert_eq!(status, 200, "login failed: {body}");
+        c.csrf = Some(body["csrf_token"].as_str().unwrap().to_string());
+        c
+    }
+
+    /// The bootstrapped admin, signed in.
+    pub async fn admin(&self) -> Client {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// A new member, signed in.
+    pub async fn member(&self, email: &str) -> (Client, apiary_store::User) {
+        let user = self
+            .store
+            .create_user(apiary_store::NewUser {
+                email: email.into(),
+                name: email.split('@').next().unwrap().into(),
+                role: apiary_core::Role::Member,
+                password: Some("member password".into()),
+            })
+            .await
+            .expect("create member");
+        (self.login(email, "member password").await, user)
+    }
+}
+
+/// A JSON client for the API.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    /// Sent as `X-CSRF-Token` on writes when set.
+    pub csrf: Option<String>,
+    /// Sent as `Authorization: Bearer` when set.
+    pub bearer: Option<String>,
+}
+
+impl Client {
+    /// The same cookies, without the CSRF token (to show writes are refused).
+    pub fn without_csrf(&self) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            csrf: None,
+            bearer: self.bearer.clone(),
+        }
+    }
+
+    /// A fresh client that only sends a bearer token.
+    pub fn with_bearer(base: &str, token: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+            csrf: None,
+            bearer: Some(token.to_string()),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method.clone(), format!("{}{}", self.base, path));
+        if method != reqwest::Method::GET {
+            if let Some(c) = &self.csrf {
+                r = r.header("x-csrf-token", c);
+            }
+        }
+        if let Some(b) = &self.bearer {
+            r = r.bearer_auth(b);
+        }
+        r
+    }
+
+    async fn send(r: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        Self::send(self.req(reqwest::Method::GET, path)).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        Self::send(self.req(reqwest::Method::POST, path).json(&body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        Self::send(self.req(reqwest::Method::PATCH, path).json(&body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        Self::send(self.req(reqwest::Method::PUT, path).json(&body)).await
+    }
+    /// Sends a raw body with a JSON content type (for malformed-input tests).
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        Self::send(
+            self.req(method, path)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+}

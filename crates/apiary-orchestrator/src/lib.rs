@@ -6,6 +6,7 @@
 //! store's outcome to [`Orchestrator::publish`] after its own commit.
 
 pub mod bus;
+pub mod dispatch;
 pub mod metrics;
 pub mod worker;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use apiary_store::{Store, StoreResult, TransitionOutcome, TransitionRequest};
 
 pub use bus::{EventBus, LiveEvent, LiveEventKind};
+pub use dispatch::{Dispatch, DispatchHandler};
 pub use metrics::Metrics;
 pub use worker::{JobHandler, Worker, WorkerBuilder};
 
@@ -63,6 +65,27 @@ impl Orchestrator {
         if !outcome.effects.is_empty() {
             self.wake.notify_one();
         }
+    }
+
+    /// The worker with every handler of the agent loop registered.
+    pub fn worker(&self) -> WorkerBuilder {
+        let mut b = WorkerBuilder::new(self.clone());
+        for (kind, d) in Dispatch::KINDS {
+            b = b.handler(kind, DispatchHandler::new(d));
+        }
+        b
+    }
+
+    /// Publishes a committed log batch as a live `agent_log` event.
+    pub fn publish_log(&self, task_id: &str, project_id: &str, event_id: i64, seq: i64) {
+        self.bus.send(LiveEvent {
+            id: event_id,
+            kind: LiveEventKind::AgentLog,
+            task_id: task_id.to_string(),
+            project_id: project_id.to_string(),
+            agent_status: None,
+            seq: Some(seq),
+        });
     }
 
     /// The handle the worker waits on between polls.

@@ -76,7 +76,7 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    use routes::{agent, auth, ops, projects, tasks};
+    use routes::{agent, auth, callback, events, ops, projects, tasks};
     let api = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
@@ -108,6 +108,27 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tasks/{id}/events", get(tasks::list_task_events))
         .route("/tasks/{id}/agent/handoff", post(agent::handoff))
+        .route("/tasks/{id}/agent/approve-spec", post(agent::approve_spec))
+        .route("/tasks/{id}/agent/revise-spec", post(agent::revise_spec))
+        .route(
+            "/tasks/{id}/agent/request-changes",
+            post(agent::request_changes),
+        )
+        .route("/tasks/{id}/agent/mark-merged", post(agent::mark_merged))
+        .route("/tasks/{id}/agent/retry", post(agent::retry))
+        .route("/tasks/{id}/agent/cancel", post(agent::cancel))
+        .route("/tasks/{id}/agent/teardown", post(agent::teardown))
+        .route(
+            "/tasks/{id}/agent/spec-revisions",
+            get(agent::list_spec_revisions),
+        )
+        .route("/agent/tasks/{id}", get(callback::get_box_task))
+        .route("/agent/tasks/{id}/status", post(callback::post_status))
+        .route("/agent/tasks/{id}/spec", post(callback::post_spec))
+        .route("/agent/tasks/{id}/pr", post(callback::post_pr))
+        .route("/agent/tasks/{id}/error", post(callback::post_error))
+        .route("/agent/tasks/{id}/logs", post(callback::post_logs))
+        .route("/events", get(events::stream_events))
         .route("/tasks/{id}/agent/logs", get(agent::list_logs))
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found);

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{agent, auth, ops, projects, tasks};
+use crate::routes::{agent, auth, callback, events, ops, projects, tasks};
 
 /// Every documented route of the user API.
 #[derive(utoipa::OpenApi)]
@@ -29,6 +29,21 @@ use crate::routes::{agent, auth, ops, projects, tasks};
         tasks::list_task_events,
         agent::handoff,
         agent::list_logs,
+        agent::approve_spec,
+        agent::revise_spec,
+        agent::request_changes,
+        agent::mark_merged,
+        agent::retry,
+        agent::cancel,
+        agent::teardown,
+        agent::list_spec_revisions,
+        callback::get_box_task,
+        callback::post_status,
+        callback::post_spec,
+        callback::post_pr,
+        callback::post_error,
+        callback::post_logs,
+        events::stream_events,
         ops::healthz,
         ops::metrics,
     )

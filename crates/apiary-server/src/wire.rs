@@ -367,3 +367,42 @@ pub struct ErrorDetail {
     pub code: String,
     pub message: String,
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct SpecRevisionOut {
+    pub revision: i64,
+    pub spec: String,
+    /// The reviewer's feedback that asked for this revision (none for the first).
+    pub feedback: Option<String>,
+    pub created_at: String,
+}
+
+impl From<store::SpecRevision> for SpecRevisionOut {
+    fn from(r: store::SpecRevision) -> Self {
+        SpecRevisionOut {
+            revision: r.revision,
+            spec: r.spec,
+            feedback: r.feedback,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewCommentOut {
+    pub author: String,
+    pub body: String,
+    pub path: Option<String>,
+    pub line: Option<i64>,
+}
+
+impl From<store::ReviewComment> for ReviewCommentOut {
+    fn from(c: store::ReviewComment) -> Self {
+        ReviewCommentOut {
+            author: c.author_name,
+            body: c.body,
+            path: c.path,
+            line: c.line,
+        }
+    }
+}

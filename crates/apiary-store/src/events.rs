@@ -33,10 +33,10 @@ from_row!(TaskEvent {
 const EVENT_COLS: &str = "id, task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, message, created_at";
 
 impl Store {
-    /// A task's audit trail, oldest first.
+    /// A task's audit trail (without log batches), oldest first.
     pub async fn list_task_events(&self, task_id: &str) -> StoreResult<Vec<TaskEvent>> {
         Ok(sqlx::query_as::<_, TaskEvent>(&format!(
-            "SELECT {EVENT_COLS} FROM task_events WHERE task_id = $1 ORDER BY id"
+            "SELECT {EVENT_COLS} FROM task_events WHERE task_id = $1 AND kind <> 'log' ORDER BY id"
         ))
         .bind(task_id)
         .fetch_all(&self.pool)
@@ -52,5 +52,13 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The newest event id (0 when there is none): where a new live stream starts.
+    pub async fn latest_event_id(&self) -> StoreResult<i64> {
+        let (id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM task_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
     }
 }

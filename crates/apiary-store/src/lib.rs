@@ -20,6 +20,7 @@ macro_rules! from_row {
 }
 
 mod auth;
+mod boxes;
 mod comments;
 mod db;
 mod error;
@@ -35,6 +36,7 @@ mod transition;
 mod users;
 
 pub use auth::{hash_token, new_token, SessionInfo};
+pub use boxes::{BoxAddress, BoxTokens, ReviewComment, SpecRevision};
 pub use comments::Comment;
 pub use db::{Backend, Store, StoreOptions, Tx};
 pub use error::{StoreError, StoreResult};
@@ -44,5 +46,5 @@ pub use logs::LogLine;
 pub use projects::{NewProject, Project, ProjectAgent, ProjectPatch};
 pub use secrets::SecretKey;
 pub use tasks::{NewTask, Task, TaskPatch};
-pub use transition::{Actor, TransitionOutcome, TransitionRequest};
+pub use transition::{Actor, NewReviewComment, TaskWrites, TransitionOutcome, TransitionRequest};
 pub use users::{NewUser, User, AGENT_EMAIL};

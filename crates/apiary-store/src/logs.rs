@@ -17,10 +17,11 @@ from_row!(LogLine {
 });
 
 impl Store {
-    /// Appends a batch in order; returns the last sequence number written (0 for an empty batch
-    /// on an empty log).
-    pub async fn append_logs(&self, task_id: &str, lines: &[String]) -> StoreResult<i64> {
+    /// Appends a batch in order and records it in the event stream (kind `log`, so live
+    /// readers resume from one cursor); returns (last sequence number, event id).
+    pub async fn append_logs(&self, task_id: &str, lines: &[String]) -> StoreResult<(i64, i64)> {
         let mut tx = self.begin().await?;
+        let task = self.lock_task(&mut tx, task_id).await?;
         let (last,): (i64,) =
             sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM agent_logs WHERE task_id = $1")
                 .bind(task_id)
@@ -40,8 +41,18 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let (event_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO task_events (task_id, project_id, kind, actor_kind, message, created_at) \
+             VALUES ($1, $2, 'log', 'box', $3, $4) RETURNING id",
+        )
+        .bind(task_id)
+        .bind(&task.project_id)
+        .bind(seq.to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok((seq, event_id))
     }
 
     /// Lines after `after`, oldest first, at most `limit`.

@@ -9,12 +9,20 @@ use std::pin::Pin;
 use crate::db::Backend;
 
 /// One migration as (version, description, sqlite sql, postgres sql); both sides always move together.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "agent api",
+        include_str!("../migrations/sqlite/0002_agent_api.sql"),
+        include_str!("../migrations/postgres/0002_agent_api.sql"),
+    ),
+];
 
 /// The embedded migrations of one backend.
 #[derive(Debug)]

@@ -29,6 +29,10 @@ pub struct Task {
     pub spec: Option<String>,
     pub spec_revision: i64,
     pub last_error: Option<String>,
+    /// Spec revision feedback waiting for the box.
+    pub spec_feedback: Option<String>,
+    /// The approver's note for the implementation round.
+    pub approve_note: Option<String>,
     pub box_torn_down: bool,
     pub parked: bool,
     pub status_changed_at: i64,
@@ -59,6 +63,8 @@ pub(crate) struct TaskRow {
     spec: Option<String>,
     spec_revision: i64,
     last_error: Option<String>,
+    spec_feedback: Option<String>,
+    approve_note: Option<String>,
     box_torn_down: i64,
     parked: i64,
     status_changed_at: i64,
@@ -86,6 +92,8 @@ from_row!(TaskRow {
     spec,
     spec_revision,
     last_error,
+    spec_feedback,
+    approve_note,
     box_torn_down,
     parked,
     status_changed_at,
@@ -98,7 +106,7 @@ from_row!(TaskRow {
 
 pub(crate) const TASK_COLS: &str = "id, project_id, title, description, status, assignee_id, \
     agent_status, box_id, control_url, code_url, site_url, control_secret_id, pr_url, branch, spec, \
-    spec_revision, last_error, box_torn_down, parked, status_changed_at, queued_at, round, attempt, \
+    spec_revision, last_error, spec_feedback, approve_note, box_torn_down, parked, status_changed_at, queued_at, round, attempt, \
     created_at, updated_at";
 
 impl TaskRow {
@@ -121,6 +129,8 @@ impl TaskRow {
             spec: self.spec,
             spec_revision: self.spec_revision,
             last_error: self.last_error,
+            spec_feedback: self.spec_feedback,
+            approve_note: self.approve_note,
             box_torn_down: flag(self.box_torn_down),
             parked: flag(self.parked),
             status_changed_at: self.status_changed_at,

@@ -49,6 +49,32 @@ pub struct TransitionRequest {
     pub message: Option<String>,
     /// For `failed`: the error kept in `last_error`.
     pub error: Option<String>,
+    /// Data that arrives with the transition, written only when it applies.
+    pub writes: TaskWrites,
+}
+
+/// A review comment for the box's next round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReviewComment {
+    pub author_id: String,
+    pub body: String,
+    pub path: Option<String>,
+    pub line: Option<i64>,
+}
+
+/// What a transition carries in: a spec, a PR, feedback, a note, review comments.
+#[derive(Debug, Clone, Default)]
+pub struct TaskWrites {
+    /// A submitted spec: stored as the next numbered revision.
+    pub spec: Option<String>,
+    pub pr_url: Option<String>,
+    pub branch: Option<String>,
+    /// Spec revision feedback for the box.
+    pub feedback: Option<String>,
+    /// The approver's note for the implementation.
+    pub note: Option<String>,
+    /// Review comments for the next round.
+    pub review_comments: Vec<NewReviewComment>,
 }
 
 impl TransitionRequest {
@@ -59,7 +85,13 @@ impl TransitionRequest {
             actor,
             message: None,
             error: None,
+            writes: TaskWrites::default(),
         }
+    }
+
+    pub fn with_writes(mut self, writes: TaskWrites) -> Self {
+        self.writes = writes;
+        self
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
@@ -89,6 +121,69 @@ pub struct TransitionOutcome {
 }
 
 impl Store {
+    async fn apply_writes(
+        &self,
+        tx: &mut Tx,
+        task_id: &str,
+        w: &TaskWrites,
+        now: i64,
+    ) -> StoreResult<()> {
+        if let Some(spec) = &w.spec {
+            sqlx::query(
+                "INSERT INTO spec_revisions (task_id, revision, spec, feedback, created_at) \
+                 SELECT id, spec_revision + 1, $1, spec_feedback, $2 FROM tasks WHERE id = $3",
+            )
+            .bind(spec)
+            .bind(now)
+            .bind(task_id)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE tasks SET spec = $1, spec_revision = spec_revision + 1, spec_feedback = NULL WHERE id = $2")
+                .bind(spec)
+                .bind(task_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if w.pr_url.is_some() || w.branch.is_some() {
+            sqlx::query("UPDATE tasks SET pr_url = COALESCE($1, pr_url), branch = COALESCE($2, branch) WHERE id = $3")
+                .bind(&w.pr_url)
+                .bind(&w.branch)
+                .bind(task_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if let Some(feedback) = &w.feedback {
+            sqlx::query("UPDATE tasks SET spec_feedback = $1 WHERE id = $2")
+                .bind(feedback)
+                .bind(task_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if w.note.is_some() {
+            sqlx::query("UPDATE tasks SET approve_note = $1 WHERE id = $2")
+                .bind(&w.note)
+                .bind(task_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        for c in &w.review_comments {
+            sqlx::query(
+                "INSERT INTO review_comments (id, task_id, round, author_id, body, path, line, created_at) \
+                 SELECT $1, id, round, $2, $3, $4, $5, $6 FROM tasks WHERE id = $7",
+            )
+            .bind(crate::db::new_id())
+            .bind(&c.author_id)
+            .bind(&c.body)
+            .bind(&c.path)
+            .bind(c.line)
+            .bind(now)
+            .bind(task_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Runs one transition in its own transaction.
     pub async fn transition(&self, req: TransitionRequest) -> StoreResult<TransitionOutcome> {
         let mut tx = self.begin().await?;
@@ -178,6 +273,7 @@ impl Store {
         .bind(now)
         .fetch_one(&mut **tx)
         .await?;
+        self.apply_writes(tx, &task.id, &req.writes, now).await?;
         let grace_ms = if effects.contains(&SideEffect::TearDownAfterGrace) {
             read_settings(tx).await?.timeouts.failed_grace_s as i64 * 1000
         } else {

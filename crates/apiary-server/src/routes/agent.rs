@@ -1,16 +1,318 @@
 //! Human agent actions and the agent log.
 
-use apiary_core::Role;
+use apiary_core::{AgentStatus, Role};
+use apiary_store::{Actor, NewReviewComment, TaskWrites, TransitionRequest};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
 use crate::routes::tasks::{readable_task, writable_task};
-use crate::wire::{rfc3339, ErrorBody, LogLineOut, LogPage, TransitionOut};
+use crate::wire::{rfc3339, ErrorBody, LogLineOut, LogPage, SpecRevisionOut, TransitionOut};
 use crate::AppState;
+
+/// Limits on what a reviewer sends the box.
+const MAX_TEXT: usize = 20_000;
+const MAX_REVIEW_COMMENTS: usize = 200;
+
+/// `approve-spec` body.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveIn {
+    pub note: Option<String>,
+}
+
+/// `revise-spec` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviseIn {
+    pub feedback: String,
+}
+
+/// One review comment, optionally anchored to a file line.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewCommentIn {
+    pub body: String,
+    pub path: Option<String>,
+    pub line: Option<i64>,
+}
+
+/// `request-changes` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestChangesIn {
+    pub comments: Vec<ReviewCommentIn>,
+}
+
+/// Runs a human action: reviewer check, write access, the transition (with what it carries),
+/// publish after commit, and the task as it now is.
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    to: AgentStatus,
+    writes: TaskWrites,
+    message: Option<String>,
+) -> ApiResult<Json<TransitionOut>> {
+    reviewer(caller)?;
+    writable_task(state, caller, id).await?;
+    let mut req =
+        TransitionRequest::new(id, to, Actor::Human(caller.user.id.clone())).with_writes(writes);
+    req.message = message;
+    let outcome = state.orch.transition(req).await?;
+    Ok(Json(TransitionOut {
+        task: state.store.get_task(id).await?.into(),
+        changed: outcome.changed,
+    }))
+}
+
+fn check_text(field: &str, v: &str, required: bool) -> ApiResult<()> {
+    if required && v.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if v.len() > MAX_TEXT {
+        return Err(ApiError::bad_request(
+            field,
+            format!("{field} must be at most {MAX_TEXT} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Approves the spec; the box is told to implement it.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/approve-spec", request_body = ApproveIn, tag = "agent",
+    responses((status = 200, body = TransitionOut), (status = 409, body = ErrorBody)))]
+pub async fn approve_spec(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ApproveIn>,
+) -> ApiResult<Json<TransitionOut>> {
+    if let Some(n) = &body.note {
+        check_text("note", n, false)?;
+    }
+    let writes = TaskWrites {
+        note: body.note.clone(),
+        ..Default::default()
+    };
+    act(
+        &state,
+        &caller,
+        &id,
+        AgentStatus::SpecApproved,
+        writes,
+        body.note,
+    )
+    .await
+}
+
+/// Sends the spec back to the box with feedback.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/revise-spec", request_body = ReviseIn, tag = "agent",
+    responses((status = 200, body = TransitionOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn revise_spec(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReviseIn>,
+) -> ApiResult<Json<TransitionOut>> {
+    check_text("feedback", &body.feedback, true)?;
+    let writes = TaskWrites {
+        feedback: Some(body.feedback.clone()),
+        ..Default::default()
+    };
+    act(
+        &state,
+        &caller,
+        &id,
+        AgentStatus::Speccing,
+        writes,
+        Some(body.feedback),
+    )
+    .await
+}
+
+/// Requests changes on the PR; the comments go to the box for the next round.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/request-changes", request_body = RequestChangesIn, tag = "agent",
+    responses((status = 200, body = TransitionOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn request_changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RequestChangesIn>,
+) -> ApiResult<Json<TransitionOut>> {
+    if body.comments.is_empty() || body.comments.len() > MAX_REVIEW_COMMENTS {
+        return Err(ApiError::bad_request(
+            "comments",
+            format!("comments must hold 1 to {MAX_REVIEW_COMMENTS} comments"),
+        ));
+    }
+    let mut review = Vec::new();
+    for c in body.comments {
+        check_text("comments.body", &c.body, true)?;
+        if c.path
+            .as_ref()
+            .is_some_and(|p| p.is_empty() || p.len() > 1000)
+        {
+            return Err(ApiError::bad_request(
+                "comments.path",
+                "comments.path must be 1 to 1000 bytes",
+            ));
+        }
+        if c.line.is_some_and(|l| l < 1) {
+            return Err(ApiError::bad_request(
+                "comments.line",
+                "comments.line must be 1 or more",
+            ));
+        }
+        review.push(NewReviewComment {
+            author_id: caller.user.id.clone(),
+            body: c.body,
+            path: c.path,
+            line: c.line,
+        });
+    }
+    let n = review.len();
+    let writes = TaskWrites {
+        review_comments: review,
+        ..Default::default()
+    };
+    act(
+        &state,
+        &caller,
+        &id,
+        AgentStatus::ChangesRequested,
+        writes,
+        Some(format!("{n} review comment(s)")),
+    )
+    .await
+}
+
+/// Marks the PR merged; the box is torn down.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/mark-merged", tag = "agent",
+    responses((status = 200, body = TransitionOut), (status = 409, body = ErrorBody)))]
+pub async fn mark_merged(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TransitionOut>> {
+    act(
+        &state,
+        &caller,
+        &id,
+        AgentStatus::Merged,
+        TaskWrites::default(),
+        None,
+    )
+    .await
+}
+
+/// Retries a failed task on a fresh box.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/retry", tag = "agent",
+    responses((status = 200, body = TransitionOut), (status = 409, body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TransitionOut>> {
+    let task = readable_task(&state, &caller, &id).await?;
+    if task.agent_status != AgentStatus::Failed {
+        return Err(crate::error::ApiError::from(
+            apiary_store::StoreError::InvalidTransition {
+                from: task.agent_status,
+                to: AgentStatus::Queued,
+                actor: apiary_core::ActorKind::Human,
+                allowed: apiary_core::allowed_targets(
+                    task.agent_status,
+                    apiary_core::ActorKind::Human,
+                ),
+            },
+        ));
+    }
+    act(
+        &state,
+        &caller,
+        &id,
+        AgentStatus::Queued,
+        TaskWrites::default(),
+        Some("retry".into()),
+    )
+    .await
+}
+
+/// Stops the agent's work on the task; the box is torn down.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/cancel", tag = "agent",
+    responses((status = 200, body = TransitionOut), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TransitionOut>> {
+    act(
+        &state,
+        &caller,
+        &id,
+        AgentStatus::Cancelled,
+        TaskWrites::default(),
+        None,
+    )
+    .await
+}
+
+/// Destroys the task's box now and keeps its status (a box waiting on a human is parked).
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/teardown", tag = "agent",
+    responses((status = 202, body = TransitionOut)))]
+pub async fn teardown(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(axum::http::StatusCode, Json<TransitionOut>)> {
+    reviewer(&caller)?;
+    let task = writable_task(&state, &caller, &id).await?;
+    state
+        .store
+        .enqueue(
+            apiary_store::NewJob::new(
+                "teardown",
+                json!({ "task_id": task.id, "requested_by": caller.user.id }),
+            )
+            .for_task(&task.id),
+        )
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(TransitionOut {
+            task: task.into(),
+            changed: false,
+        }),
+    ))
+}
+
+/// Every spec the box submitted, with the feedback that asked for each.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/agent/spec-revisions", tag = "agent", responses((status = 200, body = [SpecRevisionOut])))]
+pub async fn list_spec_revisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<SpecRevisionOut>>> {
+    readable_task(&state, &caller, &id).await?;
+    Ok(Json(
+        state
+            .store
+            .spec_revisions(&id)
+            .await?
+            .into_iter()
+            .map(SpecRevisionOut::from)
+            .collect(),
+    ))
+}
 
 /// Refuses the Agent user: it is never a reviewer.
 fn reviewer(caller: &Caller) -> ApiResult<()> {

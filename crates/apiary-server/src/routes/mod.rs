@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod auth;
+pub mod callback;
+pub mod events;
 pub mod ops;
 pub mod projects;
 pub mod tasks;

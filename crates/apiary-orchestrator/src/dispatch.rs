@@ -1,0 +1,159 @@
+//! Dispatch jobs: tell a task's box to start implementing, apply review comments, or revise
+//! its spec, by POSTing to its control plane with the control token. Success moves the task
+//! along the system row of the table; a failure keeps the status, records `last_error` and is
+//! retried with backoff; once the retries are spent the changes round rolls back to `pr_ready`
+//! (the review comments stay stored for the next request).
+
+use std::time::Duration;
+
+use apiary_core::AgentStatus;
+use apiary_store::{Actor, Job, JobFailure, StoreError, TransitionRequest};
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::worker::JobHandler;
+use crate::Orchestrator;
+
+/// Which control-plane call a dispatch job makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    Implement,
+    Changes,
+    Revise,
+}
+
+impl Dispatch {
+    /// The job kinds, as the transition table's side effects name them.
+    pub const KINDS: [(&'static str, Dispatch); 3] = [
+        ("dispatch_implement", Dispatch::Implement),
+        ("dispatch_changes", Dispatch::Changes),
+        ("dispatch_spec_revise", Dispatch::Revise),
+    ];
+
+    fn path(self) -> &'static str {
+        match self {
+            Dispatch::Implement => "/implement/start",
+            Dispatch::Changes => "/changes/apply",
+            Dispatch::Revise => "/spec/revise",
+        }
+    }
+
+    /// The status the task must be in for this dispatch to still make sense.
+    fn expects(self) -> AgentStatus {
+        match self {
+            Dispatch::Implement => AgentStatus::SpecApproved,
+            Dispatch::Changes => AgentStatus::ChangesRequested,
+            Dispatch::Revise => AgentStatus::Speccing,
+        }
+    }
+}
+
+/// The handler of one dispatch kind.
+pub struct DispatchHandler {
+    pub kind: Dispatch,
+    pub client: reqwest::Client,
+}
+
+impl DispatchHandler {
+    pub fn new(kind: Dispatch) -> Self {
+        DispatchHandler {
+            kind,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .expect("http client"),
+        }
+    }
+}
+
+fn store_err(e: StoreError) -> JobFailure {
+    JobFailure::Retryable(e.to_string())
+}
+
+#[async_trait]
+impl JobHandler for DispatchHandler {
+    async fn run(&self, orch: &Orchestrator, job: &Job) -> Result<(), JobFailure> {
+        let task_id = job
+            .task_id
+            .clone()
+            .ok_or_else(|| JobFailure::Fatal("dispatch job without a task".into()))?;
+        let store = &orch.store;
+        let task = store.get_task(&task_id).await.map_err(store_err)?;
+        if task.agent_status != self.kind.expects() {
+            // The task moved on (cancelled, failed, re-dispatched): nothing to send.
+            return Ok(());
+        }
+        let body: Value = match self.kind {
+            Dispatch::Implement => json!({ "note": task.approve_note }),
+            Dispatch::Revise => {
+                json!({ "feedback": task.spec_feedback.clone().unwrap_or_default() })
+            }
+            Dispatch::Changes => {
+                let comments = store
+                    .review_comments(&task.id, task.round)
+                    .await
+                    .map_err(store_err)?;
+                json!({ "comments": comments.iter().map(|c| json!({
+                    "author": c.author_name, "body": c.body, "path": c.path, "line": c.line,
+                })).collect::<Vec<_>>() })
+            }
+        };
+        let result = match (
+            &task.control_url,
+            store.control_token(&task.id).await.map_err(store_err)?,
+        ) {
+            (Some(url), Some(token)) => {
+                let url = format!("{}{}", url.trim_end_matches('/'), self.kind.path());
+                match self
+                    .client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!(
+                        "box control plane answered {} to {}",
+                        r.status(),
+                        self.kind.path()
+                    )),
+                    Err(e) => Err(format!("box control plane unreachable: {e}")),
+                }
+            }
+            _ => Err("the task has no box to dispatch to".to_string()),
+        };
+        match result {
+            Ok(()) => {
+                store
+                    .set_last_error(&task.id, None)
+                    .await
+                    .map_err(store_err)?;
+                if self.kind != Dispatch::Revise {
+                    orch.transition(
+                        TransitionRequest::new(&task.id, AgentStatus::Implementing, Actor::System)
+                            .with_message(format!("dispatched {}", self.kind.path())),
+                    )
+                    .await
+                    .map_err(store_err)?;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                store
+                    .set_last_error(&task.id, Some(&error))
+                    .await
+                    .map_err(store_err)?;
+                if job.attempt >= job.max_attempts && self.kind == Dispatch::Changes {
+                    orch.transition(
+                        TransitionRequest::new(&task.id, AgentStatus::PrReady, Actor::System)
+                            .with_message(format!("could not dispatch the review: {error}")),
+                    )
+                    .await
+                    .map_err(store_err)?;
+                }
+                Err(JobFailure::Retryable(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The worker's handler registry and the rule that live events follow commits.
+
+use std::sync::{Arc, Mutex};
+
+use apiary_core::{AgentStatus, Role};
+use apiary_orchestrator::{JobHandler, Metrics, Orchestrator, WorkerBuilder};
+use apiary_store::{Actor, Job, JobFailure, NewJob, NewProject, NewTask, TransitionRequest};
+use apiary_testkit::test_store;
+use async_trait::async_trait;
+use serde_json::json;
+
+struct Record(Arc<Mutex<Vec<(String, i64)>>>, bool);
+
+#[async_trait]
+impl JobHandler for Record {
+    async fn run(&self, _orch: &Orchestrator, job: &Job) -> Result<(), JobFailure> {
+        self.0.lock().unwrap().push((job.kind.clone(), job.attempt));
+        if self.1 && job.attempt < 2 {
+            return Err(JobFailure::Retryable("first try fails".into()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_worker_runs_registered_kinds_and_leaves_the_rest_queued() {
+    let db = test_store().await;
+    let orch = Orchestrator::new(db.store.clone(), Arc::new(Metrics::default()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let worker = WorkerBuilder::new(orch.clone())
+        .handler("a", Record(seen.clone(), false))
+        .build();
+    let a = db
+        .store
+        .enqueue(NewJob::new("a", json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = db
+        .store
+        .enqueue(NewJob::new("b", json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(worker.drain().await.unwrap(), 1);
+    assert_eq!(*seen.lock().unwrap(), vec![("a".to_string(), 1)]);
+    assert_eq!(db.store.get_job(a).await.unwrap().unwrap().state, "done");
+    assert_eq!(db.store.get_job(b).await.unwrap().unwrap().state, "pending");
+    assert!(orch
+        .metrics
+        .render()
+        .contains("apiary_jobs_total{kind=\"a\",outcome=\"done\"} 1"));
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_by_the_worker() {
+    let db = test_store().await;
+    let orch = Orchestrator::new(db.store.clone(), Arc::new(Metrics::default()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let worker = WorkerBuilder::new(orch.clone())
+        .handler("a", Record(seen.clone(), true))
+        .build();
+    let id = db
+        .store
+        .enqueue(NewJob::new("a", json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(worker.drain().await.unwrap(), 1);
+    let job = db.store.get_job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state.as_str(), job.last_error.as_deref()),
+        ("pending", Some("first try fails"))
+    );
+    assert!(job.run_at > db.store.now());
+    assert_eq!(worker.drain().await.unwrap(), 0, "not before its backoff");
+}
+
+#[tokio::test]
+async fn live_events_follow_commits_only() {
+    let db = test_store().await;
+    let store = &db.store;
+    store.bootstrap(None, None).await.unwrap();
+    let admin = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.role == Role::Admin)
+        .unwrap();
+    let p = store
+        .create_project(
+            NewProject {
+                name: "P".into(),
+                description: "".into(),
+            },
+            &admin,
+        )
+        .await
+        .unwrap();
+    let (t, _) = store
+        .create_task(
+            &p.id,
+            NewTask {
+                title: "T".into(),
+                description: "".into(),
+                status: None,
+                assignee_id: None,
+            },
+            &admin,
+        )
+        .await
+        .unwrap();
+    let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
+    let mut rx = orch.bus.subscribe();
+    let human = Actor::Human(admin.id.clone());
+    // Refused: nothing published.
+    assert!(orch
+        .transition(TransitionRequest::new(
+            &t.id,
+            AgentStatus::PrReady,
+            human.clone()
+        ))
+        .await
+        .is_err());
+    assert!(rx.try_recv().is_err());
+    // Committed: published once, and the change is visible to whoever reacts to it.
+    orch.transition(TransitionRequest::new(
+        &t.id,
+        AgentStatus::Queued,
+        human.clone(),
+    ))
+    .await
+    .unwrap();
+    let ev = rx.try_recv().unwrap();
+    assert_eq!(ev.agent_status, Some(AgentStatus::Queued));
+    assert_eq!(
+        store.get_task(&t.id).await.unwrap().agent_status,
+        AgentStatus::Queued
+    );
+    // Repeated: a no-op publishes nothing.
+    orch.transition(TransitionRequest::new(&t.id, AgentStatus::Queued, human))
+        .await
+        .unwrap();
+    assert!(rx.try_recv().is_err());
+}

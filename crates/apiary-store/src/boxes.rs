@@ -1,0 +1,183 @@
+//! A box's credentials and what it reads: the callback token (stored as a hash, bound to one
+//! task and one box), the control token (encrypted), review comments and spec revisions.
+
+use crate::auth::{hash_token, new_token};
+use crate::db::Store;
+use crate::error::{StoreError, StoreResult};
+
+/// The two tokens a new box gets in its boot env. Shown once; never readable again from the API.
+#[derive(Debug, Clone)]
+pub struct BoxTokens {
+    /// The box presents this to the callback API.
+    pub callback_token: String,
+    /// Apiary presents this to the box's control plane.
+    pub control_token: String,
+}
+
+/// Where a box can be reached, as its provider reports it.
+#[derive(Debug, Clone, Default)]
+pub struct BoxAddress {
+    pub box_id: String,
+    pub control_url: String,
+    pub code_url: Option<String>,
+    pub site_url: Option<String>,
+}
+
+/// A stored review comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewComment {
+    pub id: String,
+    pub round: i64,
+    pub author_id: String,
+    pub author_name: String,
+    pub body: String,
+    pub path: Option<String>,
+    pub line: Option<i64>,
+    pub created_at: i64,
+}
+from_row!(ReviewComment {
+    id,
+    round,
+    author_id,
+    author_name,
+    body,
+    path,
+    line,
+    created_at
+});
+
+/// One submitted spec, numbered from 1, with the feedback that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecRevision {
+    pub revision: i64,
+    pub spec: String,
+    pub feedback: Option<String>,
+    pub created_at: i64,
+}
+from_row!(SpecRevision {
+    revision,
+    spec,
+    feedback,
+    created_at
+});
+
+impl Store {
+    /// Attaches a box to a task and mints its tokens: the callback token is stored as a hash,
+    /// the control token encrypted. Any earlier box's tokens stop working.
+    pub async fn attach_box(&self, task_id: &str, addr: &BoxAddress) -> StoreResult<BoxTokens> {
+        let tokens = BoxTokens {
+            callback_token: new_token("apiary_box_"),
+            control_token: new_token("apiary_ctl_"),
+        };
+        let mut tx = self.begin().await?;
+        let task = self.lock_task(&mut tx, task_id).await?;
+        let secret = self.put_secret_in(&mut tx, &tokens.control_token).await?;
+        if let Some(old) = &task.control_secret_id {
+            sqlx::query("DELETE FROM secrets WHERE id = $1")
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE tasks SET box_id = $1, control_url = $2, code_url = $3, site_url = $4, \
+             control_secret_id = $5, callback_token_hash = $6, box_torn_down = 0, parked = 0, updated_at = $7 WHERE id = $8",
+        )
+        .bind(&addr.box_id)
+        .bind(&addr.control_url)
+        .bind(&addr.code_url)
+        .bind(&addr.site_url)
+        .bind(&secret)
+        .bind(hash_token(&tokens.callback_token))
+        .bind(self.now())
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(tokens)
+    }
+
+    /// The (task id, box id) a callback token is bound to, unless unknown or revoked.
+    pub async fn callback_token_task(&self, token: &str) -> StoreResult<Option<(String, String)>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, box_id FROM tasks WHERE callback_token_hash = $1")
+                .bind(hash_token(token))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(t, b)| (t, b.unwrap_or_default())))
+    }
+
+    /// The decrypted control token of the task's box.
+    pub async fn control_token(&self, task_id: &str) -> StoreResult<Option<String>> {
+        let task = self.get_task(task_id).await?;
+        match task.control_secret_id {
+            Some(id) => self.get_secret(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The teardown sink's bookkeeping, after the provider destroyed the box: the callback
+    /// token dies, the control secret is deleted for real, `box_torn_down` is set; `parked`
+    /// marks a box taken away while waiting on a human.
+    pub async fn detach_box(&self, task_id: &str, parked: bool) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let task = self.lock_task(&mut tx, task_id).await?;
+        if let Some(id) = &task.control_secret_id {
+            sqlx::query("DELETE FROM secrets WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE tasks SET callback_token_hash = NULL, control_secret_id = NULL, box_torn_down = 1, \
+             parked = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(i64::from(parked))
+        .bind(self.now())
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records an error on a task without changing its status (a dispatch being retried).
+    pub async fn set_last_error(&self, task_id: &str, error: Option<&str>) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE tasks SET last_error = $1, updated_at = $2 WHERE id = $3")
+            .bind(error)
+            .bind(self.now())
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("task"));
+        }
+        Ok(())
+    }
+
+    /// Review comments of one round, oldest first.
+    pub async fn review_comments(
+        &self,
+        task_id: &str,
+        round: i64,
+    ) -> StoreResult<Vec<ReviewComment>> {
+        Ok(sqlx::query_as::<_, ReviewComment>(
+            "SELECT c.id, c.round, c.author_id, u.name AS author_name, c.body, c.path, c.line, c.created_at \
+             FROM review_comments c JOIN users u ON u.id = c.author_id \
+             WHERE c.task_id = $1 AND c.round = $2 ORDER BY c.created_at, c.id",
+        )
+        .bind(task_id)
+        .bind(round)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every spec revision of a task, oldest first.
+    pub async fn spec_revisions(&self, task_id: &str) -> StoreResult<Vec<SpecRevision>> {
+        Ok(sqlx::query_as::<_, SpecRevision>(
+            "SELECT revision, spec, feedback, created_at FROM spec_revisions WHERE task_id = $1 ORDER BY revision",
+        )
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -222,7 +222,9 @@ pub async fn retry(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TransitionOut>> {
-    let task = readable_task(&state, &caller, &id).await?;
+    // Authorization first: a refused caller learns nothing about the task's state.
+    reviewer(&caller)?;
+    let task = writable_task(&state, &caller, &id).await?;
     if task.agent_status != AgentStatus::Failed {
         return Err(crate::error::ApiError::from(
             apiary_store::StoreError::InvalidTransition {

@@ -1,5 +1,7 @@
 //! The HTTP suite against a real server on loopback. Runs on SQLite, and on PostgreSQL when
 //! APIARY_TEST_DATABASE_URL is set.
 
+mod agent_loop;
 mod auth;
+mod authz;
 mod resources;

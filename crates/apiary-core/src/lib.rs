@@ -11,7 +11,7 @@ pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{BoardStatus, ProjectAccess, Role};
-pub use settings::{Prompts, Settings, Timeouts};
+pub use settings::{Prompts, Settings, TelegramSettings, Timeouts};
 pub use state::{
     allowed_targets, decide, ActorKind, AgentStatus, Decision, NotifyEvent, SideEffect,
     TransitionError,

@@ -36,6 +36,23 @@ pub struct Prompts {
     pub revise: String,
 }
 
+/// Telegram channel settings (the bot token is a secret, stored apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelegramSettings {
+    pub chat_id: String,
+    pub api_base: String,
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        TelegramSettings {
+            chat_id: String::new(),
+            api_base: "https://api.telegram.org".into(),
+        }
+    }
+}
+
 /// The orchestration settings an admin edits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -53,6 +70,7 @@ pub struct Settings {
     pub watchdog_interval_s: u64,
     pub notifications_enabled: bool,
     pub chatty_events: bool,
+    pub telegram: TelegramSettings,
     pub prompts: Prompts,
 }
 
@@ -70,7 +88,34 @@ impl Default for Settings {
             watchdog_interval_s: 60,
             notifications_enabled: true,
             chatty_events: false,
+            telegram: TelegramSettings::default(),
             prompts: Prompts::default(),
         }
+    }
+}
+
+impl Settings {
+    /// Checks the values an admin may set; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.max_concurrent_boxes == 0 || self.max_concurrent_boxes > 1000 {
+            return Err(("max_concurrent_boxes", "must be 1 to 1000".into()));
+        }
+        let t = &self.timeouts;
+        for (field, v) in [
+            ("timeouts.provisioning_s", t.provisioning_s),
+            ("timeouts.speccing_s", t.speccing_s),
+            ("timeouts.implementing_s", t.implementing_s),
+            ("timeouts.idle_s", t.idle_s),
+            ("timeouts.failed_grace_s", t.failed_grace_s),
+            ("watchdog_interval_s", self.watchdog_interval_s),
+        ] {
+            if v == 0 || v > 30 * 24 * 3600 {
+                return Err((field, "must be 1 second to 30 days".into()));
+            }
+        }
+        if self.box_provider != "local" && self.box_provider != "remote" {
+            return Err(("box_provider", "must be local or remote".into()));
+        }
+        Ok(())
     }
 }

@@ -76,7 +76,7 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    use routes::{agent, auth, callback, events, ops, projects, tasks};
+    use routes::{agent, auth, callback, events, ops, projects, settings, tasks};
     let api = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
@@ -129,6 +129,10 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/tasks/{id}/error", post(callback::post_error))
         .route("/agent/tasks/{id}/logs", post(callback::post_logs))
         .route("/events", get(events::stream_events))
+        .route(
+            "/settings",
+            get(settings::get_settings).patch(settings::update_settings),
+        )
         .route("/tasks/{id}/agent/logs", get(agent::list_logs))
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found);

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{agent, auth, callback, events, ops, projects, tasks};
+use crate::routes::{agent, auth, callback, events, ops, projects, settings, tasks};
 
 /// Every documented route of the user API.
 #[derive(utoipa::OpenApi)]
@@ -44,6 +44,8 @@ use crate::routes::{agent, auth, callback, events, ops, projects, tasks};
         callback::post_error,
         callback::post_logs,
         events::stream_events,
+        settings::get_settings,
+        settings::update_settings,
         ops::healthz,
         ops::metrics,
     )

@@ -70,6 +70,18 @@ impl SecretKey {
 impl Store {
     /// Encrypts and stores a secret inside `tx`; returns its id (the "secret ref").
     pub(crate) async fn put_secret_in(&self, tx: &mut Tx, plaintext: &str) -> StoreResult<String> {
+        let id = new_id();
+        self.put_secret_with_id(tx, &id, plaintext).await?;
+        Ok(id)
+    }
+
+    /// Encrypts and stores a secret under a chosen id inside `tx`.
+    pub(crate) async fn put_secret_with_id(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        plaintext: &str,
+    ) -> StoreResult<()> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
@@ -77,17 +89,16 @@ impl Store {
             .cipher()
             .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
             .map_err(|_| StoreError::Crypto)?;
-        let id = new_id();
         sqlx::query(
             "INSERT INTO secrets (id, nonce, ciphertext, created_at) VALUES ($1, $2, $3, $4)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(B64.encode(nonce))
         .bind(B64.encode(ct))
         .bind(self.now())
         .execute(&mut **tx)
         .await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Encrypts and stores a secret; returns its id.

@@ -32,6 +32,33 @@ impl Store {
     }
 }
 
+/// The id under which a named settings secret is stored.
+fn setting_secret_id(name: &str) -> String {
+    format!("setting:{name}")
+}
+
+impl Store {
+    /// Sets (`Some`) or clears (`None`) a named settings secret, encrypted.
+    pub async fn set_setting_secret(&self, name: &str, value: Option<&str>) -> StoreResult<()> {
+        let id = setting_secret_id(name);
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM secrets WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(v) = value {
+            self.put_secret_with_id(&mut tx, &id, v).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A named settings secret, decrypted (for the code that uses it; never for an API answer).
+    pub async fn setting_secret(&self, name: &str) -> StoreResult<Option<String>> {
+        self.get_secret(&setting_secret_id(name)).await
+    }
+}
+
 /// Reads the settings on a given connection (inside a transaction when called from one).
 pub(crate) async fn read_settings(conn: &mut AnyConnection) -> StoreResult<Settings> {
     let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")

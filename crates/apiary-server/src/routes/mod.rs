@@ -6,4 +6,5 @@ pub mod callback;
 pub mod events;
 pub mod ops;
 pub mod projects;
+pub mod settings;
 pub mod tasks;

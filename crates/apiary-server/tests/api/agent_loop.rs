@@ -349,3 +349,37 @@ async fn approve_with_the_control_plane_down_keeps_spec_approved_with_the_error_
     assert_eq!(t.last_error, None);
     assert_eq!(cp.seen.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_box_gets_prompts_resolved_project_then_global_with_blanks_falling_through() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let cp = ControlPlane::default();
+    let url = cp.start().await;
+    let (pid, tid, tokens) = provisioned_task(&app, &admin, &url).await;
+    let (status, _) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "prompts": { "spec": "GLOBAL spec", "implement": "GLOBAL implement" } }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": { "prompts": { "spec": "PROJECT spec", "implement": "   " } } }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let bx = Client::with_bearer(&app.base, &tokens.callback_token);
+    let (_, view) = bx.get(&format!("/api/v1/agent/tasks/{tid}")).await;
+    assert_eq!(view["prompts"]["spec"], "PROJECT spec");
+    assert_eq!(
+        view["prompts"]["implement"], "GLOBAL implement",
+        "a blank override falls through"
+    );
+    assert!(
+        view["prompts"].get("changes").is_none(),
+        "unset everywhere: omitted"
+    );
+}

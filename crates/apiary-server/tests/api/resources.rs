@@ -278,3 +278,77 @@ async fn comments_logs_health_metrics_and_openapi() {
     }
     assert!(doc["components"]["schemas"].get("TaskOut").is_some());
 }
+
+#[tokio::test]
+async fn settings_are_admin_only_secrets_write_only_and_bad_values_name_their_field() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (member, _) = app.member("m@example.test").await;
+    assert_eq!(member.get("/api/v1/settings").await.0, 403);
+    assert_eq!(
+        member
+            .patch("/api/v1/settings", json!({ "chatty_events": true }))
+            .await
+            .0,
+        403
+    );
+    let (status, s) = admin.get("/api/v1/settings").await;
+    assert_eq!(status, 200);
+    assert_eq!(s["agent_orchestration_enabled"], false);
+    assert_eq!(s["max_concurrent_boxes"], 5);
+    assert_eq!(s["box_host_key"], json!({ "set": false }));
+
+    let secret = "host-key-0123456789abcdef";
+    let (status, s) = admin
+        .patch("/api/v1/settings", json!({ "box_host_key": secret, "telegram": { "bot_token": "123:abc", "chat_id": "42" }, "max_concurrent_boxes": 2 }))
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["box_host_key"], json!({ "set": true }));
+    assert_eq!(s["telegram"]["bot_token"], json!({ "set": true }));
+    assert_eq!(s["max_concurrent_boxes"], 2);
+    assert!(!s.to_string().contains(secret), "a secret never comes back");
+    assert_eq!(
+        app.store
+            .setting_secret("box_host_key")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(secret)
+    );
+    // "" keeps, null clears.
+    let (_, s) = admin
+        .patch("/api/v1/settings", json!({ "box_host_key": "" }))
+        .await;
+    assert_eq!(s["box_host_key"], json!({ "set": true }));
+    let (_, s) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "telegram": { "bot_token": null } }),
+        )
+        .await;
+    assert_eq!(s["telegram"]["bot_token"], json!({ "set": false }));
+    assert_eq!(s["telegram"]["chat_id"], "42");
+
+    for (body, field) in [
+        (json!({ "timeouts": { "idle_s": 0 } }), "timeouts.idle_s"),
+        (json!({ "max_concurrent_boxes": 0 }), "max_concurrent_boxes"),
+        (json!({ "box_provider": "cloud" }), "box_provider"),
+        (
+            json!({ "callback_base_url": "ftp://x" }),
+            "callback_base_url",
+        ),
+    ] {
+        let (status, err) = admin.patch("/api/v1/settings", body.clone()).await;
+        assert_eq!(
+            (status, err["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body} -> {err}"
+        );
+    }
+    let (_, s) = admin.get("/api/v1/settings").await;
+    assert_eq!(
+        s["timeouts"]["idle_s"], 3600,
+        "refused writes changed nothing"
+    );
+    assert_eq!(s["max_concurrent_boxes"], 2);
+}

@@ -7,7 +7,7 @@ BIND ?= 127.0.0.1:7878
 export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test lint test-sqlite test-postgres pg-up pg-clean nextest
+.PHONY: run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps
 
 build:
 	$(CARGO) build --bin apiary
@@ -24,14 +24,18 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## What the suites need besides Rust: a real SMTP server (aiosmtpd) for the email channel tests.
+test-deps:
+	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+
 nextest:
 	@command -v cargo-nextest >/dev/null || $(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
-test-sqlite: nextest
+test-sqlite: nextest test-deps
 	@echo "== Rust suite on SQLite =="
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
-test-postgres: nextest pg-up pg-clean
+test-postgres: nextest test-deps pg-up pg-clean
 	@echo "== Rust suite on PostgreSQL ($(PG_URL)) =="
 	APIARY_TEST_DATABASE_URL=$(PG_URL) $(CARGO) nextest run --workspace --locked --no-fail-fast
 	@$(MAKE) --no-print-directory pg-clean

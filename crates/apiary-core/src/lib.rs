@@ -4,14 +4,17 @@
 //! Invariants: this crate does no IO and no async; it knows nothing of SQL, HTTP or processes.
 //! Every decision about an `agent_status` change is made by [`state::decide`].
 
+pub mod boot;
 pub mod clock;
 pub mod model;
+pub mod notify;
+pub mod prompts;
 pub mod settings;
 pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{BoardStatus, ProjectAccess, Role};
-pub use settings::{Prompts, Settings, TelegramSettings, Timeouts};
+pub use settings::{EmailSettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings};
 pub use state::{
     allowed_targets, decide, ActorKind, AgentStatus, Decision, NotifyEvent, SideEffect,
     TransitionError,

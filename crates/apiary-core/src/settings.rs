@@ -40,6 +40,7 @@ pub struct Prompts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TelegramSettings {
+    pub enabled: bool,
     pub chat_id: String,
     pub api_base: String,
 }
@@ -47,10 +48,52 @@ pub struct TelegramSettings {
 impl Default for TelegramSettings {
     fn default() -> Self {
         TelegramSettings {
+            enabled: false,
             chat_id: String::new(),
             api_base: "https://api.telegram.org".into(),
         }
     }
+}
+
+/// Email channel settings (the SMTP password is a secret, stored apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailSettings {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub tls: String,
+    pub username: String,
+    pub from: String,
+    /// Fixed recipients.
+    pub to: Vec<String>,
+    /// Also send to the task's reviewers (the project's members with write access).
+    pub to_reviewers: bool,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            enabled: false,
+            host: String::new(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            from: String::new(),
+            to: Vec::new(),
+            to_reviewers: false,
+        }
+    }
+}
+
+/// One generic webhook; its signing secret is stored apart under its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    pub id: String,
+    pub url: String,
+    pub enabled: bool,
 }
 
 /// The orchestration settings an admin edits.
@@ -70,7 +113,11 @@ pub struct Settings {
     pub watchdog_interval_s: u64,
     pub notifications_enabled: bool,
     pub chatty_events: bool,
+    /// The log channel (a line in Apiary's log per notification).
+    pub log_notifications: bool,
     pub telegram: TelegramSettings,
+    pub email: EmailSettings,
+    pub webhooks: Vec<WebhookSettings>,
     pub prompts: Prompts,
 }
 
@@ -88,7 +135,10 @@ impl Default for Settings {
             watchdog_interval_s: 60,
             notifications_enabled: true,
             chatty_events: false,
+            log_notifications: true,
             telegram: TelegramSettings::default(),
+            email: EmailSettings::default(),
+            webhooks: Vec::new(),
             prompts: Prompts::default(),
         }
     }
@@ -115,6 +165,48 @@ impl Settings {
         }
         if self.box_provider != "local" && self.box_provider != "remote" {
             return Err(("box_provider", "must be local or remote".into()));
+        }
+        if !["none", "starttls", "tls"].contains(&self.email.tls.as_str()) {
+            return Err(("email.tls", "must be none, starttls or tls".into()));
+        }
+        if self.email.enabled && (self.email.host.is_empty() || !self.email.from.contains('@')) {
+            return Err((
+                "email",
+                "an enabled email channel needs host and from".into(),
+            ));
+        }
+        if let Some(bad) = self
+            .email
+            .to
+            .iter()
+            .find(|a| !a.contains('@') || a.len() > 254)
+        {
+            return Err(("email.to", format!("{bad:?} is not an email address")));
+        }
+        if self.webhooks.len() > 20 {
+            return Err(("webhooks", "at most 20 webhooks".into()));
+        }
+        for (field, url) in [
+            ("telegram.api_base", &self.telegram.api_base),
+            ("box_host_url", &self.box_host_url),
+            ("callback_base_url", &self.callback_base_url),
+        ]
+        .into_iter()
+        .chain(self.webhooks.iter().map(|w| ("webhooks.url", &w.url)))
+        {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() > 2000
+            {
+                return Err((field, "must be an http(s) URL".into()));
+            }
+        }
+        for (field, template) in [
+            ("prompts.spec", &self.prompts.spec),
+            ("prompts.implement", &self.prompts.implement),
+            ("prompts.changes", &self.prompts.changes),
+            ("prompts.revise", &self.prompts.revise),
+        ] {
+            crate::prompts::check_template(template).map_err(|e| (field, e))?;
         }
         Ok(())
     }

@@ -83,6 +83,24 @@ impl JobHandler for DispatchHandler {
             // The task moved on (cancelled, failed, re-dispatched): nothing to send.
             return Ok(());
         }
+        // A parked task (its box was taken away while it waited on a human) gets a fresh box
+        // that resumes from the pushed branch and the stored spec.
+        let task = if task.box_torn_down {
+            let note = ["resuming: starting a fresh box from the pushed branch".to_string()];
+            if let Ok((seq, event_id)) = store.append_logs(&task.id, &note).await {
+                orch.publish_log(&task.id, &task.project_id, event_id, seq);
+            }
+            if let Err(e) = crate::provision::start_box(orch, &task.id).await {
+                store
+                    .set_last_error(&task.id, Some(&format!("resuming failed: {e}")))
+                    .await
+                    .map_err(store_err)?;
+                return Err(JobFailure::Retryable(format!("resuming failed: {e}")));
+            }
+            store.get_task(&task_id).await.map_err(store_err)?
+        } else {
+            task
+        };
         let body: Value = match self.kind {
             Dispatch::Implement => json!({ "note": task.approve_note }),
             Dispatch::Revise => {

@@ -7,12 +7,18 @@
 
 pub mod bus;
 pub mod dispatch;
+pub mod forge;
 pub mod metrics;
+pub mod notify;
+pub mod provision;
+pub mod teardown;
+pub mod watchdog;
 pub mod worker;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use apiary_store::{Store, StoreResult, TransitionOutcome, TransitionRequest};
+use apiary_boxes::BoxProvider;
+use apiary_store::{NewJob, Store, StoreResult, TransitionOutcome, TransitionRequest};
 
 pub use bus::{EventBus, LiveEvent, LiveEventKind};
 pub use dispatch::{Dispatch, DispatchHandler};
@@ -26,6 +32,8 @@ pub struct Orchestrator {
     pub bus: EventBus,
     pub metrics: Arc<Metrics>,
     wake: Arc<tokio::sync::Notify>,
+    local_boxes: Option<Arc<dyn BoxProvider>>,
+    apiary_url: Arc<RwLock<String>>,
 }
 
 impl Orchestrator {
@@ -35,7 +43,61 @@ impl Orchestrator {
             bus: EventBus::new(1024),
             metrics,
             wake: Arc::new(tokio::sync::Notify::new()),
+            local_boxes: None,
+            apiary_url: Arc::new(RwLock::new(String::new())),
         }
+    }
+
+    /// The provider used when the settings say `local`.
+    pub fn with_local_boxes(mut self, provider: Arc<dyn BoxProvider>) -> Self {
+        self.local_boxes = Some(provider);
+        self
+    }
+
+    /// Where boxes reach Apiary when `callback_base_url` is not set (the bound address).
+    pub fn set_apiary_url(&self, url: &str) {
+        *self.apiary_url.write().expect("url lock") = url.trim_end_matches('/').to_string();
+    }
+
+    /// The URL boxes call back to: the setting, else the bound address.
+    pub async fn callback_url(&self) -> StoreResult<String> {
+        let s = self.store.settings().await?;
+        if !s.callback_base_url.trim().is_empty() {
+            return Ok(s.callback_base_url.trim_end_matches('/').to_string());
+        }
+        Ok(self.apiary_url.read().expect("url lock").clone())
+    }
+
+    /// The box provider the settings choose: the local one, or a Box Host API client.
+    pub async fn provider(&self) -> Result<Arc<dyn BoxProvider>, String> {
+        let s = self.store.settings().await.map_err(|e| e.to_string())?;
+        if s.box_provider == "remote" {
+            if s.box_host_url.trim().is_empty() {
+                return Err("box_provider is remote but box_host_url is not set".into());
+            }
+            let key = self
+                .store
+                .setting_secret("box_host_key")
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            return Ok(Arc::new(apiary_boxes::remote::RemoteProvider::new(
+                &s.box_host_url,
+                &key,
+            )));
+        }
+        self.local_boxes
+            .clone()
+            .ok_or_else(|| "this process has no local box provider".to_string())
+    }
+
+    /// Asks for a queue drain (a box went away or a task was queued).
+    pub async fn request_drain(&self) -> StoreResult<()> {
+        self.store
+            .enqueue(NewJob::new("drain_queue", serde_json::json!({})).dedupe("drain_queue"))
+            .await?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Runs a transition in its own transaction, then publishes it (after commit).
@@ -69,7 +131,15 @@ impl Orchestrator {
 
     /// The worker with every handler of the agent loop registered.
     pub fn worker(&self) -> WorkerBuilder {
-        let mut b = WorkerBuilder::new(self.clone());
+        let mut b = WorkerBuilder::new(self.clone())
+            .handler("drain_queue", provision::DrainQueue)
+            .handler("provision_box", provision::ProvisionBox)
+            .handler("teardown", teardown::TearDown { after_grace: false })
+            .handler(
+                "teardown_after_grace",
+                teardown::TearDown { after_grace: true },
+            )
+            .handler("deliver", notify::Deliver::default());
         for (kind, d) in Dispatch::KINDS {
             b = b.handler(kind, DispatchHandler::new(d));
         }

@@ -20,12 +20,20 @@ pub struct JobLabels {
     pub outcome: String,
 }
 
+/// Labels of the watchdog's action counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchdogLabels {
+    pub action: String,
+}
+
 /// Every counter Apiary exports.
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub jobs: Family<JobLabels, Counter>,
     pub transitions: Counter,
+    pub watchdog: Family<WatchdogLabels, Counter>,
+    pub watchdog_passes: Counter,
 }
 
 impl Default for Metrics {
@@ -45,11 +53,25 @@ impl Default for Metrics {
             "Committed agent status transitions",
             transitions.clone(),
         );
+        let watchdog = Family::<WatchdogLabels, Counter>::default();
+        let watchdog_passes = Counter::default();
+        registry.register(
+            "watchdog_actions",
+            "What watchdog passes did",
+            watchdog.clone(),
+        );
+        registry.register(
+            "watchdog_passes",
+            "Watchdog passes run",
+            watchdog_passes.clone(),
+        );
         Metrics {
             registry,
             http_requests,
             jobs,
             transitions,
+            watchdog,
+            watchdog_passes,
         }
     }
 }

@@ -76,7 +76,7 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    use routes::{agent, auth, callback, events, ops, projects, settings, tasks};
+    use routes::{agent, auth, callback, events, ops, projects, prompts, settings, tasks};
     let api = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
@@ -121,6 +121,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/tasks/{id}/agent/spec-revisions",
             get(agent::list_spec_revisions),
+        )
+        .route("/tasks/{id}/agent/diff", get(agent::get_diff))
+        .route("/tasks/{id}/agent/prompts", get(prompts::list_prompts))
+        .route(
+            "/notifications/errors",
+            get(prompts::list_notification_errors),
         )
         .route("/agent/tasks/{id}", get(callback::get_box_task))
         .route("/agent/tasks/{id}/status", post(callback::post_status))

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{agent, auth, callback, events, ops, projects, settings, tasks};
+use crate::routes::{agent, auth, callback, events, ops, projects, prompts, settings, tasks};
 
 /// Every documented route of the user API.
 #[derive(utoipa::OpenApi)]
@@ -37,6 +37,9 @@ use crate::routes::{agent, auth, callback, events, ops, projects, settings, task
         agent::cancel,
         agent::teardown,
         agent::list_spec_revisions,
+        agent::get_diff,
+        prompts::list_prompts,
+        prompts::list_notification_errors,
         callback::get_box_task,
         callback::post_status,
         callback::post_spec,

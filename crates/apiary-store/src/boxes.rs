@@ -62,9 +62,10 @@ from_row!(SpecRevision {
 });
 
 impl Store {
-    /// Attaches a box to a task and mints its tokens: the callback token is stored as a hash,
-    /// the control token encrypted. Any earlier box's tokens stop working.
-    pub async fn attach_box(&self, task_id: &str, addr: &BoxAddress) -> StoreResult<BoxTokens> {
+    /// Mints a new box's tokens before it is created (they go into its boot env): the
+    /// callback token is stored as a hash, the control token encrypted; any earlier box's
+    /// tokens stop working. From here the task counts against the box cap.
+    pub async fn mint_box_tokens(&self, task_id: &str) -> StoreResult<BoxTokens> {
         let tokens = BoxTokens {
             callback_token: new_token("apiary_box_"),
             control_token: new_token("apiary_ctl_"),
@@ -79,13 +80,9 @@ impl Store {
                 .await?;
         }
         sqlx::query(
-            "UPDATE tasks SET box_id = $1, control_url = $2, code_url = $3, site_url = $4, \
-             control_secret_id = $5, callback_token_hash = $6, box_torn_down = 0, parked = 0, updated_at = $7 WHERE id = $8",
+            "UPDATE tasks SET box_id = NULL, control_url = NULL, code_url = NULL, site_url = NULL, \
+             control_secret_id = $1, callback_token_hash = $2, box_torn_down = 0, parked = 0, updated_at = $3 WHERE id = $4",
         )
-        .bind(&addr.box_id)
-        .bind(&addr.control_url)
-        .bind(&addr.code_url)
-        .bind(&addr.site_url)
         .bind(&secret)
         .bind(hash_token(&tokens.callback_token))
         .bind(self.now())
@@ -93,6 +90,29 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(tokens)
+    }
+
+    /// Records where the task's new box can be reached.
+    pub async fn set_box_address(&self, task_id: &str, addr: &BoxAddress) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE tasks SET box_id = $1, control_url = $2, code_url = $3, site_url = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(&addr.box_id)
+        .bind(&addr.control_url)
+        .bind(&addr.code_url)
+        .bind(&addr.site_url)
+        .bind(self.now())
+        .bind(task_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Mints tokens and records the address in one go (a box made outside the provisioning job).
+    pub async fn attach_box(&self, task_id: &str, addr: &BoxAddress) -> StoreResult<BoxTokens> {
+        let tokens = self.mint_box_tokens(task_id).await?;
+        self.set_box_address(task_id, addr).await?;
         Ok(tokens)
     }
 

@@ -20,6 +20,7 @@ macro_rules! from_row {
 }
 
 mod auth;
+mod bench;
 mod boxes;
 mod comments;
 mod db;
@@ -28,12 +29,15 @@ mod events;
 mod jobs;
 mod logs;
 mod migrate;
+mod notifications;
 mod projects;
+mod queue;
 mod secrets;
 mod settings;
 mod tasks;
 mod transition;
 mod users;
+mod watch;
 
 pub use auth::{hash_token, new_token, SessionInfo};
 pub use boxes::{BoxAddress, BoxTokens, ReviewComment, SpecRevision};
@@ -43,8 +47,10 @@ pub use error::{StoreError, StoreResult};
 pub use events::TaskEvent;
 pub use jobs::{Job, JobFailure, NewJob};
 pub use logs::LogLine;
+pub use notifications::{enabled_channels, NotificationError};
 pub use projects::{NewProject, Project, ProjectAgent, ProjectPatch};
 pub use secrets::SecretKey;
 pub use tasks::{NewTask, Task, TaskPatch};
 pub use transition::{Actor, NewReviewComment, TaskWrites, TransitionOutcome, TransitionRequest};
 pub use users::{NewUser, User, AGENT_EMAIL};
+pub use watch::WatchedTask;

@@ -22,6 +22,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_agent_api.sql"),
         include_str!("../migrations/postgres/0002_agent_api.sql"),
     ),
+    (
+        3,
+        "lifecycle and notifications",
+        include_str!("../migrations/sqlite/0003_lifecycle.sql"),
+        include_str!("../migrations/postgres/0003_lifecycle.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

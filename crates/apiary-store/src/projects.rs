@@ -193,7 +193,8 @@ impl ProjectPatch {
             ("prompts.revise", &self.prompt_revise),
         ] {
             if let Some(v) = v {
-                check_len(field, v, 0, 100_000)?;
+                apiary_core::prompts::check_template(v)
+                    .map_err(|e| StoreError::invalid(field, e))?;
             }
         }
         Ok(())
@@ -349,5 +350,17 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The addresses of the project's reviewers: members with write access.
+    pub async fn project_reviewer_emails(&self, project_id: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT u.email FROM users u JOIN project_members m ON m.user_id = u.id \
+             WHERE m.project_id = $1 AND m.access = 'write' AND u.role <> 'agent' ORDER BY u.email",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }

@@ -274,11 +274,8 @@ impl Store {
         .fetch_one(&mut **tx)
         .await?;
         self.apply_writes(tx, &task.id, &req.writes, now).await?;
-        let grace_ms = if effects.contains(&SideEffect::TearDownAfterGrace) {
-            read_settings(tx).await?.timeouts.failed_grace_s as i64 * 1000
-        } else {
-            0
-        };
+        let settings = read_settings(tx).await?;
+        let grace_ms = settings.timeouts.failed_grace_s as i64 * 1000;
         for effect in &effects {
             let mut job = NewJob::new(
                 effect.job_kind(),
@@ -287,17 +284,22 @@ impl Store {
             .for_task(&task.id);
             match effect {
                 SideEffect::DrainQueue => job = job.dedupe("drain_queue"),
+                // One teardown waiting per task, whoever asks (a transition or the watchdog).
+                SideEffect::TearDown => job = job.dedupe(&format!("teardown:{}", task.id)),
                 SideEffect::TearDownAfterGrace => job = job.run_at(now + grace_ms),
                 SideEffect::Notify(ev) => {
-                    job = NewJob::new(
-                        effect.job_kind(),
-                        json!({ "task_id": task.id, "event_id": event_id, "event": ev }),
-                    )
-                    .for_task(&task.id)
+                    // Notification: one delivery job per enabled channel, not a job of its own.
+                    self.enqueue_deliveries(tx, &settings, &task.id, event_id, *ev)
+                        .await?;
+                    continue;
                 }
                 _ => {}
             }
             self.enqueue_in(tx, job).await?;
+        }
+        if let Some(ev) = crate::notifications::extra_event(to, settings.chatty_events) {
+            self.enqueue_deliveries(tx, &settings, &task.id, event_id, ev)
+                .await?;
         }
         Ok(TransitionOutcome {
             task_id: task.id,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use apiary_core::{Clock, ManualClock, SystemClock};
-use apiary_orchestrator::{Metrics, Orchestrator, Worker, WorkerBuilder};
+use apiary_orchestrator::{Metrics, Orchestrator, Worker};
 use apiary_server::{AppState, HttpServer, ServerConfig};
 use apiary_store::{Backend, SecretKey, Store, StoreOptions};
 use serde_json::Value;
@@ -92,18 +92,61 @@ pub struct TestApp {
     _db: TestStore,
     _server: tokio::task::JoinHandle<()>,
     _stop: tokio::sync::oneshot::Sender<()>,
+    _stop_worker: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self._stop_worker.notify_waiters();
+    }
 }
 
 impl TestApp {
     /// Starts the server (bootstrapped: the Agent user and an admin) on port 0.
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|o| o).await
+    }
+
+    /// Starts the server with real local boxes run by `agent_exe` (the `apiary` binary),
+    /// in a folder of the test's own; the worker runs in the background.
+    pub async fn spawn_with_boxes(agent_exe: &std::path::Path) -> (TestApp, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("boxes dir");
+        let provider = apiary_boxes::local::LocalProvider::new(
+            dir.path().join("boxes"),
+            agent_exe.to_path_buf(),
+            apiary_boxes::local::Sandbox::Auto,
+        )
+        .expect("local provider");
+        let app = Self::spawn_with(move |o| o.with_local_boxes(Arc::new(provider))).await;
+        app.start_worker();
+        (app, dir)
+    }
+
+    /// Runs the job worker in the background (polling often) until the app is dropped.
+    pub fn start_worker(&self) {
+        let worker = self.orch.worker().build();
+        let stop = self._stop_worker.clone();
+        tokio::spawn(async move {
+            worker
+                .run(std::time::Duration::from_millis(50), async move {
+                    stop.notified().await;
+                })
+                .await;
+        });
+    }
+
+    /// Starts the server with the orchestrator shaped by `f`.
+    pub async fn spawn_with(f: impl FnOnce(Orchestrator) -> Orchestrator) -> TestApp {
         let db = test_store().await;
         let store = db.store.clone();
         store
             .bootstrap(Some(ADMIN_EMAIL.into()), Some(ADMIN_PASSWORD.into()))
             .await
             .expect("bootstrap");
-        let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
+        let orch = f(Orchestrator::new(
+            store.clone(),
+            Arc::new(Metrics::default()),
+        ));
         let state = AppState {
             store: store.clone(),
             orch: orch.clone(),
@@ -113,6 +156,7 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", server.addr());
+        orch.set_apiary_url(&base);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let _ = server
@@ -121,7 +165,7 @@ impl TestApp {
                 })
                 .await;
         });
-        let worker = WorkerBuilder::new(orch.clone()).build();
+        let worker = orch.worker().build();
         TestApp {
             base,
             store,
@@ -130,6 +174,7 @@ impl TestApp {
             _db: db,
             _server: handle,
             _stop: stop,
+            _stop_worker: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -260,5 +305,154 @@ impl Client {
                 .body(body),
         )
         .await
+    }
+}
+
+/// Kills every box process left under `root` when dropped, so a failing test leaks nothing.
+pub struct BoxReaper(pub std::path::PathBuf);
+
+impl Drop for BoxReaper {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let state = std::fs::read_to_string(e.path().join("state.json")).unwrap_or_default();
+            let pid = serde_json::from_str::<Value>(&state)
+                .ok()
+                .and_then(|v| v["pid"].as_i64());
+            if let Some(pid) = pid {
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Runs git in `dir` with a fixed identity; panics with git's output on failure.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.test",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A bare repository at `<dir>/repo.git` with one commit on `main`; returns its path.
+pub fn bare_repo(dir: &std::path::Path) -> std::path::PathBuf {
+    let repo = dir.join("repo.git");
+    let seed = dir.join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    git(
+        dir,
+        &["init", "-q", "--bare", "-b", "main", repo.to_str().unwrap()],
+    );
+    git(&seed, &["init", "-q", "-b", "main"]);
+    std::fs::write(seed.join("README.md"), "# Test repo\n").unwrap();
+    git(&seed, &["add", "-A"]);
+    git(&seed, &["commit", "-q", "-m", "initial"]);
+    git(&seed, &["push", "-q", repo.to_str().unwrap(), "main"]);
+    repo
+}
+
+/// An in-memory box provider for orchestrator tests: boxes are map entries; `down` makes
+/// every call fail like an unreachable host.
+#[derive(Default)]
+pub struct MemProvider {
+    pub boxes: std::sync::Mutex<std::collections::BTreeMap<String, apiary_boxes::BoxInfo>>,
+    pub down: std::sync::atomic::AtomicBool,
+    pub destroyed: std::sync::Mutex<Vec<String>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl MemProvider {
+    fn check(&self) -> Result<(), apiary_boxes::BoxError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(apiary_boxes::BoxError::Host("provider down".into()));
+        }
+        Ok(())
+    }
+
+    /// Puts a box in place as if made outside Apiary (an orphan, or a task's box).
+    pub fn add(&self, id: &str, task: &str) {
+        self.boxes.lock().unwrap().insert(
+            id.to_string(),
+            apiary_boxes::BoxInfo {
+                id: id.to_string(),
+                state: apiary_boxes::BoxState::Running,
+                control_url: "http://127.0.0.1:9".into(),
+                code_url: None,
+                site_url: None,
+                labels: std::collections::BTreeMap::from([(
+                    apiary_boxes::TASK_LABEL.to_string(),
+                    task.to_string(),
+                )]),
+            },
+        );
+    }
+
+    /// Makes a box disappear, as a process killed from outside.
+    pub fn vanish(&self, id: &str) {
+        self.boxes.lock().unwrap().remove(id);
+    }
+}
+
+#[async_trait::async_trait]
+impl apiary_boxes::BoxProvider for MemProvider {
+    async fn create(
+        &self,
+        req: apiary_boxes::CreateBox,
+    ) -> Result<apiary_boxes::BoxInfo, apiary_boxes::BoxError> {
+        self.check()?;
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("mem-{n}");
+        let task = req
+            .labels
+            .get(apiary_boxes::TASK_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        self.add(&id, &task);
+        Ok(self.boxes.lock().unwrap()[&id].clone())
+    }
+    async fn get(&self, id: &str) -> Result<Option<apiary_boxes::BoxInfo>, apiary_boxes::BoxError> {
+        self.check()?;
+        Ok(self.boxes.lock().unwrap().get(id).cloned())
+    }
+    async fn list(
+        &self,
+        label: Option<(&str, &str)>,
+    ) -> Result<Vec<apiary_boxes::BoxInfo>, apiary_boxes::BoxError> {
+        self.check()?;
+        Ok(self
+            .boxes
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|b| label.is_none_or(|(k, v)| b.labels.get(k).map(String::as_str) == Some(v)))
+            .cloned()
+            .collect())
+    }
+    async fn destroy(&self, id: &str) -> Result<(), apiary_boxes::BoxError> {
+        self.check()?;
+        self.boxes.lock().unwrap().remove(id);
+        self.destroyed.lock().unwrap().push(id.to_string());
+        Ok(())
+    }
+    async fn templates(&self) -> Result<Vec<String>, apiary_boxes::BoxError> {
+        Ok(vec!["default".into()])
     }
 }

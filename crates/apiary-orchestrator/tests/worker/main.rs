@@ -1,5 +1,7 @@
 //! The worker's handler registry and the rule that live events follow commits.
 
+mod lifecycle;
+
 use std::sync::{Arc, Mutex};
 
 use apiary_core::{AgentStatus, Role};

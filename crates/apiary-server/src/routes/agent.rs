@@ -1,6 +1,7 @@
 //! Human agent actions and the agent log.
 
 use apiary_core::{AgentStatus, Role};
+use apiary_orchestrator::forge::{self, ForgeError};
 use apiary_store::{Actor, NewReviewComment, TaskWrites, TransitionRequest};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -203,6 +204,47 @@ pub async fn mark_merged(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TransitionOut>> {
+    reviewer(&caller)?;
+    let task = writable_task(&state, &caller, &id).await?;
+    let project = state.store.get_project(&task.project_id).await?;
+    // On the local forge the merge is real: the branch goes into the base branch first, and a
+    // conflict refuses the action with nothing changed.
+    if let (AgentStatus::PrReady, "local", Some(branch)) = (
+        task.agent_status,
+        project.agent.forge.as_str(),
+        &task.branch,
+    ) {
+        let message = format!("Merge {branch}: {} (task {})", task.title, task.id);
+        match forge::merge(
+            &project.agent.repo_url,
+            &project.agent.base_branch,
+            branch,
+            &message,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(ForgeError::Conflict(detail)) => {
+                let mut e = ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "merge_conflict",
+                    format!(
+                        "{branch} does not merge cleanly into {}; nothing was changed",
+                        project.agent.base_branch
+                    ),
+                );
+                e.extra = json!({ "detail": detail });
+                return Err(e);
+            }
+            Err(ForgeError::Git(m)) => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    "merge_failed",
+                    m,
+                ));
+            }
+        }
+    }
     act(
         &state,
         &caller,
@@ -212,6 +254,52 @@ pub async fn mark_merged(
         None,
     )
     .await
+}
+
+/// The change under review on the local forge.
+#[derive(serde::Serialize, ToSchema)]
+pub struct DiffOut {
+    pub base: String,
+    pub branch: String,
+    /// Unified diff of base...branch.
+    pub diff: String,
+}
+
+/// The diff `base...branch` of the task's PR on the local forge.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/agent/diff", tag = "agent",
+    responses((status = 200, body = DiffOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn get_diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DiffOut>> {
+    let task = readable_task(&state, &caller, &id).await?;
+    let project = state.store.get_project(&task.project_id).await?;
+    let Some(branch) = task.branch.clone() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "no_branch",
+            "the box has not pushed a branch yet",
+        ));
+    };
+    if project.agent.forge != "local" {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "not_local_forge",
+            "the diff is on the project's forge",
+        ));
+    }
+    let base = project.agent.base_branch.clone();
+    let diff = forge::diff(&project.agent.repo_url, &base, &branch)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "git_failed",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(DiffOut { base, branch, diff }))
 }
 
 /// Retries a failed task on a fresh box.

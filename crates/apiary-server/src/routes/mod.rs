@@ -6,5 +6,6 @@ pub mod callback;
 pub mod events;
 pub mod ops;
 pub mod projects;
+pub mod prompts;
 pub mod settings;
 pub mod tasks;

@@ -2,7 +2,7 @@
 //! `{"set": true|false}`; a write of `""` (or leaving the field out) keeps the stored value,
 //! `null` clears it, anything else replaces it. Secrets are stored encrypted.
 
-use apiary_core::{Prompts, Settings, TelegramSettings, Timeouts};
+use apiary_core::{EmailSettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -14,9 +14,15 @@ use crate::json::ApiJson;
 use crate::wire::ErrorBody;
 use crate::AppState;
 
-/// The settings secrets, by the name they are stored under.
-const BOX_HOST_KEY: &str = "box_host_key";
-const TELEGRAM_BOT_TOKEN: &str = "telegram.bot_token";
+/// The names settings secrets are stored under.
+pub const BOX_HOST_KEY: &str = "box_host_key";
+pub const TELEGRAM_BOT_TOKEN: &str = "telegram.bot_token";
+pub const EMAIL_PASSWORD: &str = "email.password";
+
+/// The secret name of a webhook's signing secret.
+pub fn webhook_secret(id: &str) -> String {
+    format!("webhook.{id}.secret")
+}
 
 /// Whether a write-only secret holds a value.
 #[derive(Serialize, ToSchema)]
@@ -26,9 +32,31 @@ pub struct SecretState {
 
 #[derive(Serialize, ToSchema)]
 pub struct TelegramOut {
+    pub enabled: bool,
     pub bot_token: SecretState,
     pub chat_id: String,
     pub api_base: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmailOut {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub tls: String,
+    pub username: String,
+    pub password: SecretState,
+    pub from: String,
+    pub to: Vec<String>,
+    pub to_reviewers: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookOut {
+    pub id: String,
+    pub url: String,
+    pub enabled: bool,
+    pub secret: SecretState,
 }
 
 /// The settings as an admin reads them.
@@ -46,11 +74,15 @@ pub struct SettingsOut {
     pub watchdog_interval_s: u64,
     pub notifications_enabled: bool,
     pub chatty_events: bool,
+    pub log_notifications: bool,
     pub telegram: TelegramOut,
+    pub email: EmailOut,
+    pub webhooks: Vec<WebhookOut>,
     #[schema(value_type = Object)]
     pub prompts: Prompts,
 }
 
+/// `Some(None)` for an explicit `null` (clear), `None` when absent (keep).
 fn secret_write<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
@@ -68,12 +100,48 @@ pub struct TimeoutsPatch {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramPatch {
+    pub enabled: Option<bool>,
     /// `""` keeps, `null` clears, a value replaces.
     #[serde(default, deserialize_with = "secret_write")]
     #[schema(value_type = Option<String>, nullable)]
     pub bot_token: Option<Option<String>>,
     pub chat_id: Option<String>,
     pub api_base: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EmailPatch {
+    pub enabled: Option<bool>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    /// `""` keeps, `null` clears, a value replaces.
+    #[serde(default, deserialize_with = "secret_write")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub password: Option<Option<String>>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+    pub to_reviewers: Option<bool>,
+}
+
+/// One webhook in a replacement list; an `id` keeps that webhook's stored secret.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookIn {
+    pub id: Option<String>,
+    pub url: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `""` or absent keeps, `null` clears, a value replaces.
+    #[serde(default, deserialize_with = "secret_write")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub secret: Option<Option<String>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -103,20 +171,53 @@ pub struct SettingsPatch {
     pub watchdog_interval_s: Option<u64>,
     pub notifications_enabled: Option<bool>,
     pub chatty_events: Option<bool>,
+    pub log_notifications: Option<bool>,
     pub telegram: Option<TelegramPatch>,
+    pub email: Option<EmailPatch>,
+    /// Replaces the list of webhooks.
+    pub webhooks: Option<Vec<WebhookIn>>,
     pub prompts: Option<PromptsPatch>,
 }
 
 async fn read(state: &AppState) -> ApiResult<SettingsOut> {
     let s = state.store.settings().await?;
+    let store = &state.store;
     let is_set = |v: Option<String>| SecretState { set: v.is_some() };
+    let mut webhooks = Vec::new();
+    for w in s.webhooks {
+        webhooks.push(WebhookOut {
+            secret: is_set(store.setting_secret(&webhook_secret(&w.id)).await?),
+            id: w.id,
+            url: w.url,
+            enabled: w.enabled,
+        });
+    }
+    let TelegramSettings {
+        enabled,
+        chat_id,
+        api_base,
+    } = s.telegram;
+    let e: EmailSettings = s.email;
     Ok(SettingsOut {
-        box_host_key: is_set(state.store.setting_secret(BOX_HOST_KEY).await?),
+        box_host_key: is_set(store.setting_secret(BOX_HOST_KEY).await?),
         telegram: TelegramOut {
-            bot_token: is_set(state.store.setting_secret(TELEGRAM_BOT_TOKEN).await?),
-            chat_id: s.telegram.chat_id,
-            api_base: s.telegram.api_base,
+            enabled,
+            bot_token: is_set(store.setting_secret(TELEGRAM_BOT_TOKEN).await?),
+            chat_id,
+            api_base,
         },
+        email: EmailOut {
+            enabled: e.enabled,
+            host: e.host,
+            port: e.port,
+            tls: e.tls,
+            username: e.username,
+            password: is_set(store.setting_secret(EMAIL_PASSWORD).await?),
+            from: e.from,
+            to: e.to,
+            to_reviewers: e.to_reviewers,
+        },
+        webhooks,
         agent_orchestration_enabled: s.agent_orchestration_enabled,
         box_provider: s.box_provider,
         box_host_url: s.box_host_url,
@@ -127,6 +228,7 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         watchdog_interval_s: s.watchdog_interval_s,
         notifications_enabled: s.notifications_enabled,
         chatty_events: s.chatty_events,
+        log_notifications: s.log_notifications,
         prompts: s.prompts,
     })
 }
@@ -158,6 +260,7 @@ pub async fn update_settings(
 ) -> ApiResult<Json<SettingsOut>> {
     caller.require_admin()?;
     let mut s: Settings = state.store.settings().await?;
+    let before_webhooks: Vec<String> = s.webhooks.iter().map(|w| w.id.clone()).collect();
     set(
         &mut s.agent_orchestration_enabled,
         p.agent_orchestration_enabled,
@@ -170,6 +273,7 @@ pub async fn update_settings(
     set(&mut s.watchdog_interval_s, p.watchdog_interval_s);
     set(&mut s.notifications_enabled, p.notifications_enabled);
     set(&mut s.chatty_events, p.chatty_events);
+    set(&mut s.log_notifications, p.log_notifications);
     if let Some(t) = p.timeouts {
         set(&mut s.timeouts.provisioning_s, t.provisioning_s);
         set(&mut s.timeouts.speccing_s, t.speccing_s);
@@ -177,12 +281,53 @@ pub async fn update_settings(
         set(&mut s.timeouts.idle_s, t.idle_s);
         set(&mut s.timeouts.failed_grace_s, t.failed_grace_s);
     }
-    let mut telegram_token = None;
+    // Secret writes, collected first and applied only once everything is valid.
+    let mut writes: Vec<(String, Option<Option<String>>)> =
+        vec![(BOX_HOST_KEY.into(), p.box_host_key)];
     if let Some(t) = p.telegram {
-        let TelegramSettings { chat_id, api_base } = &mut s.telegram;
-        set(chat_id, t.chat_id);
-        set(api_base, t.api_base);
-        telegram_token = t.bot_token;
+        set(&mut s.telegram.enabled, t.enabled);
+        set(&mut s.telegram.chat_id, t.chat_id);
+        set(&mut s.telegram.api_base, t.api_base);
+        writes.push((TELEGRAM_BOT_TOKEN.into(), t.bot_token));
+    }
+    if let Some(e) = p.email {
+        set(&mut s.email.enabled, e.enabled);
+        set(&mut s.email.host, e.host);
+        set(&mut s.email.port, e.port);
+        set(&mut s.email.tls, e.tls);
+        set(&mut s.email.username, e.username);
+        set(&mut s.email.from, e.from);
+        set(&mut s.email.to, e.to);
+        set(&mut s.email.to_reviewers, e.to_reviewers);
+        writes.push((EMAIL_PASSWORD.into(), e.password));
+    }
+    if let Some(list) = p.webhooks {
+        let mut hooks = Vec::new();
+        for w in list {
+            let id = match w.id {
+                Some(id) if before_webhooks.contains(&id) => id,
+                Some(id) => {
+                    return Err(ApiError::bad_request(
+                        "webhooks.id",
+                        format!("webhooks.id: no webhook {id:?}"),
+                    ))
+                }
+                None => apiary_store::new_token("")[..16].to_string(),
+            };
+            writes.push((webhook_secret(&id), w.secret));
+            hooks.push(WebhookSettings {
+                id,
+                url: w.url,
+                enabled: w.enabled,
+            });
+        }
+        for gone in before_webhooks
+            .iter()
+            .filter(|id| !hooks.iter().any(|h| &h.id == *id))
+        {
+            writes.push((webhook_secret(gone), Some(None)));
+        }
+        s.webhooks = hooks;
     }
     if let Some(pr) = p.prompts {
         set(&mut s.prompts.spec, pr.spec);
@@ -192,32 +337,14 @@ pub async fn update_settings(
     }
     s.validate()
         .map_err(|(field, msg)| ApiError::bad_request(field, format!("{field}: {msg}")))?;
-    for (field, v) in [
-        ("box_host_url", &s.box_host_url),
-        ("callback_base_url", &s.callback_base_url),
-        ("telegram.api_base", &s.telegram.api_base),
-    ] {
-        if !(v.is_empty() || v.starts_with("http://") || v.starts_with("https://"))
-            || v.len() > 2000
-        {
-            return Err(ApiError::bad_request(
-                field,
-                format!("{field}: must be an http(s) URL"),
-            ));
-        }
-    }
-    let writes: Vec<(&str, Option<String>)> = [
-        (BOX_HOST_KEY, p.box_host_key),
-        (TELEGRAM_BOT_TOKEN, telegram_token),
-    ]
-    .into_iter()
-    .filter_map(|(name, w)| match w {
-        None => None,
-        Some(Some(v)) if v.is_empty() => None,
-        Some(v) => Some((name, v)),
-    })
-    .collect();
-    // Check everything before writing anything.
+    let writes: Vec<(String, Option<String>)> = writes
+        .into_iter()
+        .filter_map(|(name, w)| match w {
+            None => None,
+            Some(Some(v)) if v.is_empty() => None,
+            Some(v) => Some((name, v)),
+        })
+        .collect();
     if let Some((name, _)) = writes
         .iter()
         .find(|(_, v)| v.as_ref().is_some_and(|v| v.len() > 4096))
@@ -228,7 +355,7 @@ pub async fn update_settings(
         ));
     }
     for (name, v) in writes {
-        state.store.set_setting_secret(name, v.as_deref()).await?;
+        state.store.set_setting_secret(&name, v.as_deref()).await?;
     }
     state.store.save_settings(&s).await?;
     Ok(Json(read(&state).await?))

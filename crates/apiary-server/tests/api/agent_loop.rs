@@ -55,6 +55,14 @@ pub async fn provisioned_task(
 ) -> (String, String, BoxTokens) {
     let (_, project) = admin.post("/api/v1/projects", json!({ "name": "P" })).await;
     let pid = project["id"].as_str().unwrap().to_string();
+    // No repository here: on the github forge, marking merged records what the human did there.
+    let (status, _) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": { "forge": "github" } }),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (_, task) = admin
         .post(
             &format!("/api/v1/projects/{pid}/tasks"),
@@ -162,7 +170,7 @@ async fn the_whole_loop_over_http_with_a_test_control_plane() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|j| j.kind == "notify")
+        .filter(|j| j.kind == "deliver")
         .collect();
     assert_eq!(notify.len(), 1);
     let frame = wait_for_event(&mut sse, &mut buf, "\"spec_ready\"").await;

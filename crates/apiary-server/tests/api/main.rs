@@ -4,4 +4,5 @@
 mod agent_loop;
 mod auth;
 mod authz;
+mod notify;
 mod resources;

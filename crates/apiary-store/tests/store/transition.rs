@@ -222,11 +222,13 @@ async fn the_loop_counts_rounds_and_failure_keeps_the_error_and_schedules_teardo
         .expect("grace teardown job");
     let settings = store.settings().await.unwrap();
     assert!(grace.run_at >= t.status_changed_at + settings.timeouts.failed_grace_s as i64 * 1000);
+    // One delivery per enabled channel (by default, the log channel).
     let notify = jobs
         .iter()
-        .rfind(|j| j.kind == "notify")
-        .expect("notify job");
+        .rfind(|j| j.kind == "deliver")
+        .expect("a delivery job");
     assert_eq!(notify.payload_json()["event"], "FAILED");
+    assert_eq!(notify.payload_json()["channel"], "log");
     // Retry clears the error and counts the attempt.
     store
         .transition(TransitionRequest::new(

@@ -1,0 +1,1 @@
+//! The in-box agent (being written).

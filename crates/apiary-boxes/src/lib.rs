@@ -1,0 +1,82 @@
+//! Boxes: where a task's agent runs. The [`BoxProvider`] trait is what the orchestrator sees;
+//! [`local::LocalProvider`] makes a box a folder plus a detached `apiary box-agent` process on
+//! a loopback port; [`remote::RemoteProvider`] speaks the Box Host API to an `apiary boxd`,
+//! which [`host::router`] serves over a local provider.
+//!
+//! Invariants: no database access here; a box is found again from what is on disk (local) or
+//! what the host says (remote), so a restart of `serve` loses no box; destroying a box that
+//! is already gone succeeds.
+
+pub mod host;
+pub mod local;
+pub mod remote;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What to create: a template name, the boot env (DESIGN §4) and labels to find it by.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateBox {
+    pub template: String,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Whether a box's process is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoxState {
+    Running,
+    /// The process is gone but its folder is still there (a vanished box).
+    Exited,
+}
+
+/// A box as its provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoxInfo {
+    pub id: String,
+    pub state: BoxState,
+    pub control_url: String,
+    pub code_url: Option<String>,
+    pub site_url: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BoxError {
+    #[error("invalid box request: {0}")]
+    Invalid(String),
+    #[error("box did not start: {0}")]
+    Start(String),
+    #[error("box host error: {0}")]
+    Host(String),
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The label every Apiary box carries with its task id.
+pub const TASK_LABEL: &str = "apiary.task";
+
+/// Creates, finds and destroys boxes.
+#[async_trait]
+pub trait BoxProvider: Send + Sync + 'static {
+    /// Creates and starts a box; returns once its control plane can be reached.
+    async fn create(&self, req: CreateBox) -> Result<BoxInfo, BoxError>;
+    /// The box, or `None` when it is gone.
+    async fn get(&self, id: &str) -> Result<Option<BoxInfo>, BoxError>;
+    /// Boxes carrying `label` (`(key, value)`), or all boxes.
+    async fn list(&self, label: Option<(&str, &str)>) -> Result<Vec<BoxInfo>, BoxError>;
+    /// Stops the box and removes it; succeeds when it is already gone.
+    async fn destroy(&self, id: &str) -> Result<(), BoxError>;
+    /// The templates boxes can be made from.
+    async fn templates(&self) -> Result<Vec<String>, BoxError>;
+}
+
+/// Keeps box ids to a safe alphabet (they become folder names and URL segments).
+pub fn valid_box_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}

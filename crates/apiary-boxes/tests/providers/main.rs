@@ -1,0 +1,169 @@
+//! One provider suite, run against the local provider and against the remote provider
+//! talking to a real Box Host API server (boxd's router) on loopback.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiary_boxes::local::{LocalProvider, Sandbox};
+use apiary_boxes::remote::RemoteProvider;
+use apiary_boxes::{BoxError, BoxProvider, BoxState, CreateBox, TASK_LABEL};
+
+/// A stand-in box agent: announces a port like the real one, then idles (with a child, to
+/// show the whole process group goes).
+const FAKE_AGENT: &str = r#"#!/bin/sh
+if [ "$APIARY_FAIL_AT_START" = "1" ]; then echo "cannot start: boom" >&2; exit 3; fi
+sleep 600 &
+echo "{\"port\": 4242, \"pid\": $$}" > "$APIARY_BOX_DIR/control.json.tmp"
+mv "$APIARY_BOX_DIR/control.json.tmp" "$APIARY_BOX_DIR/control.json"
+wait
+"#;
+
+fn fake_agent(dir: &Path) -> PathBuf {
+    let path = dir.join("fake-agent.sh");
+    std::fs::write(&path, FAKE_AGENT).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn alive(pid: i32) -> bool {
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn pid_of(root: &Path, id: &str) -> i32 {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join(id).join("state.json")).unwrap())
+            .unwrap();
+    state["pid"].as_i64().unwrap() as i32
+}
+
+fn request(task: &str, fail: bool) -> CreateBox {
+    CreateBox {
+        template: "default".into(),
+        env: BTreeMap::from([(
+            "APIARY_FAIL_AT_START".to_string(),
+            if fail { "1" } else { "0" }.to_string(),
+        )]),
+        labels: BTreeMap::from([(TASK_LABEL.to_string(), task.to_string())]),
+    }
+}
+
+/// The suite: `root` is where the boxes' folders end up (to act "from outside").
+async fn provider_suite(p: &dyn BoxProvider, root: &Path) {
+    let a = p.create(request("task-a", false)).await.expect("create");
+    assert_eq!(a.state, BoxState::Running);
+    assert_eq!(a.control_url, "http://127.0.0.1:4242");
+    let b = p.create(request("task-b", false)).await.expect("create b");
+    assert_eq!(
+        p.get(&a.id).await.unwrap().unwrap().state,
+        BoxState::Running
+    );
+    let found = p.list(Some((TASK_LABEL, "task-a"))).await.unwrap();
+    assert_eq!(
+        found.iter().map(|x| x.id.clone()).collect::<Vec<_>>(),
+        vec![a.id.clone()]
+    );
+    assert_eq!(p.list(None).await.unwrap().len(), 2);
+    assert!(p
+        .list(Some((TASK_LABEL, "nobody")))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Killed from outside: the provider tells it is gone.
+    let pid_b = pid_of(root, &b.id);
+    unsafe { libc::kill(-pid_b, libc::SIGKILL) };
+    let mut state = BoxState::Running;
+    for _ in 0..200 {
+        state = p.get(&b.id).await.unwrap().unwrap().state;
+        if state == BoxState::Exited {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, BoxState::Exited);
+
+    // Destroy ends the whole process group and removes the folder; again is fine.
+    let pid_a = pid_of(root, &a.id);
+    p.destroy(&a.id).await.unwrap();
+    assert!(!root.join(&a.id).exists());
+    for _ in 0..300 {
+        if !alive(-pid_a) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!alive(pid_a));
+    assert!(!alive(-pid_a), "the box's process group is gone");
+    p.destroy(&a.id).await.unwrap();
+    assert_eq!(p.get(&a.id).await.unwrap(), None);
+    p.destroy(&b.id).await.unwrap();
+    assert!(p.list(None).await.unwrap().is_empty());
+
+    // A box that dies at start is an error with its output, not a hang.
+    match p.create(request("task-c", true)).await {
+        Err(e) => assert!(e.to_string().contains("boom"), "{e}"),
+        Ok(info) => panic!("a failing box was reported as created: {info:?}"),
+    }
+    assert_eq!(p.templates().await.unwrap(), vec!["default".to_string()]);
+}
+
+#[tokio::test]
+async fn the_local_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("boxes");
+    let p = LocalProvider::new(root.clone(), fake_agent(dir.path()), Sandbox::None).unwrap();
+    provider_suite(&p, &root).await;
+}
+
+#[tokio::test]
+async fn a_new_provider_on_the_same_folder_finds_running_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("boxes");
+    let agent = fake_agent(dir.path());
+    let first = LocalProvider::new(root.clone(), agent.clone(), Sandbox::None).unwrap();
+    let made = first.create(request("t", false)).await.unwrap();
+    drop(first);
+    let again = LocalProvider::new(root.clone(), agent, Sandbox::None).unwrap();
+    assert_eq!(
+        again.get(&made.id).await.unwrap().unwrap().state,
+        BoxState::Running
+    );
+    again.destroy(&made.id).await.unwrap();
+}
+
+async fn start_host(root: PathBuf, agent: PathBuf, key: &str) -> String {
+    let provider = Arc::new(LocalProvider::new(root, agent, Sandbox::None).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = apiary_boxes::host::router(provider, key.to_string());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn the_remote_provider_through_a_box_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("boxes");
+    let url = start_host(root.clone(), fake_agent(dir.path()), "host-key-1").await;
+    let p = RemoteProvider::new(&url, "host-key-1");
+    provider_suite(&p, &root).await;
+}
+
+#[tokio::test]
+async fn a_box_host_refuses_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = start_host(dir.path().join("boxes"), fake_agent(dir.path()), "right").await;
+    let p = RemoteProvider::new(&url, "wrong");
+    match p.list(None).await {
+        Err(BoxError::Host(m)) => assert!(m.contains("401"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(p.create(request("t", false)).await.is_err());
+    assert!(
+        !dir.path().join("boxes").read_dir().unwrap().any(|_| true),
+        "nothing was created"
+    );
+}

@@ -1,0 +1,129 @@
+//! The boot env of a box (DESIGN §4): the only input a box gets.
+
+use std::collections::BTreeMap;
+
+use crate::settings::Timeouts;
+
+/// Everything the boot env is made from.
+#[derive(Debug, Clone)]
+pub struct BootInput {
+    pub apiary_url: String,
+    pub task_id: String,
+    pub callback_token: String,
+    pub control_token: String,
+    pub repo_url: String,
+    pub base_branch: String,
+    pub branch: String,
+    /// A preset name (`claude-code`, …, `script`).
+    pub preset: String,
+    /// A custom command; wins over the preset when not blank.
+    pub command: String,
+    pub forge: String,
+}
+
+/// The agent's run timeouts, a little inside the watchdog's phase budgets so the box reports
+/// its own timeout before the watchdog gives up on it: (spec, implement) in seconds.
+pub fn run_timeouts(t: &Timeouts) -> (u64, u64) {
+    let inside = |budget: u64| (budget * 9 / 10).max(1);
+    (inside(t.speccing_s), inside(t.implementing_s))
+}
+
+/// The boot env for a box.
+pub fn boot_env(input: &BootInput, timeouts: &Timeouts) -> BTreeMap<String, String> {
+    let (spec_s, impl_s) = run_timeouts(timeouts);
+    let mut env = BTreeMap::from([
+        (
+            "APIARY_URL".to_string(),
+            input.apiary_url.trim_end_matches('/').to_string(),
+        ),
+        ("APIARY_TASK_ID".into(), input.task_id.clone()),
+        ("APIARY_CALLBACK_TOKEN".into(), input.callback_token.clone()),
+        ("APIARY_CONTROL_TOKEN".into(), input.control_token.clone()),
+        ("APIARY_REPO_URL".into(), input.repo_url.clone()),
+        ("APIARY_BASE_BRANCH".into(), input.base_branch.clone()),
+        ("APIARY_BRANCH".into(), input.branch.clone()),
+        ("APIARY_FORGE".into(), input.forge.clone()),
+        ("APIARY_SPEC_RUN_TIMEOUT".into(), spec_s.to_string()),
+        ("APIARY_IMPL_RUN_TIMEOUT".into(), impl_s.to_string()),
+        ("APIARY_AGENT".into(), input.preset.clone()),
+    ]);
+    if !input.command.trim().is_empty() {
+        env.insert("APIARY_AGENT_COMMAND".into(), input.command.clone());
+    }
+    env
+}
+
+/// The box's branch: `apiary/<task-id>-<slug of the title>`.
+pub fn branch_name(task_id: &str, title: &str) -> String {
+    let mut slug = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        format!("apiary/{task_id}")
+    } else {
+        format!("apiary/{task_id}-{slug}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_are_safe_slugs() {
+        assert_eq!(
+            branch_name("t1", "Fix the footer (again)!"),
+            "apiary/t1-fix-the-footer-again"
+        );
+        assert_eq!(branch_name("t1", "Ünïcödé ..."), "apiary/t1-n-c-d");
+        assert_eq!(branch_name("t1", "!!!"), "apiary/t1");
+        assert!(branch_name("t1", &"long words ".repeat(20)).len() <= "apiary/t1-".len() + 41);
+    }
+
+    #[test]
+    fn the_boot_env_carries_the_contract_and_timeouts_inside_the_budgets() {
+        let input = BootInput {
+            apiary_url: "http://127.0.0.1:7878/".into(),
+            task_id: "t1".into(),
+            callback_token: "cb".into(),
+            control_token: "ctl".into(),
+            repo_url: "/srv/r.git".into(),
+            base_branch: "main".into(),
+            branch: "apiary/t1-x".into(),
+            preset: "script".into(),
+            command: "./agent.sh".into(),
+            forge: "local".into(),
+        };
+        let t = Timeouts {
+            speccing_s: 100,
+            implementing_s: 1000,
+            ..Timeouts::default()
+        };
+        let env = boot_env(&input, &t);
+        assert_eq!(env["APIARY_URL"], "http://127.0.0.1:7878");
+        assert_eq!(env["APIARY_SPEC_RUN_TIMEOUT"], "90");
+        assert_eq!(env["APIARY_IMPL_RUN_TIMEOUT"], "900");
+        assert_eq!(env["APIARY_AGENT_COMMAND"], "./agent.sh");
+        for k in [
+            "APIARY_TASK_ID",
+            "APIARY_CALLBACK_TOKEN",
+            "APIARY_CONTROL_TOKEN",
+            "APIARY_REPO_URL",
+            "APIARY_BASE_BRANCH",
+            "APIARY_BRANCH",
+            "APIARY_FORGE",
+            "APIARY_AGENT",
+        ] {
+            assert!(env.contains_key(k), "{k}");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Notification delivery (DESIGN §6): one `deliver` job per channel. A failing channel is
+//! recorded in the admins' error log and retried with backoff (a Telegram 4xx other than 429
+//! is not retried: the same request would fail again); it never touches the transition or
+//! the other channels, whose jobs are separate.
+
+use std::time::Duration;
+
+use apiary_core::notify::Message;
+use apiary_core::NotifyEvent;
+use apiary_store::{Job, JobFailure, StoreError};
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::worker::JobHandler;
+use crate::Orchestrator;
+
+/// Delivers one notification on one channel.
+pub struct Deliver {
+    http: reqwest::Client,
+}
+
+impl Default for Deliver {
+    fn default() -> Self {
+        Deliver {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+        }
+    }
+}
+
+/// The HMAC-SHA256 signature header value of a webhook body.
+pub fn webhook_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A delivery failure: what to record, and whether to try again.
+struct Failure {
+    status: Option<i64>,
+    body: Option<String>,
+    error: String,
+    retry: bool,
+}
+
+impl Failure {
+    fn retry(error: impl Into<String>) -> Self {
+        Failure {
+            status: None,
+            body: None,
+            error: error.into(),
+            retry: true,
+        }
+    }
+}
+
+fn store_err(e: StoreError) -> JobFailure {
+    JobFailure::Retryable(e.to_string())
+}
+
+impl Deliver {
+    async fn message(
+        orch: &Orchestrator,
+        task_id: &str,
+        event: NotifyEvent,
+    ) -> Result<Message, StoreError> {
+        let task = orch.store.get_task(task_id).await?;
+        let project = orch.store.get_project(&task.project_id).await?;
+        let base = orch.callback_url().await?;
+        let task_url = format!("{base}/tasks/{}", task.id);
+        Ok(Message {
+            event,
+            task_title: task.title,
+            project_name: project.name,
+            spec_url: task.spec.as_ref().map(|_| format!("{task_url}#spec")),
+            task_url,
+            pr_url: task.pr_url,
+            code_url: task.code_url,
+            site_url: task.site_url,
+            error: task.last_error.filter(|_| event == NotifyEvent::Failed),
+        })
+    }
+
+    async fn telegram(&self, orch: &Orchestrator, msg: &Message) -> Result<(), Failure> {
+        let s = orch
+            .store
+            .settings()
+            .await
+            .map_err(|e| Failure::retry(e.to_string()))?;
+        let token = orch
+            .store
+            .setting_secret("telegram.bot_token")
+            .await
+            .map_err(|e| Failure::retry(e.to_string()))?
+            .ok_or_else(|| Failure {
+                retry: false,
+                ..Failure::retry("no Telegram bot token is set")
+            })?;
+        let url = format!(
+            "{}/bot{}/sendMessage",
+            s.telegram.api_base.trim_end_matches('/'),
+            token
+        );
+        let body = json!({ "chat_id": s.telegram.chat_id, "text": msg.markdown_v2(), "parse_mode": "MarkdownV2", "disable_web_page_preview": true });
+        let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {
+            // Never let the token (in the URL) reach the error log.
+            Failure::retry(format!("Telegram unreachable: {}", e.without_url()))
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(Failure {
+            status: Some(status.as_u16() as i64),
+            body: Some(text),
+            error: format!("Telegram answered {status}"),
+            retry: status.is_server_error() || status.as_u16() == 429,
+        })
+    }
+
+    async fn email(
+        &self,
+        orch: &Orchestrator,
+        task_id: &str,
+        msg: &Message,
+    ) -> Result<(), Failure> {
+        let fail = |e: String| Failure::retry(e);
+        let s = orch
+            .store
+            .settings()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .email;
+        let mut to = s.to.clone();
+        if s.to_reviewers {
+            let task = orch
+                .store
+                .get_task(task_id)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            to.extend(
+                orch.store
+                    .project_reviewer_emails(&task.project_id)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?,
+            );
+        }
+        to.sort();
+        to.dedup();
+        if to.is_empty() {
+            return Err(Failure {
+                retry: false,
+                ..fail("the email channel has no recipients".into())
+            });
+        }
+        let mut builder = lettre::Message::builder()
+            .from(s.from.parse().map_err(|e| Failure {
+                retry: false,
+                ..fail(format!("bad sender {:?}: {e}", s.from))
+            })?)
+            .subject(msg.subject())
+            .header(ContentType::TEXT_PLAIN);
+        for addr in &to {
+            builder = builder.to(addr.parse().map_err(|e| Failure {
+                retry: false,
+                ..fail(format!("bad recipient {addr:?}: {e}"))
+            })?);
+        }
+        let email = builder.body(msg.plain()).map_err(|e| fail(e.to_string()))?;
+        let mut transport = match s.tls.as_str() {
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+                .map_err(|e| fail(e.to_string()))?,
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                .map_err(|e| fail(e.to_string()))?,
+            _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        }
+        .port(s.port)
+        .timeout(Some(Duration::from_secs(10)));
+        if !s.username.is_empty() {
+            let password = orch
+                .store
+                .setting_secret("email.password")
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .unwrap_or_default();
+            transport = transport.credentials(Credentials::new(s.username.clone(), password));
+        }
+        transport
+            .build()
+            .send(email)
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure {
+                status: e.status().map(|c| u16::from(c) as i64),
+                ..fail(format!("SMTP: {e}"))
+            })
+    }
+
+    async fn webhook(
+        &self,
+        orch: &Orchestrator,
+        id: &str,
+        task_id: &str,
+        msg: &Message,
+    ) -> Result<(), Failure> {
+        let s = orch
+            .store
+            .settings()
+            .await
+            .map_err(|e| Failure::retry(e.to_string()))?;
+        let Some(hook) = s.webhooks.iter().find(|w| w.id == id) else {
+            return Err(Failure {
+                retry: false,
+                ..Failure::retry("the webhook was removed")
+            });
+        };
+        let secret = orch
+            .store
+            .setting_secret(&format!("webhook.{id}.secret"))
+            .await
+            .map_err(|e| Failure::retry(e.to_string()))?
+            .unwrap_or_default();
+        let links: serde_json::Map<String, serde_json::Value> = msg
+            .links()
+            .into_iter()
+            .map(|(label, url)| (label.to_lowercase().replace(' ', "_"), json!(url)))
+            .collect();
+        let body = serde_json::to_vec(&json!({
+            "version": 1,
+            "event": msg.event.as_str(),
+            "task": { "id": task_id, "title": msg.task_title },
+            "project": { "name": msg.project_name },
+            "links": links,
+            "error": msg.error,
+            "text": msg.plain(),
+        }))
+        .expect("json");
+        let resp = self
+            .http
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("x-apiary-signature", webhook_signature(&secret, &body))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::retry(format!("webhook unreachable: {e}")))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(Failure {
+            status: Some(status.as_u16() as i64),
+            body: Some(text),
+            error: format!("webhook answered {status}"),
+            retry: true,
+        })
+    }
+}
+
+#[async_trait]
+impl JobHandler for Deliver {
+    async fn run(&self, orch: &Orchestrator, job: &Job) -> Result<(), JobFailure> {
+        let p = job.payload_json();
+        let task_id = p["task_id"].as_str().unwrap_or_default().to_string();
+        let channel = p["channel"].as_str().unwrap_or_default().to_string();
+        let event: NotifyEvent = serde_json::from_value(p["event"].clone())
+            .map_err(|e| JobFailure::Fatal(e.to_string()))?;
+        let msg = Self::message(orch, &task_id, event)
+            .await
+            .map_err(store_err)?;
+        let result = match channel.as_str() {
+            "log" => {
+                tracing::info!(channel = "log", event = event.as_str(), "{}", msg.plain());
+                Ok(())
+            }
+            "telegram" => self.telegram(orch, &msg).await,
+            "email" => self.email(orch, &task_id, &msg).await,
+            c => match c.strip_prefix("webhook:") {
+                Some(id) => self.webhook(orch, id, &task_id, &msg).await,
+                None => Err(Failure {
+                    retry: false,
+                    ..Failure::retry(format!("unknown channel {c:?}"))
+                }),
+            },
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(f) => {
+                orch.store
+                    .record_notification_error(
+                        &channel,
+                        event.as_str(),
+                        Some(&task_id),
+                        f.status,
+                        f.body.as_deref(),
+                        &f.error,
+                    )
+                    .await
+                    .map_err(store_err)?;
+                if f.retry {
+                    Err(JobFailure::Retryable(f.error))
+                } else {
+                    Err(JobFailure::Fatal(f.error))
+                }
+            }
+        }
+    }
+}

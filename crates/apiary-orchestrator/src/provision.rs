@@ -1,0 +1,170 @@
+//! Queue drain and provisioning: `queued` → `provisioning` under the cap, then a box with
+//! fresh tokens and the boot env of DESIGN §4. Any failure ends the task `failed` with the
+//! error kept; a task cancelled while its box was being made gets that box destroyed.
+
+use std::collections::BTreeMap;
+
+use apiary_boxes::{CreateBox, TASK_LABEL};
+use apiary_core::boot::{boot_env, branch_name, BootInput};
+use apiary_core::AgentStatus;
+use apiary_store::{Actor, BoxAddress, Job, JobFailure, StoreError, TransitionRequest};
+use async_trait::async_trait;
+
+use crate::worker::JobHandler;
+use crate::Orchestrator;
+
+fn retry(e: StoreError) -> JobFailure {
+    JobFailure::Retryable(e.to_string())
+}
+
+/// Provisions the oldest queued tasks while boxes are free (nothing while orchestration is off).
+pub struct DrainQueue;
+
+#[async_trait]
+impl JobHandler for DrainQueue {
+    async fn run(&self, orch: &Orchestrator, _job: &Job) -> Result<(), JobFailure> {
+        let settings = orch.store.settings().await.map_err(retry)?;
+        if !settings.agent_orchestration_enabled {
+            tracing::info!("queue drain: orchestration is off, nothing provisioned");
+            return Ok(());
+        }
+        let moved = orch
+            .store
+            .drain_queue(settings.max_concurrent_boxes as i64)
+            .await
+            .map_err(retry)?;
+        for outcome in &moved {
+            orch.publish(outcome);
+        }
+        Ok(())
+    }
+}
+
+/// Creates the box of a task in `provisioning`.
+pub struct ProvisionBox;
+
+impl ProvisionBox {
+    async fn fail(orch: &Orchestrator, task_id: &str, error: String) -> Result<(), JobFailure> {
+        tracing::warn!(task = task_id, %error, "provisioning failed");
+        orch.transition(
+            TransitionRequest::new(task_id, AgentStatus::Failed, Actor::System)
+                .with_error(format!("provisioning failed: {error}")),
+        )
+        .await
+        .map_err(retry)?;
+        Ok(())
+    }
+}
+
+/// Makes a box for a task: fresh tokens, the boot env, the provider's create, the address
+/// recorded. Shared by provisioning and by resuming a parked task. On error the task's tokens
+/// are revoked again and the message says what failed.
+pub async fn start_box(
+    orch: &Orchestrator,
+    task_id: &str,
+) -> Result<apiary_boxes::BoxInfo, String> {
+    let store = &orch.store;
+    let task = store.get_task(task_id).await.map_err(|e| e.to_string())?;
+    let project = store
+        .get_project(&task.project_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let settings = store.settings().await.map_err(|e| e.to_string())?;
+    let provider = orch.provider().await?;
+    // A task still holding an old box (a retry after failure) gets a fresh one.
+    if let (Some(old), false) = (&task.box_id, task.box_torn_down) {
+        provider
+            .destroy(old)
+            .await
+            .map_err(|e| format!("could not remove the previous box: {e}"))?;
+        store
+            .detach_box(task_id, false)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if project.agent.repo_url.trim().is_empty() {
+        return Err("the project has no repository URL".into());
+    }
+    let tokens = store
+        .mint_box_tokens(task_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let branch = task
+        .branch
+        .clone()
+        .unwrap_or_else(|| branch_name(&task.id, &task.title));
+    let input = BootInput {
+        apiary_url: orch.callback_url().await.map_err(|e| e.to_string())?,
+        task_id: task.id.clone(),
+        callback_token: tokens.callback_token,
+        control_token: tokens.control_token,
+        repo_url: project.agent.repo_url.clone(),
+        base_branch: project.agent.base_branch.clone(),
+        branch,
+        preset: project.agent.preset.clone(),
+        command: project.agent.command.clone(),
+        forge: project.agent.forge.clone(),
+    };
+    let template = if project.agent.template.trim().is_empty() {
+        settings.default_template.clone()
+    } else {
+        project.agent.template.clone()
+    };
+    let req = CreateBox {
+        template,
+        env: boot_env(&input, &settings.timeouts),
+        labels: BTreeMap::from([(TASK_LABEL.to_string(), task.id.clone())]),
+    };
+    let info = match provider.create(req).await {
+        Ok(info) => info,
+        Err(e) => {
+            let _ = store.detach_box(task_id, false).await;
+            return Err(e.to_string());
+        }
+    };
+    store
+        .set_box_address(
+            task_id,
+            &BoxAddress {
+                box_id: info.id.clone(),
+                control_url: info.control_url.clone(),
+                code_url: info.code_url.clone(),
+                site_url: info.site_url.clone(),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(info)
+}
+
+#[async_trait]
+impl JobHandler for ProvisionBox {
+    async fn run(&self, orch: &Orchestrator, job: &Job) -> Result<(), JobFailure> {
+        let store = &orch.store;
+        let task_id = job
+            .task_id
+            .clone()
+            .ok_or_else(|| JobFailure::Fatal("no task".into()))?;
+        let task = store.get_task(&task_id).await.map_err(retry)?;
+        if task.agent_status != AgentStatus::Provisioning {
+            return Ok(());
+        }
+        let info = match start_box(orch, &task_id).await {
+            Ok(info) => info,
+            Err(e) => return Self::fail(orch, &task_id, e).await,
+        };
+        // Cancelled (or failed) while the box was being made: that box must not live on.
+        let now = store.get_task(&task_id).await.map_err(retry)?;
+        if now.agent_status.is_terminal() || now.agent_status == AgentStatus::None {
+            tracing::info!(task = %task_id, box_id = %info.id, "task ended during provisioning; destroying its box");
+            let provider = orch.provider().await.map_err(JobFailure::Retryable)?;
+            provider
+                .destroy(&info.id)
+                .await
+                .map_err(|e| JobFailure::Retryable(e.to_string()))?;
+            store.detach_box(&task_id, false).await.map_err(retry)?;
+            orch.request_drain().await.map_err(retry)?;
+        }
+        Ok(())
+    }
+}

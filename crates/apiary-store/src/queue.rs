@@ -1,0 +1,61 @@
+//! The FIFO queue of hand-offs and the cap on boxes that exist.
+
+use apiary_core::AgentStatus;
+
+use crate::db::{Backend, Store};
+use crate::error::StoreResult;
+use crate::transition::{Actor, TransitionOutcome, TransitionRequest};
+
+impl Store {
+    /// Boxes that exist or are being made: they count against `max_concurrent_boxes`.
+    pub async fn live_box_count(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM tasks WHERE box_torn_down = 0 OR agent_status = 'provisioning'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Moves the oldest queued tasks (of projects whose agent is enabled) to `provisioning`
+    /// while fewer than `cap` boxes exist. Count and moves happen in one transaction under a
+    /// lock every drainer takes (SQLite's write lock; an advisory lock on PostgreSQL), so the
+    /// cap holds with any number of workers.
+    pub async fn drain_queue(&self, cap: i64) -> StoreResult<Vec<TransitionOutcome>> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (live,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM tasks WHERE box_torn_down = 0 OR agent_status = 'provisioning'",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let room = cap - live;
+        let mut out = Vec::new();
+        if room > 0 {
+            let next: Vec<(String,)> = sqlx::query_as(
+                "SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id \
+                 WHERE t.agent_status = 'queued' AND p.agent_enabled = 1 \
+                 ORDER BY t.queued_at, t.id LIMIT $1",
+            )
+            .bind(room)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id,) in next {
+                out.push(
+                    self.transition_in(
+                        &mut tx,
+                        TransitionRequest::new(&id, AgentStatus::Provisioning, Actor::System)
+                            .with_message("a box is free"),
+                    )
+                    .await?,
+                );
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}

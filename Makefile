@@ -12,9 +12,10 @@ export CARGO_TERM_COLOR ?= never
 build:
 	$(CARGO) build --bin apiary
 
-## Build and start `apiary serve` on SQLite in $(DATA_DIR); the first start prints the admin's password.
+## Build and start `apiary serve --demo` on SQLite in $(DATA_DIR); the first start prints the
+## admin's password and sets up a demo project whose agent is a bundled script.
 run: build
-	./target/debug/apiary serve --data-dir $(DATA_DIR) --bind $(BIND)
+	./target/debug/apiary serve --demo --data-dir $(DATA_DIR) --bind $(BIND)
 
 ## Every test: formatting, lints, the Rust suites on SQLite and on PostgreSQL.
 test: lint test-sqlite test-postgres

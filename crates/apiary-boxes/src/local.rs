@@ -165,20 +165,29 @@ impl LocalProvider {
         let mut cmd = match self.sandbox {
             Sandbox::Bwrap => {
                 let mut c = tokio::process::Command::new("bwrap");
-                c.args([
-                    "--ro-bind",
-                    "/",
-                    "/",
-                    "--dev",
-                    "/dev",
-                    "--proc",
-                    "/proc",
-                    "--tmpfs",
-                    "/tmp",
-                ]);
+                // The system (the toolchain included) read-only ...
+                c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
+                // ... but no other box, and none of Apiary's own secrets or database ...
+                let root = self.root.display().to_string();
+                c.args(["--tmpfs", &root]);
+                if let Some(data) = self.root.parent() {
+                    for name in [
+                        "secret.key",
+                        "apiary.db",
+                        "apiary.db-wal",
+                        "apiary.db-shm",
+                        "host.key",
+                    ] {
+                        let f = data.join(name);
+                        if f.exists() {
+                            let f = f.display().to_string();
+                            c.args(["--ro-bind", "/dev/null", &f]);
+                        }
+                    }
+                }
+                // ... and only its own folder writable, plus a repository on this machine it pushes to.
                 let d = dir.display().to_string();
                 c.args(["--bind", &d, &d]);
-                // A repository on this machine must be writable for the box's push.
                 if let Some(repo) = env.get("APIARY_REPO_URL").filter(|r| r.starts_with('/')) {
                     if Path::new(repo).exists() {
                         c.args(["--bind", repo, repo]);
@@ -197,6 +206,7 @@ impl LocalProvider {
                 std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
             )
             .env("HOME", dir)
+            .env("TMPDIR", dir.join("tmp"))
             .env("APIARY_BOX_DIR", dir)
             .envs(env)
             .stdin(Stdio::null())
@@ -217,7 +227,7 @@ impl BoxProvider for LocalProvider {
     async fn create(&self, req: CreateBox) -> Result<BoxInfo, BoxError> {
         let id = format!("box-{}", &uuid::Uuid::now_v7().simple().to_string()[8..]);
         let dir = self.dir(&id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("tmp"))?;
         let mut state = State {
             id: id.clone(),
             template: req.template.clone(),

@@ -1,13 +1,17 @@
 //! `apiary`: the one binary. `serve` runs the whole system; the other commands administer it.
 
+mod bench;
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use apiary_boxes::local::{LocalProvider, Sandbox};
 use apiary_core::{Role, SystemClock};
-use apiary_orchestrator::{Metrics, Orchestrator, WorkerBuilder};
+use apiary_orchestrator::{Metrics, Orchestrator};
 use apiary_server::{AppState, HttpServer, ServerConfig};
 use apiary_store::{NewUser, SecretKey, Store, StoreOptions};
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +47,31 @@ enum Command {
         /// Mark session cookies Secure (set when Apiary is reached over https).
         #[arg(long, env = "APIARY_SECURE_COOKIES")]
         secure_cookies: bool,
+        /// How local boxes are isolated: auto (bubblewrap when present), bwrap or none.
+        #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
+        sandbox: Sandbox,
+        /// On first start, set up a demo project with a local repository and a bundled agent script.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Serve the Box Host API over local boxes (a remote box host).
+    Boxd {
+        /// Address to listen on.
+        #[arg(long, env = "APIARY_BOXD_BIND", default_value = "127.0.0.1:7879")]
+        bind: SocketAddr,
+        /// Folder for the boxes and the host key file.
+        #[arg(long, env = "APIARY_BOXD_DATA_DIR", default_value = "./apiary-boxd")]
+        data_dir: PathBuf,
+        /// How boxes are isolated: auto, bwrap or none.
+        #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
+        sandbox: Sandbox,
+    },
+    /// Run inside a box: clone, run the agent, serve the control plane (reads the boot env).
+    BoxAgent,
+    /// Measure Apiary (figures for docs/PERFORMANCE.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
     },
     /// Run jobs without serving HTTP (extra replicas on PostgreSQL).
     Worker {
@@ -63,6 +92,31 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time from hand-off to the box's control plane answering /health (local provider).
+    Boot {
+        /// How many hand-offs to time.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// auto, bwrap or none.
+        #[arg(long, default_value = "auto")]
+        sandbox: Sandbox,
+    },
+    /// Time watchdog passes over many tasks, and print the query plans.
+    Watchdog {
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 1_000)]
+        active: usize,
+        #[arg(long, default_value_t = 20)]
+        passes: usize,
+        /// A PostgreSQL server URL (a fresh database is made on it); SQLite when absent.
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -144,13 +198,28 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn worker(orch: &Orchestrator) -> apiary_orchestrator::Worker {
-    // Handlers for the loop's jobs (provisioning, dispatch, notifications, teardown) register
-    // here as they land; jobs of other kinds wait in the queue untouched.
-    WorkerBuilder::new(orch.clone()).build()
+/// This process's name for leases: host and pid.
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
+    format!("{}:{}", host.trim(), std::process::id())
 }
 
-async fn serve(db: DbArgs, bind: SocketAddr, secure_cookies: bool) -> Result<()> {
+/// The local box provider: boxes under `<data-dir>/boxes`, run by this very binary.
+fn local_provider(data_dir: &std::path::Path, sandbox: Sandbox) -> Result<Arc<LocalProvider>> {
+    let exe = std::env::current_exe().context("locating the apiary binary")?;
+    let root = std::fs::canonicalize(data_dir)?.join("boxes");
+    let provider = LocalProvider::new(root, exe, sandbox)?;
+    tracing::info!(sandbox = ?provider.sandbox(), "local boxes ready");
+    Ok(Arc::new(provider))
+}
+
+async fn serve(
+    db: DbArgs,
+    bind: SocketAddr,
+    secure_cookies: bool,
+    sandbox: Sandbox,
+    demo: bool,
+) -> Result<()> {
     let store = open_store(&db).await?;
     if let Some((admin, generated)) = store
         .bootstrap(
@@ -168,7 +237,13 @@ async fn serve(db: DbArgs, bind: SocketAddr, secure_cookies: bool) -> Result<()>
             ),
         }
     }
-    let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
+    if demo {
+        demo::ensure_demo(&store, &db.data_dir)
+            .await
+            .context("setting up the demo project")?;
+    }
+    let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()))
+        .with_local_boxes(local_provider(&db.data_dir, sandbox)?);
     let state = AppState {
         store: store.clone(),
         orch: orch.clone(),
@@ -181,19 +256,71 @@ async fn serve(db: DbArgs, bind: SocketAddr, secure_cookies: bool) -> Result<()>
         .await
         .with_context(|| format!("binding {bind}"))?;
     println!("Apiary is listening on http://{}", server.addr());
+    orch.set_apiary_url(&format!("http://{}", server.addr()));
+    // Tasks queued before a restart get their turn.
+    orch.request_drain().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker_task = tokio::spawn(worker(&orch).run(Duration::from_secs(1), async move {
-        let mut rx = stop_rx;
+    let watchdog_stop = stop_rx.clone();
+    let watchdog_task = tokio::spawn(orch.clone().run_watchdog(replica_name(), async move {
+        let mut rx = watchdog_stop;
         let _ = rx.wait_for(|v| *v).await;
     }));
+    let worker_task = tokio::spawn(
+        orch.worker()
+            .build()
+            .run(Duration::from_secs(1), async move {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|v| *v).await;
+            }),
+    );
     server
         .serve(shutdown_signal())
         .await
         .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = worker_task.await;
+    let _ = watchdog_task.await;
     store.close().await;
     Ok(())
+}
+
+/// `apiary boxd`: the Box Host API over local boxes, guarded by a host key.
+async fn boxd(bind: SocketAddr, data_dir: PathBuf, sandbox: Sandbox) -> Result<()> {
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let key = match nonempty_env("APIARY_BOXD_KEY") {
+        Some(k) => k,
+        None => {
+            let path = data_dir.join("host.key");
+            if path.exists() {
+                std::fs::read_to_string(&path)?.trim().to_string()
+            } else {
+                let k = apiary_store::new_token("apiary_host_");
+                std::fs::write(&path, &k)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                }
+                println!("Host key (set it as box_host_key in Apiary's settings): {k}");
+                k
+            }
+        }
+    };
+    let provider = local_provider(&data_dir, sandbox)?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    println!("Box host listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, apiary_boxes::host::router(provider, key))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// `apiary box-agent`: runs inside a box, configured only by its boot env.
+async fn box_agent() -> Result<()> {
+    apiary_box_agent::run(apiary_box_agent::BoxAgentConfig::from_env()?).await
 }
 
 #[tokio::main]
@@ -210,14 +337,43 @@ async fn main() -> Result<()> {
             db,
             bind,
             secure_cookies,
-        } => serve(db, bind, secure_cookies).await,
+            sandbox,
+            demo,
+        } => serve(db, bind, secure_cookies, sandbox, demo).await,
+        Command::Boxd {
+            bind,
+            data_dir,
+            sandbox,
+        } => boxd(bind, data_dir, sandbox).await,
+        Command::BoxAgent => box_agent().await,
+        Command::Bench {
+            command: BenchCommand::Boot { runs, sandbox },
+        } => bench::boot(runs.max(1), sandbox).await,
+        Command::Bench {
+            command:
+                BenchCommand::Watchdog {
+                    tasks,
+                    active,
+                    passes,
+                    database_url,
+                },
+        } => bench::watchdog(tasks, active.min(tasks), passes.max(1), database_url).await,
         Command::Worker { db } => {
             let store = open_store(&db).await?;
-            let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
+            let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()))
+                .with_local_boxes(local_provider(&db.data_dir, Sandbox::Auto)?);
             tracing::info!("worker running; Ctrl-C to stop");
-            worker(&orch)
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let watchdog = tokio::spawn(orch.clone().run_watchdog(replica_name(), async move {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|v| *v).await;
+            }));
+            orch.worker()
+                .build()
                 .run(Duration::from_secs(1), shutdown_signal())
                 .await;
+            let _ = stop_tx.send(true);
+            let _ = watchdog.await;
             store.close().await;
             Ok(())
         }

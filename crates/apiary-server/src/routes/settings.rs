@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::wire::ErrorBody;
+use crate::wire::{ErrorBody, PromptsPatch};
 use crate::AppState;
 
 /// The names settings secrets are stored under.
@@ -142,15 +142,6 @@ pub struct WebhookIn {
 
 fn yes() -> bool {
     true
-}
-
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct PromptsPatch {
-    pub spec: Option<String>,
-    pub implement: Option<String>,
-    pub changes: Option<String>,
-    pub revise: Option<String>,
 }
 
 /// A partial update of the settings.

@@ -1,0 +1,157 @@
+//! The control plane (Apiary → box, DESIGN §3): `/health`, `/implement/start`,
+//! `/changes/apply`, `/spec/revise`, each behind the control token; work starts in the
+//! background and the request answers 202 at once (409 while another run goes on).
+
+use std::sync::Arc;
+
+use apiary_core::prompts::CommentCtx;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::phases::{Agent, Input, Phase};
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+async fn require_token(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let sent = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let want = agent.cfg.control_token.as_bytes();
+    let ok =
+        sent.len() == want.len() && sent.bytes().zip(want).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+    if !ok {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong or missing control token",
+        );
+    }
+    next.run(req).await
+}
+
+async fn health(State(agent): State<Arc<Agent>>) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "busy": agent.busy() }))
+}
+
+fn start(agent: Arc<Agent>, phase: Phase, input: Input) -> Response {
+    if !agent.try_begin() {
+        return error(
+            StatusCode::CONFLICT,
+            "busy",
+            "the box is already running the agent",
+        );
+    }
+    tokio::spawn(async move { agent.run(phase, input).await });
+    (StatusCode::ACCEPTED, Json(json!({ "accepted": true }))).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct ImplementIn {
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CommentIn {
+    #[serde(default)]
+    author: String,
+    body: String,
+    path: Option<String>,
+    line: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ChangesIn {
+    #[serde(default)]
+    comments: Vec<CommentIn>,
+}
+
+#[derive(Deserialize)]
+struct ReviseIn {
+    feedback: String,
+}
+
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+async fn implement(State(agent): State<Arc<Agent>>, body: Body<ImplementIn>) -> Response {
+    let note = body.map(|Json(b)| b.note).unwrap_or_default();
+    start(
+        agent,
+        Phase::Implement,
+        Input {
+            note,
+            ..Default::default()
+        },
+    )
+}
+
+async fn changes(State(agent): State<Arc<Agent>>, body: Body<ChangesIn>) -> Response {
+    let Ok(Json(b)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "body must be {comments: [{author, body, path?, line?}]}",
+        );
+    };
+    let comments = b
+        .comments
+        .into_iter()
+        .map(|c| CommentCtx {
+            author: c.author,
+            body: c.body,
+            path: c.path,
+            line: c.line,
+        })
+        .collect();
+    start(
+        agent,
+        Phase::Changes,
+        Input {
+            comments,
+            ..Default::default()
+        },
+    )
+}
+
+async fn revise(State(agent): State<Arc<Agent>>, body: Body<ReviseIn>) -> Response {
+    let Ok(Json(b)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "body must be {feedback}",
+        );
+    };
+    start(
+        agent,
+        Phase::Revise,
+        Input {
+            feedback: Some(b.feedback),
+            ..Default::default()
+        },
+    )
+}
+
+/// The control plane over one agent.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/implement/start", post(implement))
+        .route("/changes/apply", post(changes))
+        .route("/spec/revise", post(revise))
+        .layer(middleware::from_fn_with_state(agent.clone(), require_token))
+        .with_state(agent)
+}

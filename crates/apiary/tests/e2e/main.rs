@@ -1,0 +1,367 @@
+//! The whole loop on one machine: real local boxes running this very binary's `box-agent`,
+//! a real git repository, and a shell-script agent. Runs on SQLite, and on PostgreSQL when
+//! APIARY_TEST_DATABASE_URL is set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apiary_testkit::{bare_repo, git, BoxReaper, Client, TestApp};
+use serde_json::{json, Value};
+
+const AGENT: &str = r#"#!/bin/sh
+set -eu
+prompt="$(cat "$APIARY_PROMPT_FILE")"
+echo "test agent: $APIARY_PHASE"
+case "$APIARY_PHASE" in
+  spec|revise) mkdir -p .apiary; printf '# Spec\n\nWrite hello.txt.\n' > .apiary/SPEC.md ;;
+  implement) echo "hello from the agent" > hello.txt ;;
+  changes) printf '%s\n' "$prompt" | sed -n 's/^- //p' >> hello.txt ;;
+  *) echo "unknown phase" >&2; exit 2 ;;
+esac
+"#;
+
+const SLOW_AGENT: &str = "#!/bin/sh\necho 'thinking forever'\nsleep 60\n";
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_apiary"))
+}
+
+fn write_script(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    format!("sh {}", path.display())
+}
+
+/// Orchestration on, short budgets for the timeout test.
+async fn configure(admin: &Client, extra: Value) {
+    let mut body = json!({ "agent_orchestration_enabled": true });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, s) = admin.patch("/api/v1/settings", body).await;
+    assert_eq!(status, 200, "{s}");
+}
+
+async fn project_with_agent(admin: &Client, repo: &Path, command: &str) -> String {
+    let (_, p) = admin
+        .post("/api/v1/projects", json!({ "name": "E2E" }))
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": {
+                "enabled": true, "repo_url": repo.display().to_string(), "preset": "script", "command": command,
+                "prompts": {
+                    "spec": "Title: {{ task.title }}",
+                    "implement": "Title: {{ task.title }}\n{{ spec }}",
+                    "changes": "Review:\n{% for c in comments %}- {{ c.body }}\n{% endfor %}",
+                    "revise": "Feedback: {{ feedback }}"
+                }
+            } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    pid
+}
+
+async fn wait_for(admin: &Client, tid: &str, want: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let (_, t) = admin.get(&format!("/api/v1/tasks/{tid}")).await;
+        if t["agent"]["status"] == want {
+            return t;
+        }
+        if start.elapsed() > limit {
+            let (_, logs) = admin
+                .get(&format!("/api/v1/tasks/{tid}/agent/logs?limit=50"))
+                .await;
+            panic!("task did not reach {want} in {limit:?}: {t}\nlogs: {logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn box_pid(boxes: &Path, box_id: &str) -> i32 {
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(boxes.join(box_id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    state["pid"].as_i64().unwrap() as i32
+}
+
+/// The callback token, read from the box agent's environment (as only the box has it).
+fn callback_token_of(pid: i32) -> String {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    env.split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("APIARY_CALLBACK_TOKEN="))
+        .expect("the box agent has its callback token")
+        .to_string()
+}
+
+/// Hand over → spec → approve → PR (diff) → changes → PR round 2 → merged → box gone.
+async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
+    let admin = app.admin().await;
+    let repo = bare_repo(work);
+    let command = write_script(work, "agent.sh", AGENT);
+    configure(&admin, json!({})).await;
+    let pid = project_with_agent(&admin, &repo, &command).await;
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Say hello" }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    let (status, _) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    assert_eq!(t["agent"]["spec"], "# Spec\n\nWrite hello.txt.\n");
+    let box_id = t["agent"]["box_id"].as_str().unwrap().to_string();
+    let agent_pid = box_pid(boxes, &box_id);
+    let token = callback_token_of(agent_pid);
+
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
+    assert!(t["agent"]["pr_url"].as_str().unwrap().contains(&tid));
+    let (status, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
+    assert_eq!(status, 200, "{diff}");
+    assert!(
+        diff["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+hello from the agent"),
+        "{diff}"
+    );
+
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/request-changes"),
+            json!({ "comments": [{ "body": "also say goodbye", "path": "hello.txt", "line": 1 }] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // request-changes moved it to changes_requested at once: the next pr_ready is round 2's.
+    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
+    assert_eq!(t["agent"]["round"], 2);
+    let (_, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
+    assert!(
+        diff["diff"].as_str().unwrap().contains("+also say goodbye"),
+        "the script acted on the comment: {diff}"
+    );
+
+    let (status, body) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/mark-merged"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let log = git(&repo, &["log", "--format=%s", "main"]);
+    assert!(log.contains("Merge apiary/"), "{log}");
+    let hello = git(&repo, &["show", "main:hello.txt"]);
+    assert_eq!(hello, "hello from the agent\nalso say goodbye\n");
+
+    // Within seconds: the box process is gone, its folder removed, its token dead.
+    let start = Instant::now();
+    while (unsafe { libc::kill(agent_pid, 0) } == 0 || boxes.join(&box_id).exists())
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        unsafe { libc::kill(agent_pid, 0) } != 0,
+        "the box process is gone"
+    );
+    assert!(!boxes.join(&box_id).exists(), "the box folder is removed");
+    let (status, _) = Client::with_bearer(&app.base, &token)
+        .get(&format!("/api/v1/agent/tasks/{tid}"))
+        .await;
+    assert_eq!(status, 401, "the old callback token is dead");
+    let t = app.store.get_task(&tid).await.unwrap();
+    assert!(t.box_torn_down);
+    assert_eq!(app.store.control_token(&tid).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_loop_with_local_boxes() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = dir.path().join("boxes");
+    let _reaper = BoxReaper(boxes.clone());
+    the_loop(&app, &boxes, dir.path()).await;
+}
+
+#[tokio::test]
+async fn the_loop_through_boxd_and_the_remote_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let boxes = dir.path().join("host-boxes");
+    let _reaper = BoxReaper(boxes.clone());
+    let provider = apiary_boxes::local::LocalProvider::new(
+        boxes.clone(),
+        exe(),
+        apiary_boxes::local::Sandbox::Auto,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            apiary_boxes::host::router(Arc::new(provider), "the-host-key".into()),
+        )
+        .await
+        .unwrap();
+    });
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let admin = app.admin().await;
+    configure(&admin, json!({ "box_provider": "remote", "box_host_url": host_url, "box_host_key": "the-host-key" })).await;
+    the_loop(&app, &boxes, dir.path()).await;
+}
+
+#[tokio::test]
+async fn an_agent_past_its_timeout_ends_failed_naming_the_timeout() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let _reaper = BoxReaper(dir.path().join("boxes"));
+    let admin = app.admin().await;
+    let repo = bare_repo(dir.path());
+    let command = write_script(dir.path(), "slow.sh", SLOW_AGENT);
+    // A 2 s speccing budget gives the agent a 1 s run timeout.
+    configure(&admin, json!({ "timeouts": { "speccing_s": 2 } })).await;
+    let pid = project_with_agent(&admin, &repo, &command).await;
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Think" }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    let t = wait_for(&admin, &tid, "failed", Duration::from_secs(60)).await;
+    let error = t["agent"]["last_error"].as_str().unwrap();
+    assert!(error.contains("timed out"), "{error}");
+}
+
+#[tokio::test]
+async fn a_box_killed_from_outside_ends_failed_within_one_watchdog_pass() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = dir.path().join("boxes");
+    let _reaper = BoxReaper(boxes.clone());
+    let admin = app.admin().await;
+    let repo = bare_repo(dir.path());
+    let command = write_script(dir.path(), "agent.sh", AGENT);
+    configure(&admin, json!({})).await;
+    let pid = project_with_agent(&admin, &repo, &command).await;
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Doomed" }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    let agent_pid = box_pid(&boxes, t["agent"]["box_id"].as_str().unwrap());
+    unsafe { libc::kill(-agent_pid, libc::SIGKILL) };
+    let start = Instant::now();
+    while unsafe { libc::kill(agent_pid, 0) } == 0 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sum = app.orch.watchdog_pass("test").await.unwrap();
+    assert_eq!(sum.vanished, 1, "{sum:?}");
+    let t = wait_for(&admin, &tid, "failed", Duration::from_secs(5)).await;
+    assert_eq!(t["agent"]["last_error"], "box vanished");
+}
+
+#[tokio::test]
+async fn a_parked_pr_takes_a_request_for_changes_and_reaches_round_two_on_a_fresh_box() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = dir.path().join("boxes");
+    let _reaper = BoxReaper(boxes.clone());
+    let admin = app.admin().await;
+    let repo = bare_repo(dir.path());
+    let command = write_script(dir.path(), "agent.sh", AGENT);
+    configure(&admin, json!({})).await;
+    let pid = project_with_agent(&admin, &repo, &command).await;
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Park me" }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
+    let first_box = t["agent"]["box_id"].as_str().unwrap().to_string();
+
+    // Tear down now: the box goes, the task stays pr_ready and is marked parked.
+    let (status, _) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/teardown"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let start = Instant::now();
+    loop {
+        let (_, t) = admin.get(&format!("/api/v1/tasks/{tid}")).await;
+        if t["agent"]["parked"] == true {
+            assert_eq!(t["agent"]["status"], "pr_ready");
+            assert_eq!(t["agent"]["box_torn_down"], true);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "not parked: {t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!boxes.join(&first_box).exists());
+
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/request-changes"),
+            json!({ "comments": [{ "body": "resume and add this" }] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
+    assert_eq!(t["agent"]["round"], 2);
+    assert_ne!(
+        t["agent"]["box_id"].as_str().unwrap(),
+        first_box,
+        "a fresh box"
+    );
+    let (_, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
+    let diff = diff["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("+hello from the agent") && diff.contains("+resume and add this"),
+        "{diff}"
+    );
+    let (_, logs) = admin
+        .get(&format!("/api/v1/tasks/{tid}/agent/logs?limit=1000"))
+        .await;
+    assert!(
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"].as_str().unwrap().starts_with("resuming")),
+        "{logs}"
+    );
+}

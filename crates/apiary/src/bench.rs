@@ -280,6 +280,12 @@ pub async fn watchdog(
         println!("plan: {plan}");
     }
     store.close().await;
+    if let Some(base) = &database_url {
+        use sqlx::Connection;
+        let name = url.rsplit('/').next().unwrap_or_default().to_string();
+        let mut conn = sqlx::AnyConnection::connect(base).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+    }
     Ok(())
 }
 

@@ -12,7 +12,11 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use crate::logs::LogStream;
 
 /// Variables the agent must never see.
-const SECRETS: [&str; 2] = ["APIARY_CALLBACK_TOKEN", "APIARY_CONTROL_TOKEN"];
+const SECRETS: [&str; 3] = [
+    "APIARY_CALLBACK_TOKEN",
+    "APIARY_CONTROL_TOKEN",
+    "APIARY_GITHUB_TOKEN",
+];
 
 /// What a finished run printed on stdout.
 pub struct RunOutput {

@@ -19,6 +19,8 @@ pub struct BootInput {
     /// A custom command; wins over the preset when not blank.
     pub command: String,
     pub forge: String,
+    /// For the `github` forge: the API base and the project's token.
+    pub github: Option<(String, String)>,
 }
 
 /// The agent's run timeouts, a little inside the watchdog's phase budgets so the box reports
@@ -49,6 +51,10 @@ pub fn boot_env(input: &BootInput, timeouts: &Timeouts) -> BTreeMap<String, Stri
     ]);
     if !input.command.trim().is_empty() {
         env.insert("APIARY_AGENT_COMMAND".into(), input.command.clone());
+    }
+    if let Some((api, token)) = &input.github {
+        env.insert("APIARY_GITHUB_API".into(), api.clone());
+        env.insert("APIARY_GITHUB_TOKEN".into(), token.clone());
     }
     env
 }
@@ -102,6 +108,7 @@ mod tests {
             preset: "script".into(),
             command: "./agent.sh".into(),
             forge: "local".into(),
+            github: None,
         };
         let t = Timeouts {
             speccing_s: 100,

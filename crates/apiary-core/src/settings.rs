@@ -107,6 +107,8 @@ pub struct Settings {
     pub box_provider: String,
     pub box_host_url: String,
     pub callback_base_url: String,
+    /// The GitHub REST API base the `github` forge uses.
+    pub github_api_base: String,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
     pub timeouts: Timeouts,
@@ -129,6 +131,7 @@ impl Default for Settings {
             box_provider: "local".into(),
             box_host_url: String::new(),
             callback_base_url: String::new(),
+            github_api_base: "https://api.github.com".into(),
             default_template: "default".into(),
             max_concurrent_boxes: 5,
             timeouts: Timeouts::default(),

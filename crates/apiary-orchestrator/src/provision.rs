@@ -104,6 +104,16 @@ pub async fn start_box(
         preset: project.agent.preset.clone(),
         command: project.agent.command.clone(),
         forge: project.agent.forge.clone(),
+        github: if project.agent.forge == "github" {
+            let token = store
+                .project_forge_token(&project.id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the project's forge is github but no GitHub token is set")?;
+            Some((settings.github_api_base.clone(), token))
+        } else {
+            None
+        },
     };
     let template = if project.agent.template.trim().is_empty() {
         settings.default_template.clone()

@@ -78,6 +78,8 @@ pub struct ProjectAgentOut {
     pub command: String,
     pub forge: String,
     pub prompts: PromptsIo,
+    /// The GitHub token of the `github` forge: write-only, read back as `{"set": bool}`.
+    pub github_token: crate::routes::settings::SecretState,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,6 +115,9 @@ impl ProjectOut {
                     implement: a.prompts.implement,
                     changes: a.prompts.changes,
                     revise: a.prompts.revise,
+                },
+                github_token: crate::routes::settings::SecretState {
+                    set: a.forge_token_set,
                 },
             },
             access,
@@ -150,6 +155,10 @@ pub struct ProjectAgentPatch {
     pub command: Option<String>,
     pub forge: Option<String>,
     pub prompts: Option<PromptsPatch>,
+    /// `""` or absent keeps, `null` clears, a value replaces.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub github_token: Option<Option<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -158,6 +167,16 @@ pub struct ProjectPatchIn {
     pub name: Option<String>,
     pub description: Option<String>,
     pub agent: Option<ProjectAgentPatch>,
+}
+
+impl ProjectPatchIn {
+    /// The token write this patch asks for: `Some(None)` clears, `Some(Some(t))` sets.
+    pub fn github_token(&self) -> Option<Option<String>> {
+        match self.agent.as_ref().and_then(|a| a.github_token.clone()) {
+            Some(Some(t)) if t.is_empty() => None,
+            other => other,
+        }
+    }
 }
 
 impl From<ProjectPatchIn> for store::ProjectPatch {

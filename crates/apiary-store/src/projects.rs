@@ -17,6 +17,9 @@ pub struct ProjectAgent {
     pub command: String,
     pub forge: String,
     pub prompts: Prompts,
+    /// Whether a forge token (GitHub) is stored; the token itself never leaves the store
+    /// except into a box's boot env.
+    pub forge_token_set: bool,
 }
 
 /// A project with its agent settings.
@@ -45,6 +48,7 @@ struct ProjectRow {
     prompt_implement: String,
     prompt_changes: String,
     prompt_revise: String,
+    forge_token_secret: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -63,6 +67,7 @@ from_row!(ProjectRow {
     prompt_implement,
     prompt_changes,
     prompt_revise,
+    forge_token_secret,
     created_at,
     updated_at
 });
@@ -87,6 +92,7 @@ impl From<ProjectRow> for Project {
                     changes: r.prompt_changes,
                     revise: r.prompt_revise,
                 },
+                forge_token_set: r.forge_token_secret.is_some(),
             },
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -95,7 +101,8 @@ impl From<ProjectRow> for Project {
 }
 
 const PROJECT_COLS: &str = "id, name, description, agent_enabled, repo_url, base_branch, template, \
-    preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, created_at, updated_at";
+    preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, forge_token_secret, \
+    created_at, updated_at";
 
 /// A new project's name and description.
 #[derive(Debug, Clone)]
@@ -362,5 +369,53 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Stores (`Some`) or clears (`None`) the project's forge token, encrypted.
+    pub async fn set_project_forge_token(
+        &self,
+        project_id: &str,
+        token: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let old: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT forge_token_secret FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((old,)) = old else {
+            return Err(StoreError::NotFound("project"));
+        };
+        if let Some(old) = old {
+            sqlx::query("DELETE FROM secrets WHERE id = $1")
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let new = match token {
+            Some(t) => Some(self.put_secret_in(&mut tx, t).await?),
+            None => None,
+        };
+        sqlx::query("UPDATE projects SET forge_token_secret = $1, updated_at = $2 WHERE id = $3")
+            .bind(new)
+            .bind(self.now())
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The project's forge token, decrypted (for a box's boot env only).
+    pub async fn project_forge_token(&self, project_id: &str) -> StoreResult<Option<String>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT forge_token_secret FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row.and_then(|r| r.0) {
+            Some(id) => self.get_secret(&id).await,
+            None => Ok(None),
+        }
     }
 }

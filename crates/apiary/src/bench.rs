@@ -284,7 +284,9 @@ pub async fn watchdog(
         use sqlx::Connection;
         let name = url.rsplit('/').next().unwrap_or_default().to_string();
         let mut conn = sqlx::AnyConnection::connect(base).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }

@@ -79,7 +79,24 @@ pub async fn update_project(
     ApiJson(body): ApiJson<ProjectPatchIn>,
 ) -> ApiResult<Json<ProjectOut>> {
     caller.writable_project(&state, &id).await?;
-    let p = state.store.update_project(&id, body.into()).await?;
+    let token = body.github_token();
+    if token
+        .as_ref()
+        .is_some_and(|t| t.as_ref().is_some_and(|t| t.len() > 4096))
+    {
+        return Err(ApiError::bad_request(
+            "agent.github_token",
+            "agent.github_token: at most 4096 bytes",
+        ));
+    }
+    let mut p = state.store.update_project(&id, body.into()).await?;
+    if let Some(token) = token {
+        state
+            .store
+            .set_project_forge_token(&id, token.as_deref())
+            .await?;
+        p = state.store.get_project(&id).await?;
+    }
     Ok(Json(ProjectOut::new(p, ProjectAccess::Write)))
 }
 

@@ -67,6 +67,7 @@ pub struct SettingsOut {
     pub box_host_url: String,
     pub box_host_key: SecretState,
     pub callback_base_url: String,
+    pub github_api_base: String,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
     #[schema(value_type = Object)]
@@ -156,6 +157,7 @@ pub struct SettingsPatch {
     #[schema(value_type = Option<String>, nullable)]
     pub box_host_key: Option<Option<String>>,
     pub callback_base_url: Option<String>,
+    pub github_api_base: Option<String>,
     pub default_template: Option<String>,
     pub max_concurrent_boxes: Option<u32>,
     pub timeouts: Option<TimeoutsPatch>,
@@ -213,6 +215,7 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         box_provider: s.box_provider,
         box_host_url: s.box_host_url,
         callback_base_url: s.callback_base_url,
+        github_api_base: s.github_api_base,
         default_template: s.default_template,
         max_concurrent_boxes: s.max_concurrent_boxes,
         timeouts: s.timeouts,
@@ -259,6 +262,7 @@ pub async fn update_settings(
     set(&mut s.box_provider, p.box_provider);
     set(&mut s.box_host_url, p.box_host_url);
     set(&mut s.callback_base_url, p.callback_base_url);
+    set(&mut s.github_api_base, p.github_api_base);
     set(&mut s.default_template, p.default_template);
     set(&mut s.max_concurrent_boxes, p.max_concurrent_boxes);
     set(&mut s.watchdog_interval_s, p.watchdog_interval_s);

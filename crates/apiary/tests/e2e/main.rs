@@ -365,3 +365,86 @@ async fn a_parked_pr_takes_a_request_for_changes_and_reaches_round_two_on_a_fres
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn the_github_forge_opens_the_pr_through_the_api_with_the_projects_token() {
+    use std::sync::Mutex;
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = dir.path().join("boxes");
+    let _reaper = BoxReaper(boxes.clone());
+    // A GitHub REST API stand-in that records the pull request it is asked to open.
+    let seen: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
+    let recorder = seen.clone();
+    let github = axum::Router::new().route(
+        "/repos/{owner}/{repo}/pulls",
+        axum::routing::post(move |axum::extract::Path((owner, repo)): axum::extract::Path<(String, String)>, headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+            let recorder = recorder.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                recorder.lock().unwrap().push((format!("{owner}/{repo}"), auth, body));
+                (axum::http::StatusCode::CREATED, axum::Json(json!({ "html_url": "https://github.example/acme/widgets/pull/7", "number": 7 })))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, github).await.unwrap() });
+
+    let admin = app.admin().await;
+    let owner_dir = dir.path().join("acme");
+    std::fs::create_dir_all(&owner_dir).unwrap();
+    let repo = bare_repo(&owner_dir);
+    let widgets = owner_dir.join("widgets.git");
+    std::fs::rename(&repo, &widgets).unwrap();
+    let script = "#!/bin/sh\nenv > \"$TMPDIR/agent-env.txt\"\ncase \"$APIARY_PHASE\" in spec) mkdir -p .apiary; echo '# Spec' > .apiary/SPEC.md ;; *) echo change > change.txt ;; esac\n";
+    let command = write_script(dir.path(), "gh-agent.sh", script);
+    configure(&admin, json!({ "github_api_base": api })).await;
+    let pid = project_with_agent(&admin, &widgets, &command).await;
+    let (status, p) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": { "forge": "github", "github_token": "ghp_project_token" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["agent"]["github_token"], json!({ "set": true }));
+    assert!(!p.to_string().contains("ghp_project_token"));
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Widgets" }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    let box_id = t["agent"]["box_id"].as_str().unwrap().to_string();
+    admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
+    assert_eq!(
+        t["agent"]["pr_url"],
+        "https://github.example/acme/widgets/pull/7"
+    );
+    let calls = seen.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, "acme/widgets");
+    assert_eq!(calls[0].1, "Bearer ghp_project_token");
+    assert_eq!(calls[0].2["base"], "main");
+    assert!(calls[0].2["head"].as_str().unwrap().starts_with("apiary/"));
+    // The agent itself never saw the box's or the project's secrets.
+    let env =
+        std::fs::read_to_string(boxes.join(&box_id).join("tmp").join("agent-env.txt")).unwrap();
+    assert!(
+        !env.contains("ghp_project_token")
+            && !env.contains("APIARY_CALLBACK_TOKEN")
+            && !env.contains("APIARY_CONTROL_TOKEN"),
+        "{env}"
+    );
+}

@@ -376,6 +376,9 @@ pub struct MemProvider {
     pub boxes: std::sync::Mutex<std::collections::BTreeMap<String, apiary_boxes::BoxInfo>>,
     pub down: std::sync::atomic::AtomicBool,
     pub destroyed: std::sync::Mutex<Vec<String>>,
+    /// When set, `create` cancels this task (as a human would) before answering: the race
+    /// between a cancel and provisioning.
+    pub cancel_during_create: std::sync::Mutex<Option<(Store, String, String)>>,
     next: std::sync::atomic::AtomicU64,
 }
 
@@ -418,6 +421,17 @@ impl apiary_boxes::BoxProvider for MemProvider {
         req: apiary_boxes::CreateBox,
     ) -> Result<apiary_boxes::BoxInfo, apiary_boxes::BoxError> {
         self.check()?;
+        let cancel = self.cancel_during_create.lock().unwrap().take();
+        if let Some((store, task, user)) = cancel {
+            store
+                .transition(apiary_store::TransitionRequest::new(
+                    &task,
+                    apiary_core::AgentStatus::Cancelled,
+                    apiary_store::Actor::Human(user),
+                ))
+                .await
+                .expect("cancel during create");
+        }
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = format!("mem-{n}");
         let task = req

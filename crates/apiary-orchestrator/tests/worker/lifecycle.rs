@@ -318,3 +318,22 @@ async fn an_idle_box_waiting_on_a_human_is_parked_and_an_action_resumes_it() {
         "{logs:?}"
     );
 }
+
+#[tokio::test]
+async fn a_cancel_racing_with_provisioning_destroys_the_box_it_made() {
+    let w = World::new(2).await;
+    let a = w.task("a").await;
+    *w.boxes.cancel_during_create.lock().unwrap() =
+        Some((w.store().clone(), a.clone(), w.admin.id.clone()));
+    w.hand_off(&a).await;
+    w.worker.drain().await.unwrap();
+    let t = w.store().get_task(&a).await.unwrap();
+    assert_eq!(t.agent_status, AgentStatus::Cancelled);
+    assert!(t.box_torn_down, "{t:?}");
+    assert!(
+        w.boxes.boxes.lock().unwrap().is_empty(),
+        "the box made during the race is gone"
+    );
+    assert_eq!(w.boxes.destroyed.lock().unwrap().len(), 1);
+    assert_eq!(w.store().control_token(&a).await.unwrap(), None);
+}

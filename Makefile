@@ -7,19 +7,55 @@ BIND ?= 127.0.0.1:7878
 export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps
+.PHONY: run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
-build:
+build: web
 	$(CARGO) build --bin apiary
+
+## The web UI: npm packages from the lock file, then type-check and build into web/dist
+## (which the binary serves).
+web-deps: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web: web-deps
+	cd web && npm run --silent build
 
 ## Build and start `apiary serve --demo` on SQLite in $(DATA_DIR); the first start prints the
 ## admin's password and sets up a demo project whose agent is a bundled script.
 run: build
 	./target/debug/apiary serve --demo --data-dir $(DATA_DIR) --bind $(BIND)
 
-## Every test: formatting, lints, the Rust suites on SQLite and on PostgreSQL.
-test: lint test-sqlite test-postgres
+## Every test: formatting, lints, the web unit tests, the Rust suites on SQLite and on
+## PostgreSQL, the API types' drift check, and the end-to-end run in Chromium.
+test: lint web-test test-sqlite api-drift test-postgres web-e2e
 	@echo "make test: all suites passed"
+
+web-test: web
+	@echo "== web unit tests (vitest) =="
+	cd web && npx vitest run
+
+## The UI's API types are generated from the server's OpenAPI document: fail when they drift.
+api-drift:
+	@./target/debug/apiary openapi > target/openapi.json
+	@diff -q target/openapi.json web/openapi.json >/dev/null || { echo "web/openapi.json is stale: run 'make api-types'"; exit 1; }
+	@cd web && npx openapi-typescript ../target/openapi.json -o ../target/schema.d.ts >/dev/null 2>&1
+	@diff -q target/schema.d.ts web/src/api/generated/schema.d.ts >/dev/null || { echo "web/src/api/generated is stale: run 'make api-types'"; exit 1; }
+	@echo "API types are in step with the server"
+
+## Regenerate the UI's API types from the server.
+api-types:
+	$(CARGO) build --bin apiary
+	./target/debug/apiary openapi > web/openapi.json
+	cd web && npm run --silent gen:api
+
+## Debian's Chromium for the browser tests.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+web-e2e: chromium web
+	@echo "== end-to-end in Chromium (screenshots in target/screenshots) =="
+	cd web && node e2e/run.mjs
 
 lint:
 	$(CARGO) fmt --all --check

@@ -10,6 +10,7 @@ pub mod error;
 pub mod json;
 pub mod openapi;
 pub mod routes;
+pub mod ui;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -146,7 +147,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        .fallback(not_found)
+        .fallback(ui::serve_ui)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),

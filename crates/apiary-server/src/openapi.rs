@@ -40,6 +40,7 @@ use crate::routes::{agent, auth, callback, events, ops, projects, prompts, setti
         agent::get_diff,
         prompts::list_prompts,
         prompts::list_notification_errors,
+        prompts::get_prompt_defaults,
         callback::get_box_task,
         callback::post_status,
         callback::post_spec,

@@ -425,3 +425,35 @@ impl From<store::ReviewComment> for ReviewCommentOut {
         }
     }
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct TimeoutsOut {
+    pub provisioning_s: u64,
+    pub speccing_s: u64,
+    pub implementing_s: u64,
+    pub idle_s: u64,
+    pub failed_grace_s: u64,
+}
+
+impl From<apiary_core::Timeouts> for TimeoutsOut {
+    fn from(t: apiary_core::Timeouts) -> Self {
+        TimeoutsOut {
+            provisioning_s: t.provisioning_s,
+            speccing_s: t.speccing_s,
+            implementing_s: t.implementing_s,
+            idle_s: t.idle_s,
+            failed_grace_s: t.failed_grace_s,
+        }
+    }
+}
+
+impl From<apiary_core::Prompts> for PromptsIo {
+    fn from(p: apiary_core::Prompts) -> Self {
+        PromptsIo {
+            spec: p.spec,
+            implement: p.implement,
+            changes: p.changes,
+            revise: p.revise,
+        }
+    }
+}

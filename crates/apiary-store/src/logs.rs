@@ -71,4 +71,23 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// The `limit` lines just before `before`, oldest first (paging back from the tail).
+    pub async fn list_logs_before(
+        &self,
+        task_id: &str,
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogLine>> {
+        let mut lines = sqlx::query_as::<_, LogLine>(
+            "SELECT seq, line, created_at FROM agent_logs WHERE task_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(task_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        lines.reverse();
+        Ok(lines)
+    }
 }

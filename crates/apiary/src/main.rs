@@ -68,6 +68,8 @@ enum Command {
     },
     /// Run inside a box: clone, run the agent, serve the control plane (reads the boot env).
     BoxAgent,
+    /// Print the OpenAPI document of the HTTP API (the web UI's types are generated from it).
+    Openapi,
     /// Measure Apiary (figures for docs/PERFORMANCE.md).
     Bench {
         #[command(subcommand)]
@@ -346,6 +348,14 @@ async fn main() -> Result<()> {
             sandbox,
         } => boxd(bind, data_dir, sandbox).await,
         Command::BoxAgent => box_agent().await,
+        Command::Openapi => {
+            use utoipa::OpenApi;
+            println!(
+                "{}",
+                apiary_server::openapi::ApiDoc::openapi().to_pretty_json()?
+            );
+            Ok(())
+        }
         Command::Bench {
             command: BenchCommand::Boot { runs, sandbox },
         } => bench::boot(runs.max(1), sandbox).await,

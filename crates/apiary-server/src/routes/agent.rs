@@ -438,6 +438,9 @@ pub struct LogQuery {
     /// Return lines after this sequence number (0 for the start).
     #[serde(default)]
     pub after: i64,
+    /// Instead, return the lines just before this sequence number (paging back from the tail;
+    /// a large number gives the newest lines).
+    pub before: Option<i64>,
     /// At most this many lines (1 to 1000, default 200).
     pub limit: Option<i64>,
 }
@@ -462,7 +465,10 @@ pub async fn list_logs(
     if q.after < 0 {
         return Err(ApiError::bad_request("after", "after must be 0 or more"));
     }
-    let lines = state.store.list_logs(&id, q.after, limit).await?;
+    let lines = match q.before {
+        Some(before) => state.store.list_logs_before(&id, before, limit).await?,
+        None => state.store.list_logs(&id, q.after, limit).await?,
+    };
     let next_after = lines.last().map(|l| l.seq).unwrap_or(q.after);
     Ok(Json(LogPage {
         lines: lines

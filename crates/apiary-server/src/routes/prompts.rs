@@ -139,3 +139,30 @@ pub async fn list_notification_errors(
             .collect(),
     ))
 }
+
+/// The prompts a project override falls back to, per kind.
+#[derive(Serialize, ToSchema)]
+pub struct PromptDefaults {
+    /// The global defaults (blank when unset).
+    pub global: crate::wire::PromptsIo,
+    /// The box's built-in defaults.
+    pub built_in: crate::wire::PromptsIo,
+}
+
+/// What a project's prompt overrides fall back to (any signed-in user; no secrets here).
+#[utoipa::path(get, path = "/api/v1/prompts/defaults", tag = "agent", responses((status = 200, body = PromptDefaults)))]
+pub async fn get_prompt_defaults(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<PromptDefaults>> {
+    let b = |k| prompts::builtin(k).to_string();
+    Ok(Json(PromptDefaults {
+        global: state.store.settings().await?.prompts.into(),
+        built_in: crate::wire::PromptsIo {
+            spec: b(PromptKind::Spec),
+            implement: b(PromptKind::Implement),
+            changes: b(PromptKind::Changes),
+            revise: b(PromptKind::Revise),
+        },
+    }))
+}

@@ -2,7 +2,7 @@
 //! `{"set": true|false}`; a write of `""` (or leaving the field out) keeps the stored value,
 //! `null` clears it, anything else replaces it. Secrets are stored encrypted.
 
-use apiary_core::{EmailSettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings};
+use apiary_core::{EmailSettings, Settings, TelegramSettings, WebhookSettings};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::wire::{ErrorBody, PromptsPatch};
+use crate::wire::{ErrorBody, PromptsIo, PromptsPatch, TimeoutsOut};
 use crate::AppState;
 
 /// The names settings secrets are stored under.
@@ -70,8 +70,7 @@ pub struct SettingsOut {
     pub github_api_base: String,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
-    #[schema(value_type = Object)]
-    pub timeouts: Timeouts,
+    pub timeouts: TimeoutsOut,
     pub watchdog_interval_s: u64,
     pub notifications_enabled: bool,
     pub chatty_events: bool,
@@ -79,8 +78,7 @@ pub struct SettingsOut {
     pub telegram: TelegramOut,
     pub email: EmailOut,
     pub webhooks: Vec<WebhookOut>,
-    #[schema(value_type = Object)]
-    pub prompts: Prompts,
+    pub prompts: PromptsIo,
 }
 
 /// `Some(None)` for an explicit `null` (clear), `None` when absent (keep).
@@ -218,12 +216,12 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         github_api_base: s.github_api_base,
         default_template: s.default_template,
         max_concurrent_boxes: s.max_concurrent_boxes,
-        timeouts: s.timeouts,
+        timeouts: s.timeouts.into(),
         watchdog_interval_s: s.watchdog_interval_s,
         notifications_enabled: s.notifications_enabled,
         chatty_events: s.chatty_events,
         log_notifications: s.log_notifications,
-        prompts: s.prompts,
+        prompts: s.prompts.into(),
     })
 }
 

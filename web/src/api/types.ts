@@ -1,0 +1,21 @@
+// Names for the API's types, all generated from the server's OpenAPI document
+// (src/api/generated/schema.d.ts; `npm run gen:api`). Never written by hand.
+import type { components } from "./generated/schema";
+
+type S = components["schemas"];
+export type User = S["UserOut"];
+export type Me = S["MeOut"];
+export type Project = S["ProjectOut"];
+export type ProjectPatch = S["ProjectPatchIn"];
+export type Task = S["TaskOut"];
+export type TaskEvent = S["TaskEventOut"];
+export type Comment = S["CommentOut"];
+export type LogPage = S["LogPage"];
+export type LogLine = S["LogLineOut"];
+export type SpecRevision = S["SpecRevisionOut"];
+export type Diff = S["DiffOut"];
+export type Settings = S["SettingsOut"];
+export type SettingsPatch = S["SettingsPatch"];
+export type RenderedPrompt = S["RenderedPrompt"];
+export type TransitionOut = S["TransitionOut"];
+export type PromptDefaults = S["PromptDefaults"];

@@ -1,0 +1,84 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState, type FormEvent } from "react";
+import { api } from "../../api/client";
+import type { Project, ProjectPatch, PromptDefaults } from "../../api/types";
+import { ErrorBox, Loading } from "../../components/Feedback";
+import { Link } from "../../lib/router";
+import { SecretField } from "../settings/SecretField";
+
+const PRESETS = ["claude-code", "codex", "aider", "opencode", "gemini", "script"];
+const KINDS = ["spec", "revise", "implement", "changes"] as const;
+type Kind = (typeof KINDS)[number];
+
+/** A project's agent: on/off, repository, branch, template, preset, forge, prompt overrides. */
+export function ProjectAgentTab({ projectId }: { projectId: string }) {
+  const client = useQueryClient();
+  const project = useQuery({ queryKey: ["project", projectId], queryFn: () => api.get<Project>(`/api/v1/projects/${projectId}`) });
+  const defaults = useQuery({ queryKey: ["prompt-defaults"], queryFn: () => api.get<PromptDefaults>("/api/v1/prompts/defaults") });
+  const [a, setA] = useState<Project["agent"] | null>(null);
+  const [token, setToken] = useState<string | null | undefined>(undefined);
+  const [showDefault, setShowDefault] = useState<Kind | null>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => { if (project.data && !a) setA(project.data.agent); }, [project.data, a]);
+  const save = useMutation({
+    mutationFn: (patch: ProjectPatch) => api.patch<Project>(`/api/v1/projects/${projectId}`, patch),
+    onSuccess: (p) => {
+      client.setQueryData(["project", projectId], p);
+      setA(p.agent);
+      setSaved(true);
+    },
+  });
+  if (project.isPending || !a) return project.error ? <ErrorBox error={project.error} /> : <Loading what="project" />;
+  const upd = (p: Partial<Project["agent"]>) => { setA({ ...a, ...p }); setSaved(false); };
+  const prompts = a.prompts as Record<Kind, string>;
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const { enabled, repo_url, base_branch, template, preset, command, forge } = a;
+    save.mutate({ agent: { enabled, repo_url, base_branch, template, preset, command, forge, prompts: a.prompts, github_token: token } });
+  };
+  const fallback = (k: Kind) => {
+    const g = (defaults.data?.global as Record<Kind, string> | undefined)?.[k];
+    return g && g.trim() ? { from: "global default", text: g } : { from: "built-in default", text: (defaults.data?.built_in as Record<Kind, string> | undefined)?.[k] ?? "" };
+  };
+  return (
+    <form className="settings" onSubmit={submit} aria-labelledby="agent-tab-h">
+      <p><Link to={`/projects/${projectId}`}>← {project.data!.name}</Link></p>
+      <h1 id="agent-tab-h">Agent for {project.data!.name}</h1>
+      <fieldset className="card">
+        <legend>Agent</legend>
+        <label className="check"><input type="checkbox" checked={a.enabled} onChange={(e) => upd({ enabled: e.target.checked })} /> Agent enabled for this project</label>
+        <label>Repository URL<input value={a.repo_url} onChange={(e) => upd({ repo_url: e.target.value })} placeholder="/srv/git/app.git or https://…" /></label>
+        <label>Base branch<input value={a.base_branch} onChange={(e) => upd({ base_branch: e.target.value })} /></label>
+        <label>Box template<input value={a.template} onChange={(e) => upd({ template: e.target.value })} placeholder="the global default" /></label>
+        <label>Agent preset
+          <select value={a.preset} onChange={(e) => upd({ preset: e.target.value })}>
+            {PRESETS.map((p) => <option key={p} value={p}>{p}</option>)}
+          </select>
+        </label>
+        <label>Custom command (wins over the preset)<input value={a.command} onChange={(e) => upd({ command: e.target.value })} /></label>
+        <label>Forge
+          <select value={a.forge} onChange={(e) => upd({ forge: e.target.value })}>
+            <option value="local">local (Apiary's review page)</option>
+            <option value="github">github</option>
+          </select>
+        </label>
+        {a.forge === "github" && <SecretField label="GitHub token" set={a.github_token.set} onChange={setToken} />}
+      </fieldset>
+      <fieldset className="card">
+        <legend>Prompt overrides (blank = fall back)</legend>
+        {KINDS.map((k) => (
+          <div key={k}>
+            <label>{k} prompt
+              <textarea className="mono" rows={4} value={prompts[k]} onChange={(e) => upd({ prompts: { ...a.prompts, [k]: e.target.value } })} />
+            </label>
+            <button type="button" aria-expanded={showDefault === k} onClick={() => setShowDefault(showDefault === k ? null : k)}>View {fallback(k).from}</button>
+            {showDefault === k && <pre className="popover mono" role="note">{fallback(k).text}</pre>}
+          </div>
+        ))}
+      </fieldset>
+      <ErrorBox error={save.error ?? defaults.error} />
+      {saved && <p role="status">Saved.</p>}
+      <button type="submit" disabled={save.isPending}>Save agent settings</button>
+    </form>
+  );
+}

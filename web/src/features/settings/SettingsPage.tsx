@@ -1,0 +1,110 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState, type FormEvent } from "react";
+import { api } from "../../api/client";
+import type { RenderedPrompt, Settings, SettingsPatch } from "../../api/types";
+import { ErrorBox, Loading } from "../../components/Feedback";
+import { SecretField } from "./SecretField";
+
+const KINDS = ["spec", "revise", "implement", "changes"] as const;
+type Kind = (typeof KINDS)[number];
+
+/** The admins' settings: orchestration, boxes, cap and timeouts, notifications, prompts. */
+export function SettingsPage() {
+  const client = useQueryClient();
+  const settings = useQuery({ queryKey: ["settings"], queryFn: () => api.get<Settings>("/api/v1/settings") });
+  const [draft, setDraft] = useState<Settings | null>(null);
+  const [secrets, setSecrets] = useState<Record<string, string | null | undefined>>({});
+  const [previewTask, setPreviewTask] = useState("");
+  const [saved, setSaved] = useState(false);
+  useEffect(() => { if (settings.data && !draft) setDraft(settings.data); }, [settings.data, draft]);
+  const save = useMutation({
+    mutationFn: (patch: SettingsPatch) => api.patch<Settings>("/api/v1/settings", patch),
+    onSuccess: (s) => {
+      client.setQueryData(["settings"], s);
+      setDraft(s);
+      setSecrets({});
+      setSaved(true);
+    },
+  });
+  const preview = useQuery({
+    queryKey: ["prompts", previewTask],
+    queryFn: () => api.get<RenderedPrompt[]>(`/api/v1/tasks/${previewTask}/agent/prompts`),
+    enabled: previewTask.length > 0,
+  });
+  if (settings.isPending || !draft) return settings.error ? <ErrorBox error={settings.error} /> : <Loading what="settings" />;
+  const d = draft;
+  const upd = (p: Partial<Settings>) => { setDraft({ ...d, ...p }); setSaved(false); };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const patch: SettingsPatch = {
+      agent_orchestration_enabled: d.agent_orchestration_enabled,
+      box_provider: d.box_provider,
+      box_host_url: d.box_host_url,
+      callback_base_url: d.callback_base_url,
+      default_template: d.default_template,
+      max_concurrent_boxes: d.max_concurrent_boxes,
+      timeouts: d.timeouts,
+      watchdog_interval_s: d.watchdog_interval_s,
+      notifications_enabled: d.notifications_enabled,
+      chatty_events: d.chatty_events,
+      telegram: { enabled: d.telegram.enabled, chat_id: d.telegram.chat_id, api_base: d.telegram.api_base, bot_token: secrets.telegram },
+      prompts: d.prompts,
+    };
+    if (secrets.box_host_key !== undefined) patch.box_host_key = secrets.box_host_key;
+    save.mutate(patch);
+  };
+  const timeouts = d.timeouts as Record<string, number>;
+  const prompts = d.prompts as Record<Kind, string>;
+  return (
+    <form className="settings" onSubmit={submit} aria-labelledby="settings-h">
+      <h1 id="settings-h">Settings</h1>
+      <fieldset className="card">
+        <legend>Orchestration</legend>
+        <label className="check"><input type="checkbox" checked={d.agent_orchestration_enabled} onChange={(e) => upd({ agent_orchestration_enabled: e.target.checked })} /> Agent orchestration on</label>
+        <label>Box provider
+          <select value={d.box_provider} onChange={(e) => upd({ box_provider: e.target.value })}>
+            <option value="local">local</option>
+            <option value="remote">remote (box host)</option>
+          </select>
+        </label>
+        <label>Box host URL<input value={d.box_host_url} onChange={(e) => upd({ box_host_url: e.target.value })} /></label>
+        <SecretField label="Box host key" set={d.box_host_key.set} onChange={(v) => setSecrets({ ...secrets, box_host_key: v })} />
+        <label>Callback base URL<input value={d.callback_base_url} onChange={(e) => upd({ callback_base_url: e.target.value })} placeholder="where boxes reach Apiary" /></label>
+        <label>Default template<input value={d.default_template} onChange={(e) => upd({ default_template: e.target.value })} /></label>
+        <label>Max concurrent boxes<input type="number" min={1} value={d.max_concurrent_boxes} onChange={(e) => upd({ max_concurrent_boxes: Number(e.target.value) })} /></label>
+        <label>Watchdog interval (s)<input type="number" min={1} value={d.watchdog_interval_s} onChange={(e) => upd({ watchdog_interval_s: Number(e.target.value) })} /></label>
+        {Object.keys(timeouts).map((k) => (
+          <label key={k}>Timeout {k.replace(/_s$/, "").replace("_", " ")} (s)
+            <input type="number" min={1} value={timeouts[k]} onChange={(e) => upd({ timeouts: { ...d.timeouts, [k]: Number(e.target.value) } })} />
+          </label>
+        ))}
+      </fieldset>
+      <fieldset className="card">
+        <legend>Notifications</legend>
+        <label className="check"><input type="checkbox" checked={d.notifications_enabled} onChange={(e) => upd({ notifications_enabled: e.target.checked })} /> Notifications on</label>
+        <label className="check"><input type="checkbox" checked={d.chatty_events} onChange={(e) => upd({ chatty_events: e.target.checked })} /> Also queued / provisioning</label>
+        <label className="check"><input type="checkbox" checked={d.telegram.enabled} onChange={(e) => upd({ telegram: { ...d.telegram, enabled: e.target.checked } })} /> Telegram</label>
+        <SecretField label="Telegram bot token" set={d.telegram.bot_token.set} onChange={(v) => setSecrets({ ...secrets, telegram: v })} />
+        <label>Telegram chat id<input value={d.telegram.chat_id} onChange={(e) => upd({ telegram: { ...d.telegram, chat_id: e.target.value } })} /></label>
+        <label>Telegram API base<input value={d.telegram.api_base} onChange={(e) => upd({ telegram: { ...d.telegram, api_base: e.target.value } })} /></label>
+        <p className="muted">Email: {d.email.enabled ? `on, via ${d.email.host}` : "off"} · Webhooks: {d.webhooks.length} (set through the API)</p>
+      </fieldset>
+      <fieldset className="card">
+        <legend>Global prompts</legend>
+        {KINDS.map((k) => (
+          <label key={k}>{k} prompt (blank = the box's built-in default)
+            <textarea className="mono" rows={5} value={prompts[k]} onChange={(e) => upd({ prompts: { ...d.prompts, [k]: e.target.value } })} />
+          </label>
+        ))}
+        <label>Preview for task id<input value={previewTask} onChange={(e) => setPreviewTask(e.target.value.trim())} placeholder="a task id" /></label>
+        <ErrorBox error={preview.error} />
+        {preview.data?.map((p) => (
+          <details key={p.kind}><summary>{p.kind} — from {p.source}</summary><pre className="mono">{p.rendered ?? p.error}</pre></details>
+        ))}
+      </fieldset>
+      <ErrorBox error={save.error} />
+      {saved && <p role="status">Saved.</p>}
+      <button type="submit" disabled={save.isPending}>Save settings</button>
+    </form>
+  );
+}

@@ -16,7 +16,9 @@ build: web
 ## (which the binary serves).
 web-deps: web/node_modules/.package-lock.json
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
-	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@# npm ci refuses lock files without the other platforms' optional packages (an npm bug);
+	@# npm install keeps the locked versions and fills those in.
+	cd web && npm install --no-audit --no-fund --loglevel=error
 
 web: web-deps
 	cd web && npm run --silent build

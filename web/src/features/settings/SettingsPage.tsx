@@ -14,14 +14,21 @@ export function SettingsPage() {
   const settings = useQuery({ queryKey: ["settings"], queryFn: () => api.get<Settings>("/api/v1/settings") });
   const [draft, setDraft] = useState<Settings | null>(null);
   const [secrets, setSecrets] = useState<Record<string, string | null | undefined>>({});
+  const [hooks, setHooks] = useState<{ id?: string; url: string; enabled: boolean; secretSet: boolean; secret?: string | null }[] | null>(null);
   const [previewTask, setPreviewTask] = useState("");
   const [saved, setSaved] = useState(false);
-  useEffect(() => { if (settings.data && !draft) setDraft(settings.data); }, [settings.data, draft]);
+  useEffect(() => {
+    if (settings.data && !draft) {
+      setDraft(settings.data);
+      setHooks(settings.data.webhooks.map((w) => ({ id: w.id, url: w.url, enabled: w.enabled, secretSet: w.secret.set })));
+    }
+  }, [settings.data, draft]);
   const save = useMutation({
     mutationFn: (patch: SettingsPatch) => api.patch<Settings>("/api/v1/settings", patch),
     onSuccess: (s) => {
       client.setQueryData(["settings"], s);
       setDraft(s);
+      setHooks(s.webhooks.map((w) => ({ id: w.id, url: w.url, enabled: w.enabled, secretSet: w.secret.set })));
       setSecrets({});
       setSaved(true);
     },
@@ -48,6 +55,11 @@ export function SettingsPage() {
       notifications_enabled: d.notifications_enabled,
       chatty_events: d.chatty_events,
       telegram: { enabled: d.telegram.enabled, chat_id: d.telegram.chat_id, api_base: d.telegram.api_base, bot_token: secrets.telegram },
+      email: {
+        enabled: d.email.enabled, host: d.email.host, port: d.email.port, tls: d.email.tls, username: d.email.username,
+        from: d.email.from, to: d.email.to, to_reviewers: d.email.to_reviewers, password: secrets.email,
+      },
+      webhooks: (hooks ?? []).map((h) => ({ id: h.id, url: h.url, enabled: h.enabled, secret: h.secret })),
       prompts: d.prompts,
     };
     if (secrets.box_host_key !== undefined) patch.box_host_key = secrets.box_host_key;
@@ -87,7 +99,31 @@ export function SettingsPage() {
         <SecretField label="Telegram bot token" set={d.telegram.bot_token.set} onChange={(v) => setSecrets({ ...secrets, telegram: v })} />
         <label>Telegram chat id<input value={d.telegram.chat_id} onChange={(e) => upd({ telegram: { ...d.telegram, chat_id: e.target.value } })} /></label>
         <label>Telegram API base<input value={d.telegram.api_base} onChange={(e) => upd({ telegram: { ...d.telegram, api_base: e.target.value } })} /></label>
-        <p className="muted">Email: {d.email.enabled ? `on, via ${d.email.host}` : "off"} · Webhooks: {d.webhooks.length} (set through the API)</p>
+        <label className="check"><input type="checkbox" checked={d.email.enabled} onChange={(e) => upd({ email: { ...d.email, enabled: e.target.checked } })} /> Email</label>
+        <label>SMTP host<input value={d.email.host} onChange={(e) => upd({ email: { ...d.email, host: e.target.value } })} /></label>
+        <label>SMTP port<input type="number" min={1} value={d.email.port} onChange={(e) => upd({ email: { ...d.email, port: Number(e.target.value) } })} /></label>
+        <label>TLS
+          <select value={d.email.tls} onChange={(e) => upd({ email: { ...d.email, tls: e.target.value } })}>
+            <option value="starttls">STARTTLS</option>
+            <option value="tls">TLS</option>
+            <option value="none">none</option>
+          </select>
+        </label>
+        <label>SMTP user<input value={d.email.username} onChange={(e) => upd({ email: { ...d.email, username: e.target.value } })} /></label>
+        <SecretField label="SMTP password" set={d.email.password.set} onChange={(v) => setSecrets({ ...secrets, email: v })} />
+        <label>Sender<input value={d.email.from} onChange={(e) => upd({ email: { ...d.email, from: e.target.value } })} placeholder="apiary@example.com" /></label>
+        <label>Recipients (comma separated)<input value={d.email.to.join(", ")} onChange={(e) => upd({ email: { ...d.email, to: e.target.value.split(",").map((x) => x.trim()).filter(Boolean) } })} /></label>
+        <label className="check"><input type="checkbox" checked={d.email.to_reviewers} onChange={(e) => upd({ email: { ...d.email, to_reviewers: e.target.checked } })} /> Also the project's reviewers</label>
+        <h3>Webhooks</h3>
+        {(hooks ?? []).map((h, i) => (
+          <div key={h.id ?? `new-${i}`} className="webhook">
+            <label>Webhook URL<input value={h.url} onChange={(e) => setHooks(hooks!.map((x, k) => (k === i ? { ...x, url: e.target.value } : x)))} /></label>
+            <label className="check"><input type="checkbox" checked={h.enabled} onChange={(e) => setHooks(hooks!.map((x, k) => (k === i ? { ...x, enabled: e.target.checked } : x)))} /> enabled</label>
+            <SecretField label="Signing secret" set={h.secretSet} onChange={(v) => setHooks(hooks!.map((x, k) => (k === i ? { ...x, secret: v } : x)))} />
+            <button type="button" onClick={() => setHooks(hooks!.filter((_, k) => k !== i))}>Remove webhook</button>
+          </div>
+        ))}
+        <button type="button" onClick={() => setHooks([...(hooks ?? []), { url: "", enabled: true, secretSet: false }])}>Add webhook</button>
       </fieldset>
       <fieldset className="card">
         <legend>Global prompts</legend>

@@ -42,7 +42,85 @@ fn pump(
     })
 }
 
-/// Runs `command` through `sh -c`; fails on a non-zero exit or past `timeout`.
+/// Whether bubblewrap works here (probed once): the agent then runs in its own sandbox.
+/// `APIARY_AGENT_SANDBOX=none` turns it off.
+pub fn bwrap_available() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        std::env::var("APIARY_AGENT_SANDBOX")
+            .map(|v| v != "none")
+            .unwrap_or(true)
+            && std::process::Command::new("bwrap")
+                .args([
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--dev",
+                    "/dev",
+                    "--proc",
+                    "/proc",
+                    "--unshare-pid",
+                    "true",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+    })
+}
+
+/// The agent's command: inside bubblewrap when it works, so the agent sees the system
+/// read-only, its workspace writable, its prompt, a private /tmp and home, none of the box's
+/// other files, and — in its own PID namespace — none of the box agent's processes (nor their
+/// environment in /proc).
+fn agent_command(command: &str, prompt_file: &Path, workspace: &Path) -> tokio::process::Command {
+    if !bwrap_available() {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c").arg(command);
+        return cmd;
+    }
+    let ws = workspace.display().to_string();
+    let prompt = prompt_file.display().to_string();
+    let mut cmd = tokio::process::Command::new("bwrap");
+    cmd.args([
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-pid",
+        "--die-with-parent",
+    ]);
+    // The box's folder becomes an empty scratch space with only the workspace and the prompt
+    // in it, plus a private home and temp folder.
+    let scratch = workspace
+        .parent()
+        .unwrap_or(workspace)
+        .display()
+        .to_string();
+    let home = format!("{scratch}/agent-home");
+    let tmp = format!("{scratch}/agent-tmp");
+    cmd.args(["--tmpfs", &scratch, "--dir", &home, "--dir", &tmp]);
+    cmd.args([
+        "--bind",
+        &ws,
+        &ws,
+        "--ro-bind",
+        &prompt,
+        &prompt,
+        "--chdir",
+        &ws,
+    ]);
+    cmd.args(["--setenv", "HOME", &home, "--setenv", "TMPDIR", &tmp]);
+    cmd.args(["--", "sh", "-c", command]);
+    cmd
+}
+
+/// Runs `command` through `sh -c`, sandboxed when possible; fails on a non-zero exit or past
+/// `timeout`.
 pub async fn run(
     command: &str,
     phase: &str,
@@ -51,10 +129,8 @@ pub async fn run(
     timeout: Duration,
     logs: &LogStream,
 ) -> Result<RunOutput> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(workspace)
+    let mut cmd = agent_command(command, prompt_file, workspace);
+    cmd.current_dir(workspace)
         .env("APIARY_PROMPT_FILE", prompt_file)
         .env("APIARY_PHASE", phase)
         .stdin(Stdio::null())

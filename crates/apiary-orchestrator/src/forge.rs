@@ -103,3 +103,40 @@ pub async fn merge(
         .trim()
         .to_string())
 }
+
+/// The pre-receive hook Apiary puts in a local repository: a push made from a box (its
+/// environment names the box's branch in `APIARY_BRANCH`) may only update that branch. People
+/// and Apiary's own merges are not affected.
+pub const PRE_RECEIVE_HOOK: &str = r#"#!/bin/sh
+# Installed by Apiary. A box may push only its own apiary/* branch.
+[ -z "$APIARY_BRANCH" ] && exit 0
+while read old new ref; do
+  if [ "$ref" != "refs/heads/$APIARY_BRANCH" ]; then
+    echo "apiary: a box may only push refs/heads/$APIARY_BRANCH (refused $ref)" >&2
+    exit 1
+  fi
+done
+exit 0
+"#;
+
+/// Installs [`PRE_RECEIVE_HOOK`] in a repository on this machine, unless it has a
+/// pre-receive hook of its own. Returns whether the hook is Apiary's.
+pub fn protect_local_repo(repo: &Path) -> std::io::Result<bool> {
+    let hooks = if repo.join("hooks").is_dir() && !repo.join(".git").exists() {
+        repo.join("hooks")
+    } else {
+        repo.join(".git").join("hooks")
+    };
+    let hook = hooks.join("pre-receive");
+    if hook.exists() {
+        return Ok(std::fs::read_to_string(&hook)?.contains("Installed by Apiary"));
+    }
+    std::fs::create_dir_all(&hooks)?;
+    std::fs::write(&hook, PRE_RECEIVE_HOOK)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(true)
+}

@@ -85,6 +85,13 @@ pub async fn start_box(
     if project.agent.repo_url.trim().is_empty() {
         return Err("the project has no repository URL".into());
     }
+    // A repository on this machine refuses a box's pushes to any branch but its own.
+    let repo_path = std::path::Path::new(&project.agent.repo_url);
+    if project.agent.forge == "local" && repo_path.is_absolute() && repo_path.exists() {
+        if let Err(e) = crate::forge::protect_local_repo(repo_path) {
+            tracing::warn!(repo = %project.agent.repo_url, error = %e, "could not install the pre-receive hook");
+        }
+    }
     let tokens = store
         .mint_box_tokens(task_id)
         .await

@@ -396,7 +396,7 @@ async fn the_github_forge_opens_the_pr_through_the_api_with_the_projects_token()
     let repo = bare_repo(&owner_dir);
     let widgets = owner_dir.join("widgets.git");
     std::fs::rename(&repo, &widgets).unwrap();
-    let script = "#!/bin/sh\nenv > \"$TMPDIR/agent-env.txt\"\ncase \"$APIARY_PHASE\" in spec) mkdir -p .apiary; echo '# Spec' > .apiary/SPEC.md ;; *) echo change > change.txt ;; esac\n";
+    let script = "#!/bin/sh\ncase \"$APIARY_PHASE\" in spec) mkdir -p .apiary; echo \"secrets seen: $(env | grep -cE 'ghp_project_token|APIARY_CALLBACK_TOKEN|APIARY_CONTROL_TOKEN|APIARY_GITHUB_TOKEN')\" > .apiary/SPEC.md ;; *) echo change > change.txt ;; esac\n";
     let command = write_script(dir.path(), "gh-agent.sh", script);
     configure(&admin, json!({ "github_api_base": api })).await;
     let pid = project_with_agent(&admin, &widgets, &command).await;
@@ -420,7 +420,8 @@ async fn the_github_forge_opens_the_pr_through_the_api_with_the_projects_token()
         .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
         .await;
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
-    let box_id = t["agent"]["box_id"].as_str().unwrap().to_string();
+    // The agent itself never saw the box's or the project's secrets.
+    assert_eq!(t["agent"]["spec"], "secrets seen: 0\n");
     admin
         .post(
             &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
@@ -438,13 +439,100 @@ async fn the_github_forge_opens_the_pr_through_the_api_with_the_projects_token()
     assert_eq!(calls[0].1, "Bearer ghp_project_token");
     assert_eq!(calls[0].2["base"], "main");
     assert!(calls[0].2["head"].as_str().unwrap().starts_with("apiary/"));
-    // The agent itself never saw the box's or the project's secrets.
-    let env =
-        std::fs::read_to_string(boxes.join(&box_id).join("tmp").join("agent-env.txt")).unwrap();
-    assert!(
-        !env.contains("ghp_project_token")
-            && !env.contains("APIARY_CALLBACK_TOKEN")
-            && !env.contains("APIARY_CONTROL_TOKEN"),
-        "{env}"
+}
+
+/// An agent that tries to get at the box's secrets and to push where it may not.
+const HOSTILE_AGENT: &str = r#"#!/bin/sh
+mkdir -p .apiary
+: > .apiary/SPEC.md
+report() { echo "$1" >> .apiary/SPEC.md; }
+report "env: $(env | grep -cE 'APIARY_(CALLBACK|CONTROL|GITHUB)_TOKEN')"
+report "proc: $(cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep -cE 'APIARY_(CALLBACK|CONTROL)_TOKEN')"
+report "pids: $(ls -d /proc/[0-9]* | wc -l)"
+echo evil > evil.txt
+git add evil.txt && git -c user.name=evil -c user.email=evil@example.test commit -qm evil
+if git push -q origin HEAD:refs/heads/main 2>/dev/null; then report "push main: ALLOWED"; else report "push main: refused"; fi
+if git push -q origin "HEAD:refs/heads/$APIARY_BRANCH" 2>/dev/null; then report "push own: ALLOWED"; else report "push own: refused"; fi
+repo="$(git remote get-url origin)"
+if touch "$repo/hacked" 2>/dev/null; then report "write repo: ALLOWED"; else report "write repo: refused"; fi
+if ls ../control.json >/dev/null 2>&1; then report "box files: visible"; else report "box files: hidden"; fi
+"#;
+
+#[tokio::test]
+async fn a_hostile_agent_can_neither_read_the_tokens_nor_push_where_it_may_not() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let _reaper = BoxReaper(dir.path().join("boxes"));
+    let admin = app.admin().await;
+    let repo = bare_repo(dir.path());
+    let command = write_script(dir.path(), "hostile.sh", HOSTILE_AGENT);
+    configure(&admin, json!({})).await;
+    let pid = project_with_agent(&admin, &repo, &command).await;
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Escape" }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    let report = t["agent"]["spec"].as_str().unwrap().to_string();
+    for line in [
+        "env: 0",
+        "proc: 0",
+        "push main: refused",
+        "push own: refused",
+        "write repo: refused",
+        "box files: hidden",
+    ] {
+        assert!(
+            report.lines().any(|l| l == line),
+            "expected {line:?} in the agent's report:\n{report}"
+        );
+    }
+    let pids: usize = report
+        .lines()
+        .find_map(|l| l.strip_prefix("pids: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pids < 10, "the agent has its own PID namespace: {report}");
+    assert_eq!(
+        git(
+            &repo,
+            &["branch", "--list", "main", "--format=%(objectname)"]
+        )
+        .trim()
+        .len(),
+        40
     );
+    assert!(!repo.join("hacked").exists());
+
+    // Where the repository is, a push from a box may only update the box's branch.
+    let clone = dir.path().join("outside");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            repo.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(clone.join("x.txt"), "x").unwrap();
+    git(&clone, &["add", "-A"]);
+    git(&clone, &["commit", "-q", "-m", "x"]);
+    let as_box = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&clone)
+        .args(["push", "-q", "origin", "HEAD:refs/heads/main"])
+        .env("APIARY_BRANCH", "apiary/someone")
+        .output()
+        .unwrap();
+    assert!(!as_box.status.success(), "a box's push to main is refused");
+    assert!(String::from_utf8_lossy(&as_box.stderr).contains("a box may only push"));
+    git(&clone, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
 }

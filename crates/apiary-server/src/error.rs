@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields merged into the error object (e.g. `current`, `allowed`, `field`).
     pub extra: Value,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -26,7 +28,15 @@ impl ApiError {
             code,
             message: message.into(),
             extra: Value::Null,
+            retry_after: None,
         }
+    }
+
+    /// 429: too many requests; try again after `retry_after`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after = Some(retry_after.as_secs().max(1));
+        e
     }
     pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
         let mut e = ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
@@ -99,6 +109,11 @@ impl IntoResponse for ApiError {
         if let (Value::Object(map), Value::Object(extra)) = (&mut body, self.extra) {
             map.extend(extra);
         }
-        (self.status, Json(json!({ "error": body }))).into_response()
+        let mut resp = (self.status, Json(json!({ "error": body }))).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

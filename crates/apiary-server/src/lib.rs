@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod ui;
@@ -54,6 +55,7 @@ pub struct AppState {
     pub store: Store,
     pub orch: Orchestrator,
     pub config: Arc<ServerConfig>,
+    pub limits: Arc<limits::Limits>,
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {

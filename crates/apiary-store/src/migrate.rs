@@ -28,6 +28,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_lifecycle.sql"),
         include_str!("../migrations/postgres/0003_lifecycle.sql"),
     ),
+    (
+        4,
+        "login lockout",
+        include_str!("../migrations/sqlite/0004_login_lockout.sql"),
+        include_str!("../migrations/postgres/0004_login_lockout.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

@@ -228,4 +228,45 @@ impl Store {
             .await?;
         Ok(Some((admin, generated.then_some(password))))
     }
+
+    /// When the account behind `email` is locked, until when (ms); `None` when it may sign in.
+    pub async fn login_locked_until(&self, email: &str) -> StoreResult<Option<i64>> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT locked_until FROM users WHERE email = $1")
+                .bind(email.trim().to_lowercase())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|r| r.0).filter(|until| *until > self.now()))
+    }
+
+    /// Counts a failed sign-in; the `max`-th in a row locks the account for `lock_ms`.
+    /// Returns the lock's end when this failure locked it.
+    pub async fn record_login_failure(
+        &self,
+        email: &str,
+        max: i64,
+        lock_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        let until = self.now() + lock_ms;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE users SET failed_logins = failed_logins + 1, \
+             locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
+             WHERE email = $3 RETURNING failed_logins",
+        )
+        .bind(max)
+        .bind(until)
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.filter(|(n,)| *n >= max).map(|_| until))
+    }
+
+    /// A successful sign-in clears the count.
+    pub async fn clear_login_failures(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

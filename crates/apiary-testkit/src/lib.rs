@@ -151,6 +151,7 @@ impl TestApp {
             store: store.clone(),
             orch: orch.clone(),
             config: Arc::new(ServerConfig::default()),
+            limits: Arc::new(apiary_server::limits::Limits::default()),
         };
         let server = HttpServer::bind("127.0.0.1:0".parse().unwrap(), state)
             .await

@@ -249,6 +249,7 @@ async fn serve(
     let state = AppState {
         store: store.clone(),
         orch: orch.clone(),
+        limits: Arc::new(apiary_server::limits::Limits::default()),
         config: Arc::new(ServerConfig {
             secure_cookies,
             ..ServerConfig::default()

@@ -30,11 +30,30 @@ pub async fn login(
     if body.email.len() > 254 || body.password.len() > 1024 {
         return Err(ApiError::unauthorized("wrong email or password"));
     }
-    let user = state
+    let now = state.store.now();
+    if let Some(until) = state.store.login_locked_until(&body.email).await? {
+        return Err(ApiError::rate_limited(
+            "too many failed sign-ins: this account is locked for a while",
+            std::time::Duration::from_millis((until - now).max(1000) as u64),
+        ));
+    }
+    let Some(user) = state
         .store
         .verify_password(&body.email, &body.password)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
+    else {
+        let cfg = &state.limits.config;
+        state
+            .store
+            .record_login_failure(
+                &body.email,
+                cfg.login_failures,
+                cfg.lockout.as_millis() as i64,
+            )
+            .await?;
+        return Err(ApiError::unauthorized("wrong email or password"));
+    };
+    state.store.clear_login_failures(&user.id).await?;
     let ttl = state.config.session_ttl_ms;
     let (token, csrf_token) = state.store.create_session(&user.id, ttl).await?;
     let cookie = format!(

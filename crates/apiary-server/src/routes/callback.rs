@@ -48,6 +48,13 @@ impl FromRequestParts<AppState> for BoxCaller {
             .callback_token_task(token.trim())
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked callback token"))?;
+        let per_s = state.limits.config.callbacks_per_s;
+        if let Err(wait) = state.limits.hit(&format!("callback:{task_id}"), per_s) {
+            return Err(ApiError::rate_limited(
+                format!("this box sent more than {per_s} requests in a second; slow down"),
+                wait,
+            ));
+        }
         Ok(BoxCaller { task_id, box_id })
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::routes::tasks::readable_task;
 use crate::AppState;
 
@@ -88,6 +88,8 @@ fn from_stored(e: &TaskEvent) -> Option<Wire> {
 }
 
 struct Feed {
+    /// This stream's place in the per-user limit, given back when the client goes away.
+    _slot: crate::limits::StreamSlot,
     store: Store,
     rx: broadcast::Receiver<LiveEvent>,
     scope: Scope,
@@ -170,6 +172,15 @@ pub async fn stream_events(
                 .collect(),
         )
     };
+    let slot = state.limits.open_stream(&caller.user.id).ok_or_else(|| {
+        ApiError::rate_limited(
+            format!(
+                "at most {} live streams per user are open at once",
+                state.limits.config.streams_per_user
+            ),
+            Duration::from_secs(5),
+        )
+    })?;
     // Subscribe before reading the backlog so nothing falls between the two.
     let rx = state.orch.bus.subscribe();
     let last = headers
@@ -182,6 +193,7 @@ pub async fn stream_events(
         None => latest_event_id(&state.store).await,
     };
     let mut feed = Feed {
+        _slot: slot,
         store: state.store.clone(),
         rx,
         scope,

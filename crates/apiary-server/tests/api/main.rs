@@ -4,5 +4,6 @@
 mod agent_loop;
 mod auth;
 mod authz;
+mod limits;
 mod notify;
 mod resources;

@@ -210,6 +210,7 @@ impl Deliver {
         id: &str,
         task_id: &str,
         msg: &Message,
+        delivery_id: &str,
     ) -> Result<(), Failure> {
         let s = orch
             .store
@@ -241,6 +242,7 @@ impl Deliver {
             "links": links,
             "error": msg.error,
             "text": msg.plain(),
+            "delivery": delivery_id,
         }))
         .expect("json");
         let resp = self
@@ -248,6 +250,7 @@ impl Deliver {
             .post(&hook.url)
             .header("content-type", "application/json")
             .header("x-apiary-signature", webhook_signature(&secret, &body))
+            .header("x-apiary-delivery", delivery_id)
             .body(body)
             .send()
             .await
@@ -285,7 +288,11 @@ impl JobHandler for Deliver {
             "telegram" => self.telegram(orch, &msg).await,
             "email" => self.email(orch, &task_id, &msg).await,
             c => match c.strip_prefix("webhook:") {
-                Some(id) => self.webhook(orch, id, &task_id, &msg).await,
+                // Delivery is at least once (a crash mid-send resends): the id lets receivers drop repeats.
+                Some(id) => {
+                    let delivery_id = format!("{}:{channel}", p["event_id"]);
+                    self.webhook(orch, id, &task_id, &msg, &delivery_id).await
+                }
                 None => Err(Failure {
                     retry: false,
                     ..Failure::retry(format!("unknown channel {c:?}"))

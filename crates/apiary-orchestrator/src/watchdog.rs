@@ -39,11 +39,9 @@ impl Orchestrator {
     pub async fn watchdog_pass(&self, holder: &str) -> StoreResult<PassSummary> {
         let store = &self.store;
         let settings = store.settings().await?;
-        let interval_ms = settings.watchdog_interval_s as i64 * 1000;
-        if !store
-            .try_lease(LEASE, holder, interval_ms.max(10_000))
-            .await?
-        {
+        // The lease covers one pass (given back at its end); a replica that dies mid-pass
+        // holds the others off for at most this long.
+        if !store.try_lease(LEASE, holder, 30_000).await? {
             return Ok(PassSummary {
                 skipped: true,
                 ..Default::default()
@@ -197,6 +195,7 @@ impl Orchestrator {
                 .inc_by(n as u64);
         }
         self.metrics.watchdog_passes.inc();
+        store.release_lease(LEASE, holder).await?;
         tracing::info!(
             timed_out = sum.timed_out,
             vanished = sum.vanished,
@@ -209,7 +208,8 @@ impl Orchestrator {
         Ok(sum)
     }
 
-    /// Runs passes every `watchdog_interval_s` until `shutdown` resolves.
+    /// Runs passes every `watchdog_interval_s` (re-read every second, so a change applies at
+    /// once) until `shutdown` resolves.
     pub async fn run_watchdog(
         self,
         holder: String,
@@ -220,16 +220,23 @@ impl Orchestrator {
             if let Err(e) = self.watchdog_pass(&holder).await {
                 tracing::error!(error = %e, "watchdog pass failed");
             }
-            let wait = self
-                .store
-                .settings()
-                .await
-                .map(|s| s.watchdog_interval_s)
-                .unwrap_or(60)
-                .max(1);
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            let mut waited = 0u64;
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                waited += 1;
+                let interval = self
+                    .store
+                    .settings()
+                    .await
+                    .map(|s| s.watchdog_interval_s)
+                    .unwrap_or(60)
+                    .max(1);
+                if waited >= interval {
+                    break;
+                }
             }
         }
     }

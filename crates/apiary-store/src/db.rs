@@ -45,10 +45,42 @@ pub struct Store {
     pub(crate) backend: Backend,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) key: Arc<SecretKey>,
+    /// Serialises this process's write transactions on SQLite.
+    pub(crate) writer: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A transaction on the store's database.
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction on the store's database. On SQLite it also holds this process's writer
+/// lock: SQLite has one writer anyway, and queueing here is far cheaper than its busy-wait
+/// back-off when many requests write at once.
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl Tx {
+    /// Makes the transaction's writes permanent.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Drops the transaction's writes.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
 
 impl Store {
     /// Opens the pool (creating the SQLite file if needed, in WAL mode) without migrating.
@@ -81,6 +113,7 @@ impl Store {
             backend,
             clock: opts.clock,
             key: Arc::new(opts.secret_key),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -111,8 +144,17 @@ impl Store {
     /// PostgreSQL rows are locked with `FOR UPDATE` where it matters.
     pub async fn begin(&self) -> StoreResult<Tx> {
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                let guard = self.writer.clone().lock_owned().await;
+                Tx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _writer: Some(guard),
+                }
+            }
+            Backend::Postgres => Tx {
+                tx: self.pool.begin().await?,
+                _writer: None,
+            },
         };
         Ok(tx)
     }

@@ -164,18 +164,16 @@ impl Store {
             for k in kinds {
                 q = q.bind(*k);
             }
-            let mut conn = self.pool.acquire().await?;
             let job = match self.backend {
                 crate::Backend::Sqlite => {
-                    // One statement, but take the write lock first so the busy timeout applies.
-                    let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                    // One statement, under the writer lock like every write transaction.
+                    let mut tx = self.begin().await?;
                     let job = q.fetch_optional(&mut *tx).await?;
                     tx.commit().await?;
                     job
                 }
-                crate::Backend::Postgres => q.fetch_optional(&mut *conn).await?,
+                crate::Backend::Postgres => q.fetch_optional(&self.pool).await?,
             };
-            drop(conn);
             match job {
                 Some(job) if job.attempt > job.max_attempts => {
                     self.finish(&job, "dead", Some("lease expired on every attempt"), None)

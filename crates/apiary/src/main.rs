@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod load;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,6 +109,17 @@ enum BenchCommand {
         #[arg(long, default_value = "auto")]
         sandbox: Sandbox,
     },
+    /// Simulated boxes posting callbacks while SSE clients listen, against a real `apiary serve`.
+    Load {
+        #[arg(long, default_value_t = 200)]
+        boxes: usize,
+        #[arg(long, default_value_t = 1000)]
+        sse_clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        lines_per_batch: usize,
+    },
     /// Time watchdog passes over many tasks, and print the query plans.
     Watchdog {
         #[arg(long, default_value_t = 100_000)]
@@ -200,6 +212,16 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// How long a job claim holds before another worker may take the job over
+/// (`APIARY_JOB_LEASE_S`, default 300 s): after a crash, unfinished jobs wait this long.
+fn job_lease_ms() -> i64 {
+    nonempty_env("APIARY_JOB_LEASE_S")
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(300)
+        * 1000
+}
+
 /// This process's name for leases: host and pid.
 fn replica_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
@@ -208,7 +230,11 @@ fn replica_name() -> String {
 
 /// The local box provider: boxes under `<data-dir>/boxes`, run by this very binary.
 fn local_provider(data_dir: &std::path::Path, sandbox: Sandbox) -> Result<Arc<LocalProvider>> {
-    let exe = std::env::current_exe().context("locating the apiary binary")?;
+    // APIARY_BOX_AGENT_EXE runs boxes with another binary (a wrapper script, a different build).
+    let exe = match nonempty_env("APIARY_BOX_AGENT_EXE") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe().context("locating the apiary binary")?,
+    };
     let root = std::fs::canonicalize(data_dir)?.join("boxes");
     let provider = LocalProvider::new(root, exe, sandbox)?;
     tracing::info!(sandbox = ?provider.sandbox(), "local boxes ready");
@@ -268,14 +294,13 @@ async fn serve(
         let mut rx = watchdog_stop;
         let _ = rx.wait_for(|v| *v).await;
     }));
-    let worker_task = tokio::spawn(
-        orch.worker()
-            .build()
-            .run(Duration::from_secs(1), async move {
-                let mut rx = stop_rx;
-                let _ = rx.wait_for(|v| *v).await;
-            }),
-    );
+    let worker_task = tokio::spawn(orch.worker().lease_ms(job_lease_ms()).build().run(
+        Duration::from_secs(1),
+        async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|v| *v).await;
+        },
+    ));
     server
         .serve(shutdown_signal())
         .await
@@ -362,6 +387,23 @@ async fn main() -> Result<()> {
         } => bench::boot(runs.max(1), sandbox).await,
         Command::Bench {
             command:
+                BenchCommand::Load {
+                    boxes,
+                    sse_clients,
+                    seconds,
+                    lines_per_batch,
+                },
+        } => {
+            load::run(load::LoadArgs {
+                boxes,
+                sse_clients,
+                seconds,
+                lines_per_batch,
+            })
+            .await
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Watchdog {
                     tasks,
                     active,
@@ -380,6 +422,7 @@ async fn main() -> Result<()> {
                 let _ = rx.wait_for(|v| *v).await;
             }));
             orch.worker()
+                .lease_ms(job_lease_ms())
                 .build()
                 .run(Duration::from_secs(1), shutdown_signal())
                 .await;

@@ -273,9 +273,13 @@ async fn a_teardown_that_failed_succeeds_on_a_later_pass_and_one_replica_runs_a_
     assert_eq!(t.control_secret_id, None);
     assert!(w.boxes.boxes.lock().unwrap().is_empty());
 
-    // Leases: while r1 holds it, r2's pass does nothing.
+    // Leases: while r1 is in a pass (it holds the lease), r2's pass does nothing; once r1
+    // gives it back, r2 runs.
+    assert!(w.store().try_lease("watchdog", "r1", 30_000).await.unwrap());
     let sum = w.orch.watchdog_pass("r2").await.unwrap();
     assert!(sum.skipped);
+    w.store().release_lease("watchdog", "r1").await.unwrap();
+    assert!(!w.orch.watchdog_pass("r2").await.unwrap().skipped);
 }
 
 #[tokio::test]

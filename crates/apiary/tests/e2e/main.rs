@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod crash;
+
 use apiary_testkit::{bare_repo, git, BoxReaper, Client, TestApp};
 use serde_json::{json, Value};
 
-const AGENT: &str = r#"#!/bin/sh
+pub(crate) const AGENT: &str = r#"#!/bin/sh
 set -eu
 prompt="$(cat "$APIARY_PROMPT_FILE")"
 echo "test agent: $APIARY_PHASE"
@@ -23,11 +25,11 @@ esac
 
 const SLOW_AGENT: &str = "#!/bin/sh\necho 'thinking forever'\nsleep 60\n";
 
-fn exe() -> PathBuf {
+pub(crate) fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_apiary"))
 }
 
-fn write_script(dir: &Path, name: &str, body: &str) -> String {
+pub(crate) fn write_script(dir: &Path, name: &str, body: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, body).unwrap();
     format!("sh {}", path.display())

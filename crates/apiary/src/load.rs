@@ -1,0 +1,392 @@
+//! `apiary bench load`: simulated boxes post status changes and log batches to a real
+//! `apiary serve` (a child process on SQLite in a temporary folder) while SSE clients listen.
+//! Reports callback throughput and latency, event delivery lag, the server's memory, and
+//! checks that every log line was stored once and in order; also the raw SQLite insert rate
+//! on the same machine as the ceiling.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use apiary_core::{AgentStatus, Role, SystemClock};
+use apiary_store::{
+    Actor, NewProject, NewTask, NewUser, SecretKey, Store, StoreOptions, TransitionRequest,
+};
+
+/// What the load run is asked to do.
+pub struct LoadArgs {
+    pub boxes: usize,
+    pub sse_clients: usize,
+    pub seconds: u64,
+    pub lines_per_batch: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+async fn open_store(dir: &Path) -> Result<Store> {
+    let key = SecretKey::load_or_create(&dir.join("secret.key"))?;
+    let store = Store::connect(StoreOptions {
+        url: StoreOptions::sqlite_url(dir),
+        secret_key: key,
+        clock: Arc::new(SystemClock),
+        max_connections: 4,
+    })
+    .await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The raw insert rate of this SQLite (one transaction per 10-row batch, like a log batch).
+async fn sqlite_ceiling(dir: &Path) -> Result<f64> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("ceiling.db").display());
+    let mut conn = sqlx::AnyConnection::connect(&url).await?;
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("CREATE TABLE t (k TEXT, seq BIGINT, line TEXT, PRIMARY KEY (k, seq))")
+        .execute(&mut conn)
+        .await?;
+    let started = Instant::now();
+    let mut n = 0i64;
+    while started.elapsed() < Duration::from_secs(3) {
+        let mut tx = conn.begin().await?;
+        for _ in 0..10 {
+            n += 1;
+            sqlx::query("INSERT INTO t (k, seq, line) VALUES ($1, $2, $3)")
+                .bind("k")
+                .bind(n)
+                .bind("a log line of moderate length")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(n as f64 / 10.0 / started.elapsed().as_secs_f64())
+}
+
+/// Runs the load and prints the figures.
+pub async fn run(args: LoadArgs) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = std::fs::canonicalize(dir.path())?;
+    // Prepare the database before the server starts: users, a project, tasks with box tokens.
+    let store = open_store(&data).await?;
+    store.bootstrap(None, Some("bench password".into())).await?;
+    let admin = store
+        .list_users()
+        .await?
+        .into_iter()
+        .find(|u| u.role == Role::Admin)
+        .context("admin")?;
+    let project = store
+        .create_project(
+            NewProject {
+                name: "load".into(),
+                description: String::new(),
+            },
+            &admin,
+        )
+        .await?;
+    let mut boxes = Vec::new();
+    for i in 0..args.boxes {
+        let (task, _) = store
+            .create_task(
+                &project.id,
+                NewTask {
+                    title: format!("load {i}"),
+                    description: String::new(),
+                    status: None,
+                    assignee_id: None,
+                },
+                &admin,
+            )
+            .await?;
+        store.hand_off(&task.id, &admin).await?;
+        store
+            .transition(TransitionRequest::new(
+                &task.id,
+                AgentStatus::Provisioning,
+                Actor::System,
+            ))
+            .await?;
+        // Tokens without a box at the provider, so the server's watchdog leaves these tasks be.
+        let tokens = store.mint_box_tokens(&task.id).await?;
+        boxes.push((task.id, tokens.callback_token));
+    }
+    // SSE listeners: 20 streams per user (the per-user limit), as many users as needed.
+    let mut sessions = Vec::new();
+    for u in 0..args.sse_clients.div_ceil(20) {
+        let user = store
+            .create_user(NewUser {
+                email: format!("watcher{u}@example.test"),
+                name: format!("watcher {u}"),
+                role: Role::Member,
+                password: None,
+            })
+            .await?;
+        store
+            .set_project_member(&project.id, &user.id, apiary_core::ProjectAccess::Read)
+            .await?;
+        sessions.push(store.create_session(&user.id, 3_600_000).await?.0);
+    }
+    // The box tokens above were minted by hand: the provisioning and drain jobs the hand-offs
+    // queued have nothing to do, so they are consumed here rather than run by the server.
+    while let Some(job) = store
+        .claim_job(&["provision_box", "drain_queue"], 60_000)
+        .await?
+    {
+        store.complete_job(&job).await?;
+    }
+    store.close().await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("APIARY_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting apiary serve")?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(2000)
+        .build()?;
+    let started = Instant::now();
+    while http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = server.kill();
+            bail!("apiary serve did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let idle_rss = rss_mb(server.id());
+
+    // Listeners record when each (task, seq) log event arrived.
+    let received: Arc<Mutex<Vec<(String, i64, Instant)>>> = Arc::default();
+    let mut listeners = Vec::new();
+    for i in 0..args.sse_clients {
+        let cookie = format!("apiary_session={}", sessions[i / 20]);
+        let url = format!("{base}/api/v1/events?project={}", project.id);
+        let http = http.clone();
+        let received = received.clone();
+        let record = i == 0 || i % 10 == 0;
+        listeners.push(tokio::spawn(async move {
+            let Ok(mut resp) = http.get(&url).header("cookie", cookie).send().await else {
+                return;
+            };
+            let mut buf = String::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                let at = Instant::now();
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let frame: String = buf.drain(..end + 2).collect();
+                    if record && frame.contains("event: agent_log") {
+                        if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                            if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
+                                received.lock().unwrap().push((
+                                    v["task"].as_str().unwrap_or("").to_string(),
+                                    v["seq"].as_i64().unwrap_or(0),
+                                    at,
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Boxes: report speccing once, then post log batches as fast as they are answered.
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let sent: Arc<Mutex<HashMap<(String, i64), Instant>>> = Arc::default();
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut workers = Vec::new();
+    for (task, token) in boxes.clone() {
+        let http = http.clone();
+        let base = base.clone();
+        let latencies = latencies.clone();
+        let sent = sent.clone();
+        let errors = errors.clone();
+        let lines = args.lines_per_batch;
+        workers.push(tokio::spawn(async move {
+            let url = format!("{base}/api/v1/agent/tasks/{task}");
+            let t0 = Instant::now();
+            let resp = http
+                .post(format!("{url}/status"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "status": "speccing" }))
+                .send()
+                .await;
+            latencies.lock().unwrap().push(t0.elapsed());
+            match resp {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                        eprintln!(
+                            "status callback answered {}: {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        );
+                    }
+                }
+                Err(e) => {
+                    if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                        eprintln!("status callback failed: {e}");
+                    }
+                }
+            }
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let batch: Vec<String> = (0..lines)
+                    .map(|k| format!("{task} line {}", n * lines as u64 + k as u64))
+                    .collect();
+                let t0 = Instant::now();
+                let resp = http
+                    .post(format!("{url}/logs"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ "lines": batch }))
+                    .send()
+                    .await;
+                let took = t0.elapsed();
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        let v: serde_json::Value = r.json().await.unwrap_or_default();
+                        if let Some(seq) = v["last_seq"].as_i64() {
+                            sent.lock().unwrap().insert((task.clone(), seq), t0 + took);
+                        }
+                        latencies.lock().unwrap().push(took);
+                        n += 1;
+                    }
+                    Ok(r) if r.status().as_u16() == 429 => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    _ => {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+            n
+        }));
+    }
+    let mut peak_rss = idle_rss;
+    let load_start = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_mb(server.id()));
+    }
+    let mut batches = 0u64;
+    for w in workers {
+        batches += w.await.unwrap_or(0);
+    }
+    let elapsed = load_start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    peak_rss = peak_rss.max(rss_mb(server.id()));
+    for l in &listeners {
+        l.abort();
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // Nothing lost: every line stored once, in order.
+    let store = open_store(&data).await?;
+    let mut stored = 0usize;
+    for (task, _) in &boxes {
+        let lines = store.list_logs(task, 0, 1_000_000).await?;
+        for (i, l) in lines.iter().enumerate() {
+            if l.seq != i as i64 + 1 || l.line != format!("{task} line {i}") {
+                bail!(
+                    "task {task}: line {} is {:?} (seq {}), expected line {i}",
+                    i,
+                    l.line,
+                    l.seq
+                );
+            }
+        }
+        stored += lines.len();
+    }
+    let expected = batches as usize * args.lines_per_batch;
+    if stored != expected {
+        bail!("{stored} lines stored, {expected} acknowledged");
+    }
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort();
+    let sent = sent.lock().unwrap().clone();
+    let mut lags: Vec<Duration> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(t, s, at)| {
+            sent.get(&(t.clone(), *s))
+                .map(|done| at.saturating_duration_since(*done))
+        })
+        .collect();
+    lags.sort();
+    let recorded = received.lock().unwrap().len();
+    let listeners_recording = args.sse_clients.div_ceil(10);
+    println!(
+        "load: {} boxes, {} SSE clients, {:.0} s: {} callback requests ({:.0}/s), {} log lines stored once and in order, {} errors",
+        args.boxes, args.sse_clients, elapsed, lat.len(), lat.len() as f64 / elapsed, stored, errors.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    println!(
+        "callback latency: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    println!(
+        "event delivery lag ({} events seen by {} sampled listeners, expected {}): p50 {:.1} ms, p99 {:.1} ms",
+        recorded,
+        listeners_recording,
+        batches as usize * listeners_recording,
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99)
+    );
+    println!("server RSS: {idle_rss:.0} MB idle, {peak_rss:.0} MB peak");
+    println!(
+        "raw SQLite ceiling on this machine: {:.0} batch transactions/s (10 rows each)",
+        sqlite_ceiling(&data).await?
+    );
+    Ok(())
+}

@@ -14,7 +14,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::phases::{Agent, Input, Phase};
+use crate::phases::{Agent, Phase};
+use crate::prompts::Input;
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (
@@ -32,6 +33,7 @@ async fn require_token(State(agent): State<Arc<Agent>>, req: Request, next: Next
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let want = agent.cfg.control_token.as_bytes();
+    // Constant time over the token's length.
     let ok =
         sent.len() == want.len() && sent.bytes().zip(want).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
     if !ok {

@@ -3,18 +3,32 @@
 //! implement, changes), streams the agent's output to Apiary in batches, serves the control
 //! plane (DESIGN §3) and reports back through the callback API.
 //!
-//! Invariants: the box agent never touches the database; it talks to Apiary only through the
-//! callback API with its own token; the agent process never sees the box's tokens (they are
-//! removed from its environment) and is killed, with its whole process group, at its timeout.
+//! Its only input is the boot env (DESIGN §4); it binds the control plane first and announces
+//! the port in `$APIARY_BOX_DIR/control.json`, then clones and specs in the background.
+//!
+//! Invariants a reviewer can check:
+//! - the box agent never touches the database; it talks to Apiary only through the callback
+//!   API with its own token, and is driven only through the control plane behind its own;
+//! - the agent process never sees the box's tokens: they are removed from its environment (by
+//!   name and by value), and when bubblewrap works it runs in a sandbox of its own;
+//! - one agent run at a time; a run past its timeout is killed with its whole process group,
+//!   and a run's leftovers are killed when it ends;
+//! - the agent never commits or pushes: the box commits everything, pushes only its own
+//!   branch, and never commits `.apiary/` (the spec);
+//! - every run ends with exactly one result callback (spec, PR or error), sent after the run's
+//!   log lines went out.
 
 mod callback;
 mod config;
 mod control;
+mod forge;
 mod git;
 mod logs;
 mod phases;
-pub mod presets;
+mod presets;
+mod prompts;
 mod runner;
+mod spec;
 
 use std::sync::Arc;
 
@@ -22,12 +36,13 @@ use anyhow::{Context, Result};
 
 pub use config::BoxAgentConfig;
 
-/// Runs the box agent until the process is killed.
+/// Runs the box agent until the process is killed (`apiary box-agent`).
 pub async fn run(config: BoxAgentConfig) -> Result<()> {
     run_until(config, std::future::pending()).await
 }
 
-/// Runs the box agent until `shutdown` resolves (tests).
+/// Runs the box agent until `shutdown` resolves, so tests can stop it; a run in progress is
+/// dropped with the runtime, which kills its process group.
 pub async fn run_until(
     config: BoxAgentConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -45,56 +60,4 @@ pub async fn run_until(
         .await
         .context("serving the control plane")?;
     Ok(())
-}
-
-/// The pull request's URL: Apiary's own review page on the `local` forge; on `github` the PR
-/// opened (or found open) through the GitHub REST API.
-async fn forge_pr_url(cfg: &BoxAgentConfig, title: &str) -> Result<String> {
-    if cfg.forge != "github" {
-        return Ok(format!("{}/tasks/{}/review", cfg.apiary_url, cfg.task_id));
-    }
-    let repo = cfg
-        .repo_url
-        .trim_end_matches(".git")
-        .rsplit(['/', ':'])
-        .take(2)
-        .collect::<Vec<_>>();
-    let [name, owner] = repo.as_slice() else {
-        anyhow::bail!("cannot tell owner/repo from {}", cfg.repo_url);
-    };
-    let http = reqwest::Client::new();
-    let api = cfg.github_api.trim_end_matches('/');
-    let resp = http
-        .post(format!("{api}/repos/{owner}/{name}/pulls"))
-        .bearer_auth(&cfg.github_token)
-        .header("user-agent", "apiary")
-        .header("accept", "application/vnd.github+json")
-        .json(&serde_json::json!({ "title": title, "head": cfg.branch, "base": cfg.base_branch }))
-        .send()
-        .await
-        .context("opening the pull request on GitHub")?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if let Some(url) = body["html_url"].as_str() {
-        return Ok(url.to_string());
-    }
-    if status.as_u16() == 422 {
-        // Already open: find it.
-        let list: serde_json::Value = http
-            .get(format!("{api}/repos/{owner}/{name}/pulls"))
-            .query(&[
-                ("head", format!("{owner}:{}", cfg.branch)),
-                ("state", "open".into()),
-            ])
-            .bearer_auth(&cfg.github_token)
-            .header("user-agent", "apiary")
-            .send()
-            .await?
-            .json()
-            .await?;
-        if let Some(url) = list[0]["html_url"].as_str() {
-            return Ok(url.to_string());
-        }
-    }
-    anyhow::bail!("GitHub answered {status} to opening the pull request: {body}")
 }

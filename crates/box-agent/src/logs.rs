@@ -1,9 +1,11 @@
-//! Streams lines to Apiary in batches: at most one request every 250 ms and at most 500 lines
-//! per request, never one request per line; `flush` sends what is pending.
+//! Streams lines to Apiary in batches, never one request per line: a batch goes out when it
+//! holds 500 lines or 250 ms after its first line, whichever comes first; lines are cut to
+//! 16 KiB; `flush` sends what is pending (a run's lines go out before its result callback).
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Most lines in one batch.
 pub const MAX_BATCH: usize = 500;
@@ -51,11 +53,13 @@ impl LogStream {
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         tokio::spawn(async move {
             let mut pending: Vec<String> = Vec::new();
+            // A batch goes out at most INTERVAL after its first line, however busy the stream.
+            let mut due = Instant::now();
             loop {
                 let msg = if pending.is_empty() {
                     rx.recv().await
                 } else {
-                    match tokio::time::timeout(INTERVAL, rx.recv()).await {
+                    match tokio::time::timeout_at(due, rx.recv()).await {
                         Ok(m) => m,
                         Err(_) => {
                             sink.send(std::mem::take(&mut pending)).await;
@@ -65,6 +69,9 @@ impl LogStream {
                 };
                 match msg {
                     Some(Msg::Line(l)) => {
+                        if pending.is_empty() {
+                            due = Instant::now() + INTERVAL;
+                        }
                         pending.push(cut(l));
                         if pending.len() >= MAX_BATCH {
                             sink.send(std::mem::take(&mut pending)).await;
@@ -145,5 +152,31 @@ mod tests {
         let batches = rec.0.lock().unwrap().clone();
         assert_eq!(batches.len(), 1, "one batch after the interval");
         assert!(batches[0][1].len() <= MAX_LINE);
+        assert!(batches[0][1].starts_with('é'));
+    }
+
+    #[tokio::test]
+    async fn a_steady_trickle_goes_out_every_interval_not_per_line() {
+        let rec = Recorder::default();
+        let logs = LogStream::start(rec.clone());
+        let started = std::time::Instant::now();
+        let mut sent = 0;
+        while started.elapsed() < INTERVAL * 6 {
+            logs.line(format!("tick {sent}"));
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Before any flush, the time-based batches already went out.
+        let before_flush = rec.0.lock().unwrap().len();
+        let intervals = (started.elapsed().as_millis() / INTERVAL.as_millis()) as usize;
+        logs.flush().await;
+        let batches = rec.0.lock().unwrap().clone();
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), sent);
+        assert!(before_flush >= 3, "{before_flush} batches in {sent} lines");
+        assert!(
+            batches.len() <= intervals + 2 && batches.len() < sent,
+            "{} requests for {sent} lines in {intervals} intervals",
+            batches.len()
+        );
     }
 }

@@ -1,22 +1,25 @@
 //! The agent's phases: setup (clone, branch), spec, revise, implement, changes. One run at a
-//! time; each ends with its callback (spec, PR or error).
+//! time; each ends with its callback (spec, PR or error), after its log lines went out.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use apiary_core::prompts::{self, CommentCtx, ProjectCtx, PromptContext, PromptKind, TaskCtx};
-use serde_json::Value;
+use anyhow::{anyhow, bail, Context, Result};
+use apiary_core::prompts::PromptKind;
+use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::callback::Callback;
+use crate::callback::{Callback, Conflict};
 use crate::config::BoxAgentConfig;
+use crate::git::Git;
 use crate::logs::LogStream;
-use crate::{git, runner};
+use crate::prompts::{self, Input};
+use crate::runner::{self, Run};
+use crate::{forge, spec};
 
-/// A run the control plane can start.
+/// A run the control plane (or the box's start) can begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Spec,
@@ -36,12 +39,23 @@ impl Phase {
     }
 }
 
-/// What a control request brought (it wins over what the task view says).
-#[derive(Debug, Clone, Default)]
-pub struct Input {
-    pub note: Option<String>,
-    pub feedback: Option<String>,
-    pub comments: Vec<CommentCtx>,
+/// Releases the run slot when a run ends, however it ends.
+struct Slot<'a>(&'a AtomicBool);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A URL fit for a log line: without the credentials it may carry.
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// The box agent's state.
@@ -57,7 +71,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(cfg: BoxAgentConfig) -> Result<Self> {
-        let cb = Callback::new(&cfg.apiary_url, &cfg.task_id, &cfg.callback_token);
+        let cb = Callback::new(&cfg.apiary_url, &cfg.task_id, &cfg.callback_token)?;
         let logs = LogStream::start(cb.clone());
         std::fs::create_dir_all(&cfg.box_dir).context("creating the box folder")?;
         Ok(Agent {
@@ -70,15 +84,12 @@ impl Agent {
         })
     }
 
-    /// Tells the provider where the control plane listens (written atomically).
+    /// Tells the provider where the control plane listens: `control.json`, written atomically.
     pub fn announce(&self, port: u16) -> Result<()> {
         let tmp = self.cfg.box_dir.join("control.json.tmp");
-        std::fs::write(
-            &tmp,
-            format!("{{\"port\": {port}, \"pid\": {}}}", std::process::id()),
-        )?;
-        std::fs::rename(tmp, self.cfg.box_dir.join("control.json"))?;
-        Ok(())
+        let body = json!({ "port": port, "pid": std::process::id() });
+        std::fs::write(&tmp, body.to_string()).context("writing control.json")?;
+        std::fs::rename(tmp, self.cfg.box_dir.join("control.json")).context("writing control.json")
     }
 
     /// Whether a run is going on.
@@ -86,64 +97,59 @@ impl Agent {
         self.busy.load(Ordering::SeqCst)
     }
 
-    /// Claims the single run slot.
+    /// Claims the single run slot; the run it guards releases it.
     pub fn try_begin(&self) -> bool {
         self.busy
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
     }
 
-    /// Sets the box up, then runs the spec phase if the task is at its start.
+    /// Sets the box up, then runs the spec phase if the task is at its start (a resumed box,
+    /// whose task is further along, waits for the control plane instead).
     pub async fn start(self: Arc<Self>) {
+        let cfg = &self.cfg;
         self.logs.line(format!(
             "cloning {} ({})",
-            self.cfg.repo_url, self.cfg.base_branch
+            shown(&cfg.repo_url),
+            cfg.base_branch
         ));
-        let setup = git::prepare(
-            &self.cfg.repo_url,
-            &self.cfg.base_branch,
-            &self.cfg.branch,
-            &self.workspace,
-        )
-        .await;
-        let resumed = match setup {
+        let resumed = match Git::new(cfg).prepare(&self.workspace).await {
             Ok(r) => r,
             Err(e) => {
-                let msg = format!("setting up the workspace failed: {e:#}");
+                let msg = format!("setting up the workspace: {e:#}");
                 self.ready.send_replace(Some(Err(msg.clone())));
-                self.fail(&msg).await;
-                return;
+                return self.fail(&msg).await;
             }
         };
         if resumed {
+            self.logs
+                .line(format!("resuming from the pushed branch {}", cfg.branch));
+        } else {
             self.logs.line(format!(
-                "resuming from the pushed branch {}",
-                self.cfg.branch
+                "working on the new branch {} (from {})",
+                cfg.branch, cfg.base_branch
             ));
         }
         self.ready.send_replace(Some(Ok(())));
         let view = match self.cb.task_view().await {
             Ok(v) => v,
-            Err(e) => return self.fail(&format!("reading the task failed: {e:#}")).await,
+            Err(e) => return self.fail(&format!("reading the task: {e:#}")).await,
         };
-        let status = view["task"]["agent"]["status"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let phase = match status.as_str() {
+        let phase = match view["task"]["agent"]["status"].as_str().unwrap_or("") {
             "provisioning" => {
-                if let Err(e) = self.cb.status("speccing", "box is up").await {
-                    return self
-                        .fail(&format!("reporting speccing failed: {e:#}"))
-                        .await;
+                if let Err(e) = self.cb.status("speccing", "the box is up").await {
+                    return self.fail(&format!("reporting speccing: {e:#}")).await;
                 }
                 Some(Phase::Spec)
             }
-            "speccing" if view["feedback"].as_str().is_some_and(|f| !f.is_empty()) => {
+            "speccing"
+                if view["feedback"]
+                    .as_str()
+                    .is_some_and(|f| !f.trim().is_empty()) =>
+            {
                 Some(Phase::Revise)
             }
             "speccing" => Some(Phase::Spec),
-            // A resumed box waits for the control plane.
             _ => None,
         };
         if let Some(phase) = phase {
@@ -162,9 +168,10 @@ impl Agent {
         }
     }
 
-    /// Runs one phase to its callback; the caller holds the run slot, which this releases.
+    /// Runs one phase to its callback; the caller claimed the run slot, this releases it.
     pub async fn run(self: &Arc<Self>, phase: Phase, input: Input) {
-        // Wait for the workspace (a control request can arrive while cloning).
+        let _slot = Slot(&self.busy);
+        // A control request can arrive while the box is still cloning.
         let mut ready = self.ready.subscribe();
         let setup = ready
             .wait_for(|r| r.is_some())
@@ -172,122 +179,99 @@ impl Agent {
             .map(|r| r.clone().unwrap_or(Ok(())));
         let result = match setup {
             Ok(Ok(())) => self.run_phase(phase, input).await,
-            Ok(Err(e)) => Err(anyhow::anyhow!(e)),
-            Err(_) => Err(anyhow::anyhow!("the box is shutting down")),
+            Ok(Err(e)) => Err(anyhow!(e)),
+            Err(_) => Err(anyhow!("the box is shutting down")),
         };
-        if let Err(e) = result {
-            self.fail(&format!("{e:#}")).await;
-        }
-        self.busy.store(false, Ordering::SeqCst);
-    }
-
-    fn context(&self, view: &Value, input: &Input) -> PromptContext {
-        let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-        let comments = if input.comments.is_empty() {
-            view["review_comments"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|c| CommentCtx {
-                            author: s(&c["author"]),
-                            body: s(&c["body"]),
-                            path: c["path"].as_str().map(str::to_string),
-                            line: c["line"].as_i64(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            input.comments.clone()
-        };
-        PromptContext {
-            task: TaskCtx {
-                id: self.cfg.task_id.clone(),
-                title: s(&view["task"]["title"]),
-                description: s(&view["task"]["description"]),
-            },
-            project: ProjectCtx {
-                name: s(&view["project"]["name"]),
-            },
-            spec: s(&view["spec"]),
-            feedback: input
-                .feedback
-                .clone()
-                .unwrap_or_else(|| s(&view["feedback"])),
-            note: input.note.clone().unwrap_or_else(|| s(&view["note"])),
-            comments,
-            round: view["round"].as_i64().unwrap_or(0),
-            branch: self.cfg.branch.clone(),
+        match result {
+            Ok(()) => {}
+            Err(e) if e.chain().any(|c| c.is::<Conflict>()) => {
+                // The task moved on without this box (cancelled, say): nothing to fail.
+                tracing::warn!(error = %format!("{e:#}"), "Apiary refused the result");
+                self.logs.line(format!("Apiary refused the result: {e:#}"));
+                self.logs.flush().await;
+            }
+            Err(e) => self.fail(&format!("{e:#}")).await,
         }
     }
 
     async fn run_phase(&self, phase: Phase, input: Input) -> Result<()> {
-        let view = self.cb.task_view().await.context("reading the task")?;
+        let cfg = &self.cfg;
+        let view: Value = self.cb.task_view().await.context("reading the task")?;
         let kind = phase.kind();
-        let template = view["prompts"][kind.as_str()]
-            .as_str()
-            .filter(|t| !t.trim().is_empty())
-            .unwrap_or(prompts::builtin(kind))
-            .to_string();
-        let prompt = prompts::render(&template, &self.context(&view, &input))
-            .map_err(|e| anyhow::anyhow!("the {} prompt does not render: {e}", kind.as_str()))?;
-        let prompt_file = self
-            .cfg
-            .box_dir
-            .join(format!("prompt-{}.md", kind.as_str()));
+        let ctx = prompts::context(&view, &input, &cfg.task_id, &cfg.branch);
+        let prompt = prompts::render(&view, kind, &ctx)?;
+        let prompt_file = cfg.box_dir.join(format!("prompt-{}.md", kind.as_str()));
         std::fs::write(&prompt_file, prompt).context("writing the prompt file")?;
-        let spec_file = self.workspace.join(".apiary").join("SPEC.md");
-        if phase == Phase::Spec {
-            let _ = std::fs::remove_file(&spec_file);
-        }
-        let timeout = match phase {
-            Phase::Spec | Phase::Revise => self.cfg.spec_timeout_s,
-            Phase::Implement | Phase::Changes => self.cfg.impl_timeout_s,
+        let before = match phase {
+            Phase::Spec => spec::prepare(&self.workspace, None)?,
+            Phase::Revise => spec::prepare(&self.workspace, Some(&ctx.spec))?,
+            Phase::Implement | Phase::Changes => None,
         };
+        let timeout = match phase {
+            Phase::Spec | Phase::Revise => cfg.spec_timeout_s,
+            Phase::Implement | Phase::Changes => cfg.impl_timeout_s,
+        };
+        let command = cfg.command()?;
         self.logs
             .line(format!("running the agent ({} phase)", kind.as_str()));
-        let out = runner::run(
-            &self.cfg.command()?,
-            kind.as_str(),
-            &prompt_file,
-            &self.workspace,
-            Duration::from_secs(timeout),
-            &self.logs,
-        )
-        .await?;
-        self.logs.flush().await;
+        let run = Run {
+            command: &command,
+            phase: kind.as_str(),
+            prompt_file: &prompt_file,
+            workspace: &self.workspace,
+            timeout: Duration::from_secs(timeout),
+        };
+        let out = runner::run(cfg, run, &self.logs).await?;
         match phase {
             Phase::Spec | Phase::Revise => {
-                let spec = std::fs::read_to_string(&spec_file)
-                    .ok()
-                    .filter(|s| !s.trim().is_empty())
-                    .unwrap_or(out.stdout);
-                if spec.trim().is_empty() {
-                    bail!("the agent wrote no spec (no .apiary/SPEC.md and no output)");
-                }
+                let Some(spec) = spec::collect(&self.workspace, before.as_deref(), &out.stdout)
+                else {
+                    bail!(
+                        "the agent wrote no spec (no {} and no output)",
+                        spec::SPEC_FILE
+                    );
+                };
+                self.logs.line("submitting the spec");
+                self.logs.flush().await;
                 self.cb.spec(&spec).await.context("submitting the spec")?;
             }
             Phase::Implement | Phase::Changes => {
                 let title = view["task"]["title"].as_str().unwrap_or("task");
-                let mut message = format!("apiary: {title} (task {})", self.cfg.task_id);
+                let mut message = format!("apiary: {title} (task {})", cfg.task_id);
                 if phase == Phase::Changes {
-                    message.push_str(&format!(
-                        "\n\nReview round {}.",
-                        view["round"].as_i64().unwrap_or(0)
-                    ));
+                    message.push_str(&format!("\n\nReview round {}.", ctx.round));
                 }
-                self.logs.line(format!("pushing {}", self.cfg.branch));
-                let head =
-                    git::commit_and_push(&self.workspace, &self.cfg.branch, &message).await?;
-                let url = crate::forge_pr_url(&self.cfg, title).await?;
-                self.logs.line(format!("pull request: {url}"));
+                self.logs.line(format!("pushing {}", cfg.branch));
+                let head = Git::new(cfg)
+                    .commit_and_push(&self.workspace, &message)
+                    .await
+                    .with_context(|| format!("committing and pushing {}", cfg.branch))?;
+                let url = forge::pr_url(cfg, title)
+                    .await
+                    .context("opening the pull request")?;
+                self.logs.line(format!("pull request: {url} (head {head})"));
                 self.logs.flush().await;
                 self.cb
-                    .pr(&url, &self.cfg.branch, &head)
+                    .pr(&url, &cfg.branch, &head)
                     .await
                     .context("submitting the pull request")?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn credentials_never_reach_a_log_line() {
+        assert_eq!(
+            shown("https://x-access-token:ghp_1@github.com/a/b.git"),
+            "https://github.com/a/b.git"
+        );
+        assert_eq!(shown("git@github.com:a/b.git"), "git@github.com:a/b.git");
+        assert_eq!(shown("/srv/repo.git"), "/srv/repo.git");
     }
 }

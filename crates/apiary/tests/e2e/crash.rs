@@ -310,9 +310,19 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
         if jobs.iter().all(|j| j.state == "done") {
             break;
         }
-        let stuck: Vec<_> = jobs.iter().filter(|j| j.state != "done").map(|j| (j.id, j.kind.clone(), j.state.clone(), j.last_error.clone())).collect();
-        assert!(start_wait.elapsed() < Duration::from_secs(30), "jobs not finished: {stuck:?}");
-        assert!(stuck.iter().all(|(_, _, state, _)| state != "dead"), "a job died: {stuck:?}");
+        let stuck: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.state != "done")
+            .map(|j| (j.id, j.kind.clone(), j.state.clone(), j.last_error.clone()))
+            .collect();
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(30),
+            "jobs not finished: {stuck:?}"
+        );
+        assert!(
+            stuck.iter().all(|(_, _, state, _)| state != "dead"),
+            "a job died: {stuck:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     serve.kill9();

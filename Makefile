@@ -7,7 +7,7 @@ BIND ?= 127.0.0.1:7878
 export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+.PHONY: conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -30,7 +30,7 @@ run: build
 
 ## Every test: formatting, lints, the web unit tests, the Rust suites on SQLite and on
 ## PostgreSQL, the API types' drift check, and the end-to-end run in Chromium.
-test: lint web-test test-sqlite api-drift test-postgres web-e2e
+test: lint web-test test-sqlite api-drift conformance test-postgres web-e2e
 	@echo "make test: all suites passed"
 
 web-test: web
@@ -44,6 +44,11 @@ api-drift:
 	@cd web && npx openapi-typescript ../target/openapi.json -o ../target/schema.d.ts >/dev/null 2>&1
 	@diff -q target/schema.d.ts web/src/api/generated/schema.d.ts >/dev/null || { echo "web/src/api/generated is stale: run 'make api-types'"; exit 1; }
 	@echo "API types are in step with the server"
+
+## schemathesis against a running server: no 5xx, no response outside the schema.
+conformance:
+	@echo "== API conformance (schemathesis) =="
+	scripts/conformance.sh 5
 
 ## Regenerate the UI's API types from the server.
 api-types:

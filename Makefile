@@ -7,7 +7,7 @@ BIND ?= 127.0.0.1:7878
 export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+.PHONY: fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -30,7 +30,7 @@ run: build
 
 ## Every test: formatting, lints, the web unit tests, the Rust suites on SQLite and on
 ## PostgreSQL, the API types' drift check, and the end-to-end run in Chromium.
-test: lint web-test test-sqlite api-drift conformance test-postgres web-e2e
+test: lint web-test test-sqlite api-drift conformance fuzz-smoke test-postgres web-e2e
 	@echo "make test: all suites passed"
 
 web-test: web
@@ -44,6 +44,17 @@ api-drift:
 	@cd web && npx openapi-typescript ../target/openapi.json -o ../target/schema.d.ts >/dev/null 2>&1
 	@diff -q target/schema.d.ts web/src/api/generated/schema.d.ts >/dev/null || { echo "web/src/api/generated is stale: run 'make api-types'"; exit 1; }
 	@echo "API types are in step with the server"
+
+## A short run of every cargo-fuzz target (10 s each); a long run: `make fuzz FUZZ_SECONDS=600`.
+FUZZ_TARGETS := markdown_v2 prompt_template box_host_response
+FUZZ_SECONDS ?= 10
+fuzz-smoke fuzz:
+	@echo "== fuzzing ($(FUZZ_SECONDS) s a target) =="
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --quiet
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=../target/fuzz $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) 2>&1 | tail -n 1 || exit 1; \
+	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz target $$t failed"; exit 1; }; \
+	done
 
 ## schemathesis against a running server: no 5xx, no response outside the schema.
 conformance:

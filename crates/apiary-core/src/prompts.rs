@@ -194,6 +194,8 @@ pub fn resolve<'a>(
 fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    // A template is user input: bound the work one render may do (loops included).
+    env.set_fuel(Some(200_000));
     env.set_keep_trailing_newline(true);
     env
 }
@@ -291,6 +293,16 @@ mod tests {
                 && spec.contains("With the year.")
                 && spec.contains(".apiary/SPEC.md")
         );
+    }
+
+    #[test]
+    fn a_runaway_template_stops_instead_of_spinning() {
+        let err = render(
+            "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+            &ctx(),
+        )
+        .unwrap_err();
+        assert!(err.contains("fuel"), "{err}");
     }
 
     #[test]

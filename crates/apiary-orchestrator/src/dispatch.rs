@@ -87,8 +87,8 @@ impl JobHandler for DispatchHandler {
         // that resumes from the pushed branch and the stored spec.
         let task = if task.box_torn_down {
             let note = ["resuming: starting a fresh box from the pushed branch".to_string()];
-            if let Ok((seq, event_id)) = store.append_logs(&task.id, &note).await {
-                orch.publish_log(&task.id, &task.project_id, event_id, seq);
+            if let Ok(done) = store.append_logs(&task.id, &note).await {
+                orch.publish_log(&task.id, &done.project_id, done.event_id, done.last_seq);
             }
             if let Err(e) = crate::provision::start_box(orch, &task.id).await {
                 store

@@ -46,7 +46,7 @@ pub use db::{Backend, Store, StoreOptions, Tx};
 pub use error::{StoreError, StoreResult};
 pub use events::TaskEvent;
 pub use jobs::{Job, JobFailure, NewJob};
-pub use logs::LogLine;
+pub use logs::{LogAppend, LogLine};
 pub use notifications::{enabled_channels, NotificationError};
 pub use projects::{NewProject, Project, ProjectAgent, ProjectPatch};
 pub use secrets::SecretKey;

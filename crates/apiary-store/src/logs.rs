@@ -3,6 +3,16 @@
 use crate::db::Store;
 use crate::error::StoreResult;
 
+/// What an appended batch became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend {
+    /// Sequence number of the batch's last line.
+    pub last_seq: i64,
+    /// The event that announces the batch (the live cursor).
+    pub event_id: i64,
+    pub project_id: String,
+}
+
 /// One stored line of a box's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -18,41 +28,54 @@ from_row!(LogLine {
 
 impl Store {
     /// Appends a batch in order and records it in the event stream (kind `log`, so live
-    /// readers resume from one cursor); returns (last sequence number, event id).
-    pub async fn append_logs(&self, task_id: &str, lines: &[String]) -> StoreResult<(i64, i64)> {
+    /// readers resume from one cursor). One transaction, three statements whatever the size.
+    pub async fn append_logs(&self, task_id: &str, lines: &[String]) -> StoreResult<LogAppend> {
         let mut tx = self.begin().await?;
-        let task = self.lock_task(&mut tx, task_id).await?;
-        let (last,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM agent_logs WHERE task_id = $1")
-                .bind(task_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let row: Option<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT t.project_id, COALESCE((SELECT MAX(seq) FROM agent_logs WHERE task_id = $1), 0) \
+             FROM tasks t WHERE t.id = $1{}",
+            self.for_update()
+        ))
+        .bind(task_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((project_id, last)) = row else {
+            return Err(crate::StoreError::NotFound("task"));
+        };
         let now = self.now();
         let mut seq = last;
-        for line in lines {
-            seq += 1;
-            sqlx::query(
-                "INSERT INTO agent_logs (task_id, seq, line, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(task_id)
-            .bind(seq)
-            .bind(line)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in lines.chunks(200) {
+            let mut sql =
+                String::from("INSERT INTO agent_logs (task_id, seq, line, created_at) VALUES ");
+            for k in 0..chunk.len() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("($1, ${}, ${}, $2)", 3 + 2 * k, 4 + 2 * k));
+            }
+            let mut q = sqlx::query(&sql).bind(task_id).bind(now);
+            for line in chunk {
+                seq += 1;
+                q = q.bind(seq).bind(line);
+            }
+            q.execute(&mut *tx).await?;
         }
         let (event_id,): (i64,) = sqlx::query_as(
             "INSERT INTO task_events (task_id, project_id, kind, actor_kind, message, created_at) \
              VALUES ($1, $2, 'log', 'box', $3, $4) RETURNING id",
         )
         .bind(task_id)
-        .bind(&task.project_id)
+        .bind(&project_id)
         .bind(seq.to_string())
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((seq, event_id))
+        Ok(LogAppend {
+            last_seq: seq,
+            event_id,
+            project_id,
+        })
     }
 
     /// Lines after `after`, oldest first, at most `limit`.

@@ -386,10 +386,11 @@ pub async fn post_logs(
     if body.lines.is_empty() {
         return Err(ApiError::bad_request("lines", "lines must not be empty"));
     }
-    let (last_seq, event_id) = state.store.append_logs(&id, &body.lines).await?;
-    let task = state.store.get_task(&id).await?;
+    let done = state.store.append_logs(&id, &body.lines).await?;
     state
         .orch
-        .publish_log(&id, &task.project_id, event_id, last_seq);
-    Ok(Json(LogsOut { last_seq }))
+        .publish_log(&id, &done.project_id, done.event_id, done.last_seq);
+    Ok(Json(LogsOut {
+        last_seq: done.last_seq,
+    }))
 }

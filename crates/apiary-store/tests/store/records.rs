@@ -266,8 +266,15 @@ async fn agent_logs_are_numbered_per_task_and_paged() {
     let (admin, task) = crate::transition::setup(store).await;
     let _ = admin;
     let batch: Vec<String> = (1..=5).map(|i| format!("line {i}")).collect();
-    assert_eq!(store.append_logs(&task, &batch).await.unwrap().0, 5);
-    assert_eq!(store.append_logs(&task, &batch[..2]).await.unwrap().0, 7);
+    assert_eq!(store.append_logs(&task, &batch).await.unwrap().last_seq, 5);
+    assert_eq!(
+        store
+            .append_logs(&task, &batch[..2])
+            .await
+            .unwrap()
+            .last_seq,
+        7
+    );
     let page = store.list_logs(&task, 3, 3).await.unwrap();
     assert_eq!(
         page.iter().map(|l| l.seq).collect::<Vec<_>>(),

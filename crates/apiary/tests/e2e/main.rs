@@ -68,6 +68,34 @@ async fn project_with_agent(admin: &Client, repo: &Path, command: &str) -> Strin
     pid
 }
 
+/// Orchestration on (plus `settings`), a project on a fresh repository in `dir` whose agent
+/// is `script`, and a task of it handed to the agent: (signed-in admin, repository, task id).
+async fn handed_over(
+    app: &TestApp,
+    dir: &Path,
+    script: &str,
+    title: &str,
+    settings: Value,
+) -> (Client, PathBuf, String) {
+    let admin = app.admin().await;
+    let repo = bare_repo(dir);
+    let command = write_script(dir, "agent-under-test.sh", script);
+    configure(&admin, settings).await;
+    let pid = project_with_agent(&admin, &repo, &command).await;
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": title }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    let (status, body) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (admin, repo, tid)
+}
+
 async fn wait_for(admin: &Client, tid: &str, want: &str, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
@@ -233,22 +261,15 @@ async fn the_loop_through_boxd_and_the_remote_provider() {
 async fn an_agent_past_its_timeout_ends_failed_naming_the_timeout() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let _reaper = BoxReaper(dir.path().join("boxes"));
-    let admin = app.admin().await;
-    let repo = bare_repo(dir.path());
-    let command = write_script(dir.path(), "slow.sh", SLOW_AGENT);
     // A 2 s speccing budget gives the agent a 1 s run timeout.
-    configure(&admin, json!({ "timeouts": { "speccing_s": 2 } })).await;
-    let pid = project_with_agent(&admin, &repo, &command).await;
-    let (_, task) = admin
-        .post(
-            &format!("/api/v1/projects/{pid}/tasks"),
-            json!({ "title": "Think" }),
-        )
-        .await;
-    let tid = task["id"].as_str().unwrap().to_string();
-    admin
-        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
-        .await;
+    let (admin, _, tid) = handed_over(
+        &app,
+        dir.path(),
+        SLOW_AGENT,
+        "Think",
+        json!({ "timeouts": { "speccing_s": 2 } }),
+    )
+    .await;
     let t = wait_for(&admin, &tid, "failed", Duration::from_secs(60)).await;
     let error = t["agent"]["last_error"].as_str().unwrap();
     assert!(error.contains("timed out"), "{error}");
@@ -259,21 +280,7 @@ async fn a_box_killed_from_outside_ends_failed_within_one_watchdog_pass() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let boxes = dir.path().join("boxes");
     let _reaper = BoxReaper(boxes.clone());
-    let admin = app.admin().await;
-    let repo = bare_repo(dir.path());
-    let command = write_script(dir.path(), "agent.sh", AGENT);
-    configure(&admin, json!({})).await;
-    let pid = project_with_agent(&admin, &repo, &command).await;
-    let (_, task) = admin
-        .post(
-            &format!("/api/v1/projects/{pid}/tasks"),
-            json!({ "title": "Doomed" }),
-        )
-        .await;
-    let tid = task["id"].as_str().unwrap().to_string();
-    admin
-        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
-        .await;
+    let (admin, _, tid) = handed_over(&app, dir.path(), AGENT, "Doomed", json!({})).await;
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
     let agent_pid = box_pid(&boxes, t["agent"]["box_id"].as_str().unwrap());
     unsafe { libc::kill(-agent_pid, libc::SIGKILL) };
@@ -292,21 +299,7 @@ async fn a_parked_pr_takes_a_request_for_changes_and_reaches_round_two_on_a_fres
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let boxes = dir.path().join("boxes");
     let _reaper = BoxReaper(boxes.clone());
-    let admin = app.admin().await;
-    let repo = bare_repo(dir.path());
-    let command = write_script(dir.path(), "agent.sh", AGENT);
-    configure(&admin, json!({})).await;
-    let pid = project_with_agent(&admin, &repo, &command).await;
-    let (_, task) = admin
-        .post(
-            &format!("/api/v1/projects/{pid}/tasks"),
-            json!({ "title": "Park me" }),
-        )
-        .await;
-    let tid = task["id"].as_str().unwrap().to_string();
-    admin
-        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
-        .await;
+    let (admin, _, tid) = handed_over(&app, dir.path(), AGENT, "Park me", json!({})).await;
     wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
     admin
         .post(
@@ -464,21 +457,8 @@ if ls ../control.json >/dev/null 2>&1; then report "box files: visible"; else re
 async fn a_hostile_agent_can_neither_read_the_tokens_nor_push_where_it_may_not() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let _reaper = BoxReaper(dir.path().join("boxes"));
-    let admin = app.admin().await;
-    let repo = bare_repo(dir.path());
-    let command = write_script(dir.path(), "hostile.sh", HOSTILE_AGENT);
-    configure(&admin, json!({})).await;
-    let pid = project_with_agent(&admin, &repo, &command).await;
-    let (_, task) = admin
-        .post(
-            &format!("/api/v1/projects/{pid}/tasks"),
-            json!({ "title": "Escape" }),
-        )
-        .await;
-    let tid = task["id"].as_str().unwrap().to_string();
-    admin
-        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
-        .await;
+    let (admin, repo, tid) =
+        handed_over(&app, dir.path(), HOSTILE_AGENT, "Escape", json!({})).await;
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
     let report = t["agent"]["spec"].as_str().unwrap().to_string();
     for line in [

@@ -2,11 +2,11 @@
 //! committed; subscribers that fall behind catch up from the audit trail.
 
 use apiary_core::AgentStatus;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// What a live event announces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LiveEventKind {
     AgentUpdate,
@@ -15,7 +15,7 @@ pub enum LiveEventKind {
 
 /// One live event: an `agent_update` after a committed transition (id = audit event id) or an
 /// `agent_log` after a committed log batch (seq = last line).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveEvent {
     pub id: i64,
     pub kind: LiveEventKind,

@@ -34,6 +34,8 @@ pub struct Orchestrator {
     wake: Arc<tokio::sync::Notify>,
     local_boxes: Option<Arc<dyn BoxProvider>>,
     apiary_url: Arc<RwLock<String>>,
+    /// This process's id among replicas (its own events come back over NOTIFY and are dropped).
+    replica: Arc<String>,
 }
 
 impl Orchestrator {
@@ -45,6 +47,58 @@ impl Orchestrator {
             wake: Arc::new(tokio::sync::Notify::new()),
             local_boxes: None,
             apiary_url: Arc::new(RwLock::new(String::new())),
+            replica: Arc::new(apiary_store::new_token("")[..16].to_string()),
+        }
+    }
+
+    /// Sends a committed event to this process's listeners and to the other replicas.
+    fn announce(&self, ev: LiveEvent) {
+        if self.store.backend() != apiary_store::Backend::Postgres {
+            self.bus.send(ev);
+            return;
+        }
+        let payload = serde_json::json!({ "origin": *self.replica, "event": ev }).to_string();
+        self.bus.send(ev);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.broadcast_event(&payload).await {
+                tracing::warn!(error = %e, "could not tell the other replicas about an event");
+            }
+        });
+    }
+
+    /// Forwards the other replicas' events to this process's listeners (PostgreSQL), until the
+    /// process ends; reconnects after a lost connection.
+    pub async fn run_replica_listener(self) {
+        loop {
+            let mut listener = match self.store.listen_replicas().await {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen to the other replicas; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    continue;
+                }
+            };
+            loop {
+                match listener.recv().await {
+                    Ok(payload) => {
+                        let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) else {
+                            continue;
+                        };
+                        if v["origin"].as_str() == Some(self.replica.as_str()) {
+                            continue;
+                        }
+                        if let Ok(ev) = serde_json::from_value::<LiveEvent>(v["event"].clone()) {
+                            self.bus.send(ev);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the replica listener; reconnecting");
+                        break;
+                    }
+                }
+            }
         }
     }
 
@@ -115,7 +169,7 @@ impl Orchestrator {
         }
         self.metrics.transitions.inc();
         if let Some(id) = outcome.event_id {
-            self.bus.send(LiveEvent {
+            self.announce(LiveEvent {
                 id,
                 kind: LiveEventKind::AgentUpdate,
                 task_id: outcome.task_id.clone(),
@@ -148,7 +202,7 @@ impl Orchestrator {
 
     /// Publishes a committed log batch as a live `agent_log` event.
     pub fn publish_log(&self, task_id: &str, project_id: &str, event_id: i64, seq: i64) {
-        self.bus.send(LiveEvent {
+        self.announce(LiveEvent {
             id: event_id,
             kind: LiveEventKind::AgentLog,
             task_id: task_id.to_string(),

@@ -47,6 +47,8 @@ pub struct Store {
     pub(crate) key: Arc<SecretKey>,
     /// Serialises this process's write transactions on SQLite.
     pub(crate) writer: Arc<tokio::sync::Mutex<()>>,
+    /// The database URL (PostgreSQL listeners open their own connection).
+    pub(crate) url: Arc<String>,
 }
 
 /// A write transaction on the store's database. On SQLite it also holds this process's writer
@@ -114,6 +116,7 @@ impl Store {
             clock: opts.clock,
             key: Arc::new(opts.secret_key),
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            url: Arc::new(opts.url.clone()),
         })
     }
 

@@ -14,6 +14,8 @@ use sqlx::Connection;
 /// A migrated store on a fresh database, and what keeps that database alive.
 pub struct TestStore {
     pub store: Store,
+    /// The database's URL (for a second connection, as another replica would open).
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -49,7 +51,7 @@ pub async fn test_store_with_clock(clock: Arc<dyn Clock>) -> TestStore {
         }
     };
     let store = Store::connect(StoreOptions {
-        url,
+        url: url.clone(),
         secret_key: SecretKey::generate(),
         clock,
         max_connections: 8,
@@ -57,7 +59,11 @@ pub async fn test_store_with_clock(clock: Arc<dyn Clock>) -> TestStore {
     .await
     .expect("connect test store");
     store.migrate().await.expect("migrate test store");
-    TestStore { store, _dir: dir }
+    TestStore {
+        store,
+        url,
+        _dir: dir,
+    }
 }
 
 /// A fresh store on the wall clock.

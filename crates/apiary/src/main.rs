@@ -288,6 +288,8 @@ async fn serve(
     orch.set_apiary_url(&format!("http://{}", server.addr()));
     // Tasks queued before a restart get their turn.
     orch.request_drain().await?;
+    // On PostgreSQL, events committed by other replicas reach this one's live streams.
+    tokio::spawn(orch.clone().run_replica_listener());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watchdog_stop = stop_rx.clone();
     let watchdog_task = tokio::spawn(orch.clone().run_watchdog(replica_name(), async move {

@@ -146,3 +146,84 @@ async fn live_events_follow_commits_only() {
         .unwrap();
     assert!(rx.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn events_reach_the_other_replicas_over_postgres_and_are_not_echoed() {
+    use apiary_store::{Backend, SecretKey, Store, StoreOptions};
+    let db = test_store().await;
+    let store = &db.store;
+    // A second connection to the same database: another replica.
+    let other = Store::connect(StoreOptions {
+        url: db.url.clone(),
+        secret_key: SecretKey::generate(),
+        clock: Arc::new(apiary_core::SystemClock),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    if store.backend() == Backend::Sqlite {
+        // One process serves a SQLite database: there is nobody to tell.
+        assert!(other.listen_replicas().await.unwrap().is_none());
+        return;
+    }
+    store.bootstrap(None, None).await.unwrap();
+    let admin = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.role == Role::Admin)
+        .unwrap();
+    let p = store
+        .create_project(
+            NewProject {
+                name: "P".into(),
+                description: "".into(),
+            },
+            &admin,
+        )
+        .await
+        .unwrap();
+    let (t, _) = store
+        .create_task(
+            &p.id,
+            NewTask {
+                title: "T".into(),
+                description: "".into(),
+                status: None,
+                assignee_id: None,
+            },
+            &admin,
+        )
+        .await
+        .unwrap();
+    let a = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
+    let b = Orchestrator::new(other, Arc::new(Metrics::default()));
+    let mut rx_a = a.bus.subscribe();
+    let mut rx_b = b.bus.subscribe();
+    tokio::spawn(a.clone().run_replica_listener());
+    tokio::spawn(b.clone().run_replica_listener());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    a.transition(TransitionRequest::new(
+        &t.id,
+        AgentStatus::Queued,
+        Actor::Human(admin.id.clone()),
+    ))
+    .await
+    .unwrap();
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(5), rx_b.recv())
+        .await
+        .expect("the other replica hears of it")
+        .unwrap();
+    assert_eq!(
+        (seen.task_id.as_str(), seen.agent_status),
+        (t.id.as_str(), Some(AgentStatus::Queued))
+    );
+    assert_eq!(rx_a.recv().await.unwrap(), seen, "the origin sees it once");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        rx_a.try_recv().is_err(),
+        "its own NOTIFY is not echoed back"
+    );
+    assert!(rx_b.try_recv().is_err());
+}

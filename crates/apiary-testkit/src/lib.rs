@@ -477,3 +477,50 @@ impl apiary_boxes::BoxProvider for MemProvider {
         Ok(vec!["default".into()])
     }
 }
+
+/// The bootstrapped admin of a fresh store (the Agent user is made too).
+pub async fn seed_admin(store: &Store) -> apiary_store::User {
+    store.bootstrap(None, None).await.expect("bootstrap");
+    store
+        .list_users()
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.role == apiary_core::Role::Admin)
+        .expect("an admin")
+}
+
+/// An admin, a project "P" and a task "T" in it: the start of most store-level tests.
+pub async fn seed_task(
+    store: &Store,
+) -> (
+    apiary_store::User,
+    apiary_store::Project,
+    apiary_store::Task,
+) {
+    let admin = seed_admin(store).await;
+    let project = store
+        .create_project(
+            apiary_store::NewProject {
+                name: "P".into(),
+                description: String::new(),
+            },
+            &admin,
+        )
+        .await
+        .expect("project");
+    let (task, _) = store
+        .create_task(
+            &project.id,
+            apiary_store::NewTask {
+                title: "T".into(),
+                description: String::new(),
+                status: None,
+                assignee_id: None,
+            },
+            &admin,
+        )
+        .await
+        .expect("task");
+    (admin, project, task)
+}

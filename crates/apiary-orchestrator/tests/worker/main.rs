@@ -4,9 +4,9 @@ mod lifecycle;
 
 use std::sync::{Arc, Mutex};
 
-use apiary_core::{AgentStatus, Role};
+use apiary_core::AgentStatus;
 use apiary_orchestrator::{JobHandler, Metrics, Orchestrator, WorkerBuilder};
-use apiary_store::{Actor, Job, JobFailure, NewJob, NewProject, NewTask, TransitionRequest};
+use apiary_store::{Actor, Job, JobFailure, NewJob, TransitionRequest};
 use apiary_testkit::test_store;
 use async_trait::async_trait;
 use serde_json::json;
@@ -82,37 +82,7 @@ async fn a_retryable_failure_is_retried_by_the_worker() {
 async fn live_events_follow_commits_only() {
     let db = test_store().await;
     let store = &db.store;
-    store.bootstrap(None, None).await.unwrap();
-    let admin = store
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.role == Role::Admin)
-        .unwrap();
-    let p = store
-        .create_project(
-            NewProject {
-                name: "P".into(),
-                description: "".into(),
-            },
-            &admin,
-        )
-        .await
-        .unwrap();
-    let (t, _) = store
-        .create_task(
-            &p.id,
-            NewTask {
-                title: "T".into(),
-                description: "".into(),
-                status: None,
-                assignee_id: None,
-            },
-            &admin,
-        )
-        .await
-        .unwrap();
+    let (admin, _, t) = apiary_testkit::seed_task(store).await;
     let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
     let mut rx = orch.bus.subscribe();
     let human = Actor::Human(admin.id.clone());
@@ -166,37 +136,7 @@ async fn events_reach_the_other_replicas_over_postgres_and_are_not_echoed() {
         assert!(other.listen_replicas().await.unwrap().is_none());
         return;
     }
-    store.bootstrap(None, None).await.unwrap();
-    let admin = store
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.role == Role::Admin)
-        .unwrap();
-    let p = store
-        .create_project(
-            NewProject {
-                name: "P".into(),
-                description: "".into(),
-            },
-            &admin,
-        )
-        .await
-        .unwrap();
-    let (t, _) = store
-        .create_task(
-            &p.id,
-            NewTask {
-                title: "T".into(),
-                description: "".into(),
-                status: None,
-                assignee_id: None,
-            },
-            &admin,
-        )
-        .await
-        .unwrap();
+    let (admin, _, t) = apiary_testkit::seed_task(store).await;
     let a = Orchestrator::new(store.clone(), Arc::new(Metrics::default()));
     let b = Orchestrator::new(other, Arc::new(Metrics::default()));
     let mut rx_a = a.bus.subscribe();

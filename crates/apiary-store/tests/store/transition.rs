@@ -1,49 +1,11 @@
 //! The transition function: table check, task update, audit event and jobs in one transaction.
 
 use apiary_core::{AgentStatus, ProjectAccess, Role, SideEffect};
-use apiary_store::{
-    Actor, NewProject, NewTask, NewUser, Store, StoreError, TaskPatch, TransitionRequest, User,
-};
+use apiary_store::{Actor, NewUser, Store, StoreError, TaskPatch, TransitionRequest, User};
 use apiary_testkit::test_store;
 
 pub async fn setup(store: &Store) -> (User, String) {
-    store
-        .bootstrap(
-            Some("admin@example.test".into()),
-            Some("admin password".into()),
-        )
-        .await
-        .unwrap();
-    let admin = store
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.role == Role::Admin)
-        .unwrap();
-    let project = store
-        .create_project(
-            NewProject {
-                name: "P".into(),
-                description: String::new(),
-            },
-            &admin,
-        )
-        .await
-        .unwrap();
-    let (task, _) = store
-        .create_task(
-            &project.id,
-            NewTask {
-                title: "T".into(),
-                description: "d".into(),
-                status: None,
-                assignee_id: None,
-            },
-            &admin,
-        )
-        .await
-        .unwrap();
+    let (admin, _, task) = apiary_testkit::seed_task(store).await;
     (admin, task.id)
 }
 

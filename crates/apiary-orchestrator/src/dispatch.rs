@@ -86,8 +86,8 @@ impl JobHandler for DispatchHandler {
         // A parked task (its box was taken away while it waited on a human) gets a fresh box
         // that resumes from the pushed branch and the stored spec.
         let task = if task.box_torn_down {
-            let note = ["resuming: starting a fresh box from the pushed branch".to_string()];
-            if let Ok(done) = store.append_logs(&task.id, &note).await {
+            let note = vec!["resuming: starting a fresh box from the pushed branch".to_string()];
+            if let Ok(done) = store.append_logs(&task.id, note).await {
                 orch.publish_log(&task.id, &done.project_id, done.event_id, done.last_seq);
             }
             if let Err(e) = crate::provision::start_box(orch, &task.id).await {

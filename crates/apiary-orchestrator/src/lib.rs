@@ -42,7 +42,7 @@ impl Orchestrator {
     pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
         Orchestrator {
             store,
-            bus: EventBus::new(1024),
+            bus: EventBus::new(4096),
             metrics,
             wake: Arc::new(tokio::sync::Notify::new()),
             local_boxes: None,

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod fanout;
 pub mod json;
 pub mod limits;
 pub mod openapi;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub orch: Orchestrator,
     pub config: Arc<ServerConfig>,
     pub limits: Arc<limits::Limits>,
+    /// Live events, framed once for every SSE stream.
+    pub hub: fanout::Hub,
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -1,6 +1,10 @@
 //! A box's credentials and what it reads: the callback token (stored as a hash, bound to one
 //! task and one box), the control token (encrypted), review comments and spec revisions.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use crate::auth::{hash_token, new_token};
 use crate::db::Store;
 use crate::error::{StoreError, StoreResult};
@@ -61,6 +65,59 @@ from_row!(SpecRevision {
     created_at
 });
 
+/// How long a checked callback token is trusted without asking the database again. A
+/// token revoked by this process is forgotten at once; one revoked by another process
+/// (a worker, another replica) stops working within this time.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most tokens remembered; past it the cache starts over.
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// Callback tokens checked recently (by hash): every box call would otherwise read the
+/// database before doing anything.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    /// The generation (bumped by every clear) and the entries.
+    entries: Mutex<(u64, HashMap<String, CachedToken>)>,
+}
+
+/// Task id, box id, and when the database said so.
+type CachedToken = (String, String, Instant);
+
+impl TokenCache {
+    /// A fresh entry, or the generation a database read must still see to be remembered.
+    fn get(&self, hash: &str) -> Result<(String, String), u64> {
+        let entries = self.entries.lock().expect("token cache lock");
+        entries
+            .1
+            .get(hash)
+            .filter(|(_, _, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(t, b, _)| (t.clone(), b.clone()))
+            .ok_or(entries.0)
+    }
+
+    /// Remembers a database answer unless a clear happened since the read began (it could be
+    /// stale then).
+    fn put(&self, generation: u64, hash: String, task: &str, box_id: &str) {
+        let mut entries = self.entries.lock().expect("token cache lock");
+        if entries.0 != generation {
+            return;
+        }
+        if entries.1.len() >= TOKEN_CACHE_MAX {
+            entries.1.clear();
+        }
+        entries
+            .1
+            .insert(hash, (task.to_string(), box_id.to_string(), Instant::now()));
+    }
+
+    /// Forgets everything (a token or a box binding changed).
+    fn clear(&self) {
+        let mut entries = self.entries.lock().expect("token cache lock");
+        entries.0 += 1;
+        entries.1.clear();
+    }
+}
+
 impl Store {
     /// Mints a new box's tokens before it is created (they go into its boot env): the
     /// callback token is stored as a hash, the control token encrypted; any earlier box's
@@ -90,6 +147,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.tokens.clear();
         Ok(tokens)
     }
 
@@ -106,6 +164,7 @@ impl Store {
         .bind(task_id)
         .execute(&self.pool)
         .await?;
+        self.tokens.clear();
         Ok(())
     }
 
@@ -118,12 +177,21 @@ impl Store {
 
     /// The (task id, box id) a callback token is bound to, unless unknown or revoked.
     pub async fn callback_token_task(&self, token: &str) -> StoreResult<Option<(String, String)>> {
+        let hash = hash_token(token);
+        let generation = match self.tokens.get(&hash) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(generation) => generation,
+        };
         let row: Option<(String, Option<String>)> =
             sqlx::query_as("SELECT id, box_id FROM tasks WHERE callback_token_hash = $1")
-                .bind(hash_token(token))
+                .bind(&hash)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|(t, b)| (t, b.unwrap_or_default())))
+        Ok(row.map(|(t, b)| {
+            let b = b.unwrap_or_default();
+            self.tokens.put(generation, hash, &t, &b);
+            (t, b)
+        }))
     }
 
     /// The decrypted control token of the task's box.
@@ -157,6 +225,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.tokens.clear();
         Ok(())
     }
 

@@ -49,6 +49,10 @@ pub struct Store {
     pub(crate) writer: Arc<tokio::sync::Mutex<()>>,
     /// The database URL (PostgreSQL listeners open their own connection).
     pub(crate) url: Arc<String>,
+    /// Log batches waiting for their group commit.
+    pub(crate) logs: Arc<crate::logs::LogQueue>,
+    /// Recently checked callback tokens.
+    pub(crate) tokens: Arc<crate::boxes::TokenCache>,
 }
 
 /// A write transaction on the store's database. On SQLite it also holds this process's writer
@@ -117,6 +121,8 @@ impl Store {
             key: Arc::new(opts.secret_key),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             url: Arc::new(opts.url.clone()),
+            logs: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 

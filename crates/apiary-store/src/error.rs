@@ -28,6 +28,9 @@ pub enum StoreError {
     Crypto,
     #[error("database error")]
     Backend(#[from] sqlx::Error),
+    /// A group write failed; every request in the group gets this (none of it was stored).
+    #[error("database error in a group write: {0}")]
+    Group(String),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

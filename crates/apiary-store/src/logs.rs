@@ -1,14 +1,20 @@
 //! Agent log lines, numbered per task so readers can page and resume without repeats.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
 use crate::db::Store;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 
 /// What an appended batch became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogAppend {
     /// Sequence number of the batch's last line.
     pub last_seq: i64,
-    /// The event that announces the batch (the live cursor).
+    /// The event that announces the batch (the live cursor). Batches of one task written in
+    /// the same group commit share it; it carries the task's last line of that group.
     pub event_id: i64,
     pub project_id: String,
 }
@@ -26,56 +32,240 @@ from_row!(LogLine {
     created_at
 });
 
+/// A batch waiting for the next group commit, and where its answer goes.
+struct PendingBatch {
+    task_id: String,
+    lines: Vec<String>,
+    reply: oneshot::Sender<StoreResult<LogAppend>>,
+}
+
+/// Log batches waiting to be written. Many boxes post at once and SQLite has one writer, so
+/// batches are written together: one transaction (one commit) holds every batch that arrived
+/// while the previous one was being written. A batch is acknowledged only after that commit.
+#[derive(Default)]
+pub(crate) struct LogQueue {
+    inner: Mutex<LogQueueState>,
+}
+
+#[derive(Default)]
+struct LogQueueState {
+    pending: Vec<PendingBatch>,
+    /// A writer task is running; it takes what is pending until nothing is.
+    writing: bool,
+}
+
+/// Lets a writer that panicked or was cancelled hand over: the waiting batches are answered
+/// with an error (dropped replies) and the next batch starts a new writer.
+struct WriterGuard<'a> {
+    queue: &'a LogQueue,
+    done: bool,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut q = self.queue.inner.lock().unwrap_or_else(|e| e.into_inner());
+            q.writing = false;
+            q.pending.clear();
+        }
+    }
+}
+
+/// Most lines one group commit writes (the rest wait for the next one).
+const GROUP_MAX_LINES: usize = 5_000;
+/// Rows per multi-row insert (three parameters each, under SQLite's oldest variable limit).
+const INSERT_ROWS: usize = 300;
+
 impl Store {
     /// Appends a batch in order and records it in the event stream (kind `log`, so live
-    /// readers resume from one cursor). One transaction, three statements whatever the size.
-    pub async fn append_logs(&self, task_id: &str, lines: &[String]) -> StoreResult<LogAppend> {
-        let mut tx = self.begin().await?;
-        let row: Option<(String, i64)> = sqlx::query_as(&format!(
-            "SELECT t.project_id, COALESCE((SELECT MAX(seq) FROM agent_logs WHERE task_id = $1), 0) \
-             FROM tasks t WHERE t.id = $1{}",
-            self.for_update()
-        ))
-        .bind(task_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((project_id, last)) = row else {
-            return Err(crate::StoreError::NotFound("task"));
+    /// readers resume from one cursor). The batch is written in a group commit with the
+    /// batches other boxes posted meanwhile; it is stored once it returns, never partly.
+    pub async fn append_logs(&self, task_id: &str, lines: Vec<String>) -> StoreResult<LogAppend> {
+        if lines.is_empty() {
+            return Err(StoreError::invalid(
+                "lines",
+                "a batch holds at least one line",
+            ));
+        }
+        // PostgreSQL refuses NUL in text; a box's output may hold one. Kept visible instead.
+        let lines = lines
+            .into_iter()
+            .map(|l| {
+                if l.contains('\0') {
+                    l.replace('\0', "\u{fffd}")
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        let start_writer = {
+            let mut q = self.logs.inner.lock().expect("log queue lock");
+            q.pending.push(PendingBatch {
+                task_id: task_id.to_string(),
+                lines,
+                reply,
+            });
+            !std::mem::replace(&mut q.writing, true)
         };
+        if start_writer {
+            // Its own task, so a caller that goes away cannot strand the others' batches.
+            let store = self.clone();
+            tokio::spawn(async move { store.write_log_groups().await });
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Group("the log writer stopped".into()))?
+    }
+
+    /// Writes groups until the queue is empty, then lets the next batch start a writer.
+    async fn write_log_groups(&self) {
+        let mut guard = WriterGuard {
+            queue: &self.logs,
+            done: false,
+        };
+        loop {
+            let group = {
+                let mut q = self.logs.inner.lock().expect("log queue lock");
+                if q.pending.is_empty() {
+                    q.writing = false;
+                    guard.done = true;
+                    return;
+                }
+                let mut lines = 0;
+                let take = q
+                    .pending
+                    .iter()
+                    .take_while(|b| {
+                        lines += b.lines.len();
+                        lines <= GROUP_MAX_LINES
+                    })
+                    .count()
+                    .max(1);
+                q.pending.drain(..take).collect::<Vec<_>>()
+            };
+            match self.write_log_group(&group).await {
+                Ok(results) => {
+                    for (batch, result) in group.into_iter().zip(results) {
+                        let _ = batch.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::error!(error = %message, batches = group.len(), "log group commit failed");
+                    for batch in group {
+                        let _ = batch.reply.send(Err(StoreError::Group(message.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction for the whole group: the tasks' next sequence numbers, every line, and
+    /// one `log` event per task (the cursor for live readers, at the task's last line).
+    async fn write_log_group(
+        &self,
+        group: &[PendingBatch],
+    ) -> StoreResult<Vec<StoreResult<LogAppend>>> {
+        let mut ids: Vec<&str> = group.iter().map(|b| b.task_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut tx = self.begin().await?;
+        // task id → (project id, last seq); locked in id order on PostgreSQL.
+        let mut tasks: HashMap<String, (String, i64)> = HashMap::new();
+        for chunk in ids.chunks(INSERT_ROWS) {
+            let list = placeholders(1, chunk.len());
+            let sql = format!(
+                "SELECT t.id, t.project_id, COALESCE((SELECT MAX(l.seq) FROM agent_logs l WHERE l.task_id = t.id), 0) \
+                 FROM tasks t WHERE t.id IN ({list}) ORDER BY t.id{}",
+                self.for_update()
+            );
+            let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for (id, project, last) in q.fetch_all(&mut *tx).await? {
+                tasks.insert(id, (project, last));
+            }
+        }
         let now = self.now();
-        let mut seq = last;
-        for chunk in lines.chunks(200) {
+        let mut rows: Vec<(&str, i64, &str)> = Vec::new();
+        let mut results = Vec::with_capacity(group.len());
+        for batch in group {
+            let Some((_, last)) = tasks.get_mut(&batch.task_id) else {
+                results.push(Err(StoreError::NotFound("task")));
+                continue;
+            };
+            for line in &batch.lines {
+                *last += 1;
+                rows.push((&batch.task_id, *last, line));
+            }
+            results.push(Ok(*last));
+        }
+        for chunk in rows.chunks(INSERT_ROWS) {
             let mut sql =
                 String::from("INSERT INTO agent_logs (task_id, seq, line, created_at) VALUES ");
             for k in 0..chunk.len() {
                 if k > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!("($1, ${}, ${}, $2)", 3 + 2 * k, 4 + 2 * k));
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, $1)",
+                    2 + 3 * k,
+                    3 + 3 * k,
+                    4 + 3 * k
+                ));
             }
-            let mut q = sqlx::query(&sql).bind(task_id).bind(now);
-            for line in chunk {
-                seq += 1;
-                q = q.bind(seq).bind(line);
+            let mut q = sqlx::query(&sql).bind(now);
+            for (task, seq, line) in chunk {
+                q = q.bind(*task).bind(*seq).bind(*line);
             }
             q.execute(&mut *tx).await?;
         }
-        let (event_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO task_events (task_id, project_id, kind, actor_kind, message, created_at) \
-             VALUES ($1, $2, 'log', 'box', $3, $4) RETURNING id",
-        )
-        .bind(task_id)
-        .bind(&project_id)
-        .bind(seq.to_string())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        // One event per task that got lines, carrying its last sequence number.
+        let written: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| tasks.contains_key(*id))
+            .collect();
+        let mut events: HashMap<String, i64> = HashMap::new();
+        for chunk in written.chunks(INSERT_ROWS / 2) {
+            let mut sql = String::from(
+                "INSERT INTO task_events (task_id, project_id, kind, actor_kind, message, created_at) VALUES ",
+            );
+            for k in 0..chunk.len() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 'log', 'box', ${}, $1)",
+                    2 + 3 * k,
+                    3 + 3 * k,
+                    4 + 3 * k
+                ));
+            }
+            sql.push_str(" RETURNING id, task_id");
+            let mut q = sqlx::query_as::<_, (i64, String)>(&sql).bind(now);
+            for id in chunk {
+                let (project, last) = &tasks[*id];
+                q = q.bind(*id).bind(project).bind(last.to_string());
+            }
+            for (event_id, task) in q.fetch_all(&mut *tx).await? {
+                events.insert(task, event_id);
+            }
+        }
         tx.commit().await?;
-        Ok(LogAppend {
-            last_seq: seq,
-            event_id,
-            project_id,
-        })
+        Ok(group
+            .iter()
+            .zip(results)
+            .map(|(batch, r)| {
+                r.map(|last_seq| LogAppend {
+                    last_seq,
+                    event_id: events[&batch.task_id],
+                    project_id: tasks[&batch.task_id].0.clone(),
+                })
+            })
+            .collect())
     }
 
     /// Lines after `after`, oldest first, at most `limit`.
@@ -113,4 +303,12 @@ impl Store {
         lines.reverse();
         Ok(lines)
     }
+}
+
+/// `$from, $from+1, …` for an `IN (…)` list of `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

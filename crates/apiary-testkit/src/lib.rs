@@ -156,6 +156,7 @@ impl TestApp {
         let state = AppState {
             store: store.clone(),
             orch: orch.clone(),
+            hub: apiary_server::fanout::Hub::start(&orch.bus),
             config: Arc::new(ServerConfig::default()),
             limits: Arc::new(apiary_server::limits::Limits::default()),
         };

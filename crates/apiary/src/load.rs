@@ -21,6 +21,8 @@ pub struct LoadArgs {
     pub sse_clients: usize,
     pub seconds: u64,
     pub lines_per_batch: usize,
+    /// Requests per second offered in total; 0 = each box as fast as it is answered.
+    pub rate: f64,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -202,34 +204,58 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     }
     let idle_rss = rss_mb(server.id());
 
-    // Listeners record when each (task, seq) log event arrived.
-    let received: Arc<Mutex<Vec<(String, i64, Instant)>>> = Arc::default();
+    // Listeners: every tenth records when each `agent_log` event (task, seq) arrived; the rest
+    // only read, as a browser tab would.
+    let task_index: Arc<HashMap<String, usize>> = Arc::new(
+        boxes
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (t.clone(), i))
+            .collect(),
+    );
+    let mut recorders = Vec::new();
     let mut listeners = Vec::new();
+    let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for i in 0..args.sse_clients {
         let cookie = format!("apiary_session={}", sessions[i / 20]);
         let url = format!("{base}/api/v1/events?project={}", project.id);
         let http = http.clone();
-        let received = received.clone();
-        let record = i == 0 || i % 10 == 0;
+        let record = i % 10 == 0;
+        let seen: Arc<Mutex<Vec<(usize, i64, Instant)>>> = Arc::default();
+        if record {
+            recorders.push(seen.clone());
+        }
+        let task_index = task_index.clone();
+        let connected = connected.clone();
         listeners.push(tokio::spawn(async move {
             let Ok(mut resp) = http.get(&url).header("cookie", cookie).send().await else {
                 return;
             };
+            if resp.status().is_success() {
+                connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut buf = String::new();
             while let Ok(Some(chunk)) = resp.chunk().await {
+                if !record {
+                    continue;
+                }
                 let at = Instant::now();
                 buf.push_str(&String::from_utf8_lossy(&chunk));
+                let mut seen = seen.lock().unwrap();
                 while let Some(end) = buf.find("\n\n") {
                     let frame: String = buf.drain(..end + 2).collect();
-                    if record && frame.contains("event: agent_log") {
-                        if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                            if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
-                                received.lock().unwrap().push((
-                                    v["task"].as_str().unwrap_or("").to_string(),
-                                    v["seq"].as_i64().unwrap_or(0),
-                                    at,
-                                ));
-                            }
+                    if !frame.contains("event: agent_log") {
+                        continue;
+                    }
+                    let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                        continue;
+                    };
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
+                        if let (Some(t), Some(seq)) = (
+                            v["task"].as_str().and_then(|t| task_index.get(t)),
+                            v["seq"].as_i64(),
+                        ) {
+                            seen.push((*t, seq, at));
                         }
                     }
                 }
@@ -237,82 +263,111 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let connected = connected.load(std::sync::atomic::Ordering::Relaxed);
+    if connected < args.sse_clients {
+        bail!(
+            "only {connected} of {} SSE clients connected",
+            args.sse_clients
+        );
+    }
 
-    // Boxes: report speccing once, then post log batches as fast as they are answered.
+    // Boxes: report speccing once, then post log batches on a fixed schedule (open loop, the
+    // offered rate spread evenly), or back to back when no rate is given.
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let sent: Arc<Mutex<HashMap<(String, i64), Instant>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<(usize, i64, Instant)>>> = Arc::default();
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let behind = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let load_start = Instant::now();
+    let deadline = load_start + Duration::from_secs(args.seconds);
+    let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.boxes as f64 / args.rate));
     let mut workers = Vec::new();
-    for (task, token) in boxes.clone() {
+    for (index, (task, token)) in boxes.iter().cloned().enumerate() {
         let http = http.clone();
         let base = base.clone();
         let latencies = latencies.clone();
-        let sent = sent.clone();
+        let acked = acked.clone();
         let errors = errors.clone();
+        let behind = behind.clone();
         let lines = args.lines_per_batch;
+        let boxes_n = args.boxes;
         workers.push(tokio::spawn(async move {
             let url = format!("{base}/api/v1/agent/tasks/{task}");
+            let fail = |what: String| {
+                if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                    eprintln!("{what}");
+                }
+            };
             let t0 = Instant::now();
-            let resp = http
+            match http
                 .post(format!("{url}/status"))
                 .bearer_auth(&token)
                 .json(&serde_json::json!({ "status": "speccing" }))
                 .send()
-                .await;
-            latencies.lock().unwrap().push(t0.elapsed());
-            match resp {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => {
-                    if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
-                        eprintln!(
-                            "status callback answered {}: {}",
-                            r.status(),
-                            r.text().await.unwrap_or_default()
-                        );
-                    }
-                }
-                Err(e) => {
-                    if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
-                        eprintln!("status callback failed: {e}");
-                    }
-                }
+                .await
+            {
+                Ok(r) if r.status().is_success() => latencies.lock().unwrap().push(t0.elapsed()),
+                Ok(r) => fail(format!(
+                    "status callback answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )),
+                Err(e) => fail(format!("status callback failed: {e}")),
             }
+            let mut next = period.map(|p| load_start + p.mul_f64(index as f64 / boxes_n as f64));
             let mut n = 0u64;
-            while Instant::now() < deadline {
-                let batch: Vec<String> = (0..lines)
-                    .map(|k| format!("{task} line {}", n * lines as u64 + k as u64))
-                    .collect();
+            let mut mine = Vec::new();
+            let mut acks = Vec::new();
+            loop {
+                if let (Some(at), Some(p)) = (next.as_mut(), period) {
+                    let now = Instant::now();
+                    if *at > now {
+                        tokio::time::sleep_until((*at).into()).await;
+                    } else if now - *at > p {
+                        behind.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    *at += p;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let body = serde_json::to_vec(&serde_json::json!({
+                    "lines": (0..lines)
+                        .map(|k| format!("{task} line {}", n * lines as u64 + k as u64))
+                        .collect::<Vec<_>>()
+                }))
+                .expect("json");
                 let t0 = Instant::now();
                 let resp = http
                     .post(format!("{url}/logs"))
                     .bearer_auth(&token)
-                    .json(&serde_json::json!({ "lines": batch }))
+                    .header("content-type", "application/json")
+                    .body(body)
                     .send()
                     .await;
-                let took = t0.elapsed();
                 match resp {
                     Ok(r) if r.status().is_success() => {
                         let v: serde_json::Value = r.json().await.unwrap_or_default();
+                        let done = Instant::now();
+                        mine.push(done - t0);
                         if let Some(seq) = v["last_seq"].as_i64() {
-                            sent.lock().unwrap().insert((task.clone(), seq), t0 + took);
+                            acks.push((index, seq, done));
                         }
-                        latencies.lock().unwrap().push(took);
                         n += 1;
                     }
-                    Ok(r) if r.status().as_u16() == 429 => {
-                        tokio::time::sleep(Duration::from_millis(20)).await
-                    }
-                    _ => {
-                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    Ok(r) => fail(format!(
+                        "log batch answered {}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => fail(format!("log batch failed: {e}")),
                 }
             }
+            latencies.lock().unwrap().extend(mine);
+            acked.lock().unwrap().extend(acks);
             n
         }));
     }
     let mut peak_rss = idle_rss;
-    let load_start = Instant::now();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
         peak_rss = peak_rss.max(rss_mb(server.id()));
@@ -353,35 +408,54 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     }
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort();
-    let sent = sent.lock().unwrap().clone();
-    let mut lags: Vec<Duration> = received
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(t, s, at)| {
-            sent.get(&(t.clone(), *s))
-                .map(|done| at.saturating_duration_since(*done))
-        })
-        .collect();
+    // Event lag: for every acknowledged batch and every recording listener, the first
+    // `agent_log` of that task at or past the batch's last line (events of one task that
+    // arrive together are folded into the newest), counted from the acknowledgement.
+    let acked = acked.lock().unwrap().clone();
+    let mut lags: Vec<Duration> = Vec::with_capacity(acked.len() * recorders.len());
+    let mut missed = 0usize;
+    for seen in &recorders {
+        let mut per_task: Vec<Vec<(i64, Instant)>> = vec![Vec::new(); boxes.len()];
+        for (t, seq, at) in seen.lock().unwrap().iter() {
+            per_task[*t].push((*seq, *at));
+        }
+        for (t, seq, done) in &acked {
+            let events = &per_task[*t];
+            let i = events.partition_point(|(s, _)| s < seq);
+            match events.get(i) {
+                Some((_, at)) => lags.push(at.saturating_duration_since(*done)),
+                None => missed += 1,
+            }
+        }
+    }
     lags.sort();
-    let recorded = received.lock().unwrap().len();
-    let listeners_recording = args.sse_clients.div_ceil(10);
+    let requests = lat.len();
     println!(
-        "load: {} boxes, {} SSE clients, {:.0} s: {} callback requests ({:.0}/s), {} log lines stored once and in order, {} errors",
-        args.boxes, args.sse_clients, elapsed, lat.len(), lat.len() as f64 / elapsed, stored, errors.load(std::sync::atomic::Ordering::Relaxed)
+        "load: {} boxes, {} SSE clients, {:.0} s, offered {}: {} callback requests ({:.0}/s), {} log lines stored once and in order, {} errors, {} requests started over a period late",
+        args.boxes,
+        args.sse_clients,
+        elapsed,
+        if args.rate > 0.0 { format!("{:.0}/s", args.rate) } else { "as fast as answered".into() },
+        requests,
+        requests as f64 / elapsed,
+        stored,
+        errors.load(std::sync::atomic::Ordering::Relaxed),
+        behind.load(std::sync::atomic::Ordering::Relaxed),
     );
     println!(
-        "callback latency: p50 {:.1} ms, p99 {:.1} ms",
+        "callback latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0)
     );
     println!(
-        "event delivery lag ({} events seen by {} sampled listeners, expected {}): p50 {:.1} ms, p99 {:.1} ms",
-        recorded,
-        listeners_recording,
-        batches as usize * listeners_recording,
+        "event delivery lag ({} batches x {} recording listeners, {} never delivered): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        acked.len(),
+        recorders.len(),
+        missed,
         percentile(&lags, 0.5),
-        percentile(&lags, 0.99)
+        percentile(&lags, 0.99),
+        percentile(&lags, 1.0)
     );
     println!("server RSS: {idle_rss:.0} MB idle, {peak_rss:.0} MB peak");
     println!(

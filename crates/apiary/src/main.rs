@@ -119,6 +119,10 @@ enum BenchCommand {
         seconds: u64,
         #[arg(long, default_value_t = 10)]
         lines_per_batch: usize,
+        /// Callback requests per second offered in total, spread evenly over the boxes; 0 sends
+        /// each box's next request as soon as the last is answered (the most the server takes).
+        #[arg(long, default_value_t = 5000.0)]
+        rate: f64,
     },
     /// Time watchdog passes over many tasks, and print the query plans.
     Watchdog {
@@ -275,6 +279,7 @@ async fn serve(
     let state = AppState {
         store: store.clone(),
         orch: orch.clone(),
+        hub: apiary_server::fanout::Hub::start(&orch.bus),
         limits: Arc::new(apiary_server::limits::Limits::default()),
         config: Arc::new(ServerConfig {
             secure_cookies,
@@ -394,6 +399,7 @@ async fn main() -> Result<()> {
                     sse_clients,
                     seconds,
                     lines_per_batch,
+                    rate,
                 },
         } => {
             load::run(load::LoadArgs {
@@ -401,6 +407,7 @@ async fn main() -> Result<()> {
                 sse_clients,
                 seconds,
                 lines_per_batch,
+                rate,
             })
             .await
         }

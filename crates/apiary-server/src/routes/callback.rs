@@ -386,7 +386,7 @@ pub async fn post_logs(
     if body.lines.is_empty() {
         return Err(ApiError::bad_request("lines", "lines must not be empty"));
     }
-    let done = state.store.append_logs(&id, &body.lines).await?;
+    let done = state.store.append_logs(&id, body.lines).await?;
     state
         .orch
         .publish_log(&id, &done.project_id, done.event_id, done.last_seq);

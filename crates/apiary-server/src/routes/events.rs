@@ -2,21 +2,24 @@
 //! (log batches are recorded there too), so a client that reconnects with `Last-Event-ID`
 //! gets exactly what it missed from the database, then the live stream, nothing twice.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use apiary_core::Role;
-use apiary_orchestrator::{LiveEvent, LiveEventKind};
 use apiary_store::{Store, TaskEvent};
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
 use utoipa::IntoParams;
+
+use crate::fanout::{frame, Flush, Framed};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -49,52 +52,36 @@ impl Scope {
     }
 }
 
-/// One event as it goes on the wire.
-struct Wire {
-    id: i64,
-    name: &'static str,
-    data: serde_json::Value,
-}
-
-fn from_live(e: &LiveEvent) -> Wire {
-    match e.kind {
-        LiveEventKind::AgentUpdate => Wire {
-            id: e.id,
-            name: "agent_update",
-            data: json!({ "task": e.task_id, "project": e.project_id, "agent_status": e.agent_status }),
-        },
-        LiveEventKind::AgentLog => Wire {
-            id: e.id,
-            name: "agent_log",
-            data: json!({ "task": e.task_id, "project": e.project_id, "seq": e.seq }),
-        },
-    }
-}
-
-fn from_stored(e: &TaskEvent) -> Option<Wire> {
+/// A stored event on the wire (catch-up), or `None` for kinds streams do not carry.
+fn from_stored(e: &TaskEvent) -> Option<Bytes> {
     match e.kind.as_str() {
-        "transition" => Some(Wire {
-            id: e.id,
-            name: "agent_update",
-            data: json!({ "task": e.task_id, "project": e.project_id, "agent_status": e.to_status }),
-        }),
-        "log" => Some(Wire {
-            id: e.id,
-            name: "agent_log",
-            data: json!({ "task": e.task_id, "project": e.project_id, "seq": e.message.as_deref().and_then(|m| m.parse::<i64>().ok()) }),
-        }),
+        "transition" => Some(frame(
+            e.id,
+            "agent_update",
+            &json!({ "task": e.task_id, "project": e.project_id, "agent_status": e.to_status }),
+        )),
+        "log" => Some(frame(
+            e.id,
+            "agent_log",
+            &json!({ "task": e.task_id, "project": e.project_id, "seq": e.message.as_deref().and_then(|m| m.parse::<i64>().ok()) }),
+        )),
         _ => None,
     }
 }
+
+/// Sent when nothing else was for this long, so proxies and clients keep the stream open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 struct Feed {
     /// This stream's place in the per-user limit, given back when the client goes away.
     _slot: crate::limits::StreamSlot,
     store: Store,
-    rx: broadcast::Receiver<LiveEvent>,
+    rx: broadcast::Receiver<Flush>,
     scope: Scope,
     cursor: i64,
-    pending: VecDeque<Wire>,
+    /// Catch-up events not yet written.
+    pending: Vec<u8>,
+    last_write: Instant,
 }
 
 impl Feed {
@@ -112,8 +99,8 @@ impl Feed {
             for e in &batch {
                 self.cursor = self.cursor.max(e.id);
                 if self.scope.admits(&e.task_id, &e.project_id) {
-                    if let Some(w) = from_stored(e) {
-                        self.pending.push_back(w);
+                    if let Some(b) = from_stored(e) {
+                        self.pending.extend_from_slice(&b);
                     }
                 }
             }
@@ -123,21 +110,45 @@ impl Feed {
         }
     }
 
-    async fn next(&mut self) -> Option<Wire> {
-        loop {
-            if let Some(w) = self.pending.pop_front() {
-                return Some(w);
+    /// What this stream may see of a flush, as bytes to write (shared when it is all of it).
+    fn admit(&mut self, flush: &(Vec<Framed>, Bytes)) -> Option<Bytes> {
+        let (events, all) = flush;
+        let ok = |f: &Framed| f.id > self.cursor && self.scope.admits(&f.task_id, &f.project_id);
+        let out = if events.iter().all(ok) {
+            Some(all.clone())
+        } else {
+            let mut buf = Vec::new();
+            for f in events.iter().filter(|f| ok(f)) {
+                buf.extend_from_slice(&f.bytes);
             }
-            match self.rx.recv().await {
-                Ok(e) if e.id > self.cursor => {
-                    self.cursor = e.id;
-                    if self.scope.admits(&e.task_id, &e.project_id) {
-                        return Some(from_live(&e));
+            (!buf.is_empty()).then(|| Bytes::from(buf))
+        };
+        if let Some(last) = events.last() {
+            self.cursor = self.cursor.max(last.id);
+        }
+        out
+    }
+
+    /// The next bytes to write: catch-up, the next flush's admitted events, or a keep-alive.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if !self.pending.is_empty() {
+                self.last_write = Instant::now();
+                return Some(Bytes::from(std::mem::take(&mut self.pending)));
+            }
+            match tokio::time::timeout_at(self.last_write + KEEP_ALIVE, self.rx.recv()).await {
+                Err(_) => {
+                    self.last_write = Instant::now();
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                }
+                Ok(Ok(Flush::Events(flush))) => {
+                    if let Some(b) = self.admit(&flush) {
+                        self.last_write = Instant::now();
+                        return Some(b);
                     }
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => self.catch_up().await,
-                Err(RecvError::Closed) => return None,
+                Ok(Ok(Flush::Gap)) | Ok(Err(RecvError::Lagged(_))) => self.catch_up().await,
+                Ok(Err(RecvError::Closed)) => return None,
             }
         }
     }
@@ -152,7 +163,7 @@ pub async fn stream_events(
     caller: Caller,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<Response> {
     let scope = if let Some(task) = &q.task {
         readable_task(&state, &caller, task).await?;
         Scope::Task(task.clone())
@@ -182,7 +193,7 @@ pub async fn stream_events(
         )
     })?;
     // Subscribe before reading the backlog so nothing falls between the two.
-    let rx = state.orch.bus.subscribe();
+    let rx = state.hub.subscribe();
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -198,24 +209,24 @@ pub async fn stream_events(
         rx,
         scope,
         cursor,
-        pending: VecDeque::new(),
+        pending: Vec::new(),
+        last_write: Instant::now(),
     };
     if last.is_some() {
         feed.catch_up().await;
     }
-    let s = stream::unfold(feed, |mut feed| async move {
-        let w = feed.next().await?;
-        let ev = Event::default()
-            .id(w.id.to_string())
-            .event(w.name)
-            .data(w.data.to_string());
-        Some((Ok(ev), feed))
+    let body = stream::unfold(feed, |mut feed| async move {
+        let bytes = feed.next().await?;
+        Some((Ok::<_, Infallible>(bytes), feed))
     });
-    Ok(Sse::new(s).keep_alive(
-        KeepAlive::new()
-            .interval(Duration::from_secs(15))
-            .text("keep-alive"),
-    ))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 async fn latest_event_id(store: &Store) -> i64 {

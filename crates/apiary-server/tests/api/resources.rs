@@ -242,7 +242,7 @@ async fn comments_logs_health_metrics_and_openapi() {
     assert_eq!(comments[0]["body"], "Looks good");
 
     app.store
-        .append_logs(tid, &["a".into(), "b".into(), "c".into()])
+        .append_logs(tid, vec!["a".into(), "b".into(), "c".into()])
         .await
         .unwrap();
     let (_, page) = admin

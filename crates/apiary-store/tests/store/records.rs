@@ -266,10 +266,17 @@ async fn agent_logs_are_numbered_per_task_and_paged() {
     let (admin, task) = crate::transition::setup(store).await;
     let _ = admin;
     let batch: Vec<String> = (1..=5).map(|i| format!("line {i}")).collect();
-    assert_eq!(store.append_logs(&task, &batch).await.unwrap().last_seq, 5);
     assert_eq!(
         store
-            .append_logs(&task, &batch[..2])
+            .append_logs(&task, batch.clone())
+            .await
+            .unwrap()
+            .last_seq,
+        5
+    );
+    assert_eq!(
+        store
+            .append_logs(&task, batch[..2].to_vec())
             .await
             .unwrap()
             .last_seq,
@@ -281,4 +288,85 @@ async fn agent_logs_are_numbered_per_task_and_paged() {
         vec![4, 5, 6]
     );
     assert_eq!(page[0].line, "line 4");
+}
+
+#[tokio::test]
+async fn concurrent_log_batches_share_a_commit_and_each_lands_whole_and_in_order() {
+    let db = test_store().await;
+    let store = &db.store;
+    let (admin, project, first) = apiary_testkit::seed_task(store).await;
+    let mut tasks = vec![first.id];
+    for i in 1..4 {
+        let (t, _) = store
+            .create_task(
+                &project.id,
+                apiary_store::NewTask {
+                    title: format!("T{i}"),
+                    description: String::new(),
+                    status: None,
+                    assignee_id: None,
+                },
+                &admin,
+            )
+            .await
+            .unwrap();
+        tasks.push(t.id);
+    }
+    // 50 batches of 3 lines per task, all posted at once, plus one for a task that is gone.
+    let mut calls = Vec::new();
+    for (t, task) in tasks.iter().enumerate() {
+        for b in 0..50 {
+            let lines: Vec<String> = (0..3).map(|k| format!("{t}:{b}:{k}")).collect();
+            calls.push((task.clone(), lines));
+        }
+    }
+    calls.insert(7, ("no-such-task".into(), vec!["x".into()]));
+    let results = futures_util::future::join_all(
+        calls
+            .iter()
+            .map(|(task, lines)| store.append_logs(task, lines.clone())),
+    )
+    .await;
+    let mut event_ids = std::collections::HashSet::new();
+    for ((task, lines), result) in calls.iter().zip(results) {
+        if task == "no-such-task" {
+            assert!(matches!(result, Err(StoreError::NotFound("task"))));
+            continue;
+        }
+        let done = result.expect("stored");
+        event_ids.insert(done.event_id);
+        assert_eq!(done.project_id, project.id);
+        // The batch's lines sit together, in order, ending at the seq it was told.
+        let stored = store
+            .list_logs(task, done.last_seq - 3, 3)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect::<Vec<_>>();
+        assert_eq!(&stored, lines);
+    }
+    for task in &tasks {
+        let lines = store.list_logs(task, 0, 1000).await.unwrap();
+        assert_eq!(lines.len(), 150);
+        assert!(lines.iter().enumerate().all(|(i, l)| l.seq == i as i64 + 1));
+        // Batches of one task keep the order they were posted in.
+        let firsts: Vec<usize> = lines
+            .iter()
+            .step_by(3)
+            .map(|l| l.line.split(':').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(firsts, (0..50).collect::<Vec<_>>());
+        // One `log` event per task for the group, at its last line.
+        let events: Vec<_> = store
+            .events_after(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "log" && &e.task_id == task)
+            .collect();
+        assert_eq!(events.len(), 1, "all 50 batches went into one group commit");
+        assert_eq!(events[0].message.as_deref(), Some("150"));
+    }
+    assert_eq!(event_ids.len(), 4);
 }

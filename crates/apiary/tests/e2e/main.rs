@@ -200,9 +200,14 @@ async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
     let hello = git(&repo, &["show", "main:hello.txt"]);
     assert_eq!(hello, "hello from the agent\nalso say goodbye\n");
 
-    // Within seconds: the box process is gone, its folder removed, its token dead.
+    // Within seconds: the box process is gone, its folder removed, its token dead (the
+    // token is revoked right after the provider reports the box destroyed).
+    let boxed = Client::with_bearer(&app.base, &token);
+    let token_status = || async { boxed.get(&format!("/api/v1/agent/tasks/{tid}")).await.0 };
     let start = Instant::now();
-    while (unsafe { libc::kill(agent_pid, 0) } == 0 || boxes.join(&box_id).exists())
+    while (unsafe { libc::kill(agent_pid, 0) } == 0
+        || boxes.join(&box_id).exists()
+        || token_status().await != 401)
         && start.elapsed() < Duration::from_secs(10)
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -212,10 +217,7 @@ async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
         "the box process is gone"
     );
     assert!(!boxes.join(&box_id).exists(), "the box folder is removed");
-    let (status, _) = Client::with_bearer(&app.base, &token)
-        .get(&format!("/api/v1/agent/tasks/{tid}"))
-        .await;
-    assert_eq!(status, 401, "the old callback token is dead");
+    assert_eq!(token_status().await, 401, "the old callback token is dead");
     let t = app.store.get_task(&tid).await.unwrap();
     assert!(t.box_torn_down);
     assert_eq!(app.store.control_token(&tid).await.unwrap(), None);

@@ -46,7 +46,7 @@ api-drift:
 	@echo "API types are in step with the server"
 
 ## A short run of every cargo-fuzz target (10 s each); a long run: `make fuzz FUZZ_SECONDS=600`.
-FUZZ_TARGETS := markdown_v2 prompt_template box_host_response
+FUZZ_TARGETS := markdown_v2 prompt_template box_host_response callback_body
 FUZZ_SECONDS ?= 10
 fuzz-smoke fuzz:
 	@echo "== fuzzing ($(FUZZ_SECONDS) s a target) =="

@@ -5,6 +5,7 @@
 //! Every decision about an `agent_status` change is made by [`state::decide`].
 
 pub mod boot;
+pub mod callback;
 pub mod clock;
 pub mod model;
 pub mod notify;

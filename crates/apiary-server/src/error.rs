@@ -58,6 +58,18 @@ impl ApiError {
     }
 }
 
+impl From<apiary_core::callback::BodyError> for ApiError {
+    fn from(e: apiary_core::callback::BodyError) -> Self {
+        if e.too_large {
+            let mut err = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.message);
+            err.extra = json!({ "field": e.field });
+            err
+        } else {
+            ApiError::bad_request(e.field, e.message)
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -45,27 +45,8 @@ fn map_rejection(r: JsonRejection) -> ApiError {
         .split_once(": ")
         .map(|(_, d)| d.to_string())
         .unwrap_or(text);
-    let field = field_of(&detail);
+    let field = apiary_core::callback::field_of(&detail);
     let mut e = ApiError::bad_request(&field, format!("invalid request body: {detail}"));
     e.code = "bad_request";
     e
-}
-
-/// The field a serde message is about: the path axum puts before it ("agent.preset: …"), or
-/// the name in backticks of an unknown or missing field.
-fn field_of(msg: &str) -> String {
-    let named = msg
-        .contains("field `")
-        .then(|| msg.split('`').nth(1))
-        .flatten();
-    let path = msg
-        .split_once(": ")
-        .map(|(p, _)| p)
-        .filter(|p| !p.is_empty() && *p != "." && !p.contains(' '));
-    match (path, named) {
-        (Some(p), Some(n)) if msg.contains("unknown field") => format!("{p}.{n}"),
-        (Some(p), _) => p.to_string(),
-        (None, Some(n)) => n.to_string(),
-        (None, None) => "body".to_string(),
-    }
 }

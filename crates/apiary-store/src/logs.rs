@@ -45,36 +45,34 @@ struct PendingBatch {
 #[derive(Default)]
 pub(crate) struct LogQueue {
     inner: Mutex<LogQueueState>,
+    /// Rung for every new batch; the writer waits on it when the queue is empty.
+    wake: tokio::sync::Notify,
 }
 
 #[derive(Default)]
 struct LogQueueState {
     pending: Vec<PendingBatch>,
-    /// A writer task is running; it takes what is pending until nothing is.
-    writing: bool,
+    /// The writer thread runs (started by the first batch).
+    started: bool,
 }
 
-/// Lets a writer that panicked or was cancelled hand over: the waiting batches are answered
-/// with an error (dropped replies) and the next batch starts a new writer.
-struct WriterGuard<'a> {
-    queue: &'a LogQueue,
-    done: bool,
-}
+/// Lets a writer that panicked hand over: the waiting batches are answered with an error
+/// (dropped replies) and the next batch starts a new writer.
+struct WriterGuard<'a>(&'a LogQueue);
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let mut q = self.queue.inner.lock().unwrap_or_else(|e| e.into_inner());
-            q.writing = false;
-            q.pending.clear();
-        }
+        let mut q = self.0.inner.lock().unwrap_or_else(|e| e.into_inner());
+        q.started = false;
+        q.pending.clear();
     }
 }
 
 /// Most lines one group commit writes (the rest wait for the next one).
 const GROUP_MAX_LINES: usize = 5_000;
-/// Rows per multi-row insert (three parameters each, under SQLite's oldest variable limit).
-const INSERT_ROWS: usize = 300;
+/// Rows per multi-row insert. Kept small: SQLite looks each `$N` parameter up by a linear
+/// scan, so binding costs grow with the square of a statement's parameter count.
+const INSERT_ROWS: usize = 64;
 
 impl Store {
     /// Appends a batch in order and records it in the event stream (kind `log`, so live
@@ -106,32 +104,39 @@ impl Store {
                 lines,
                 reply,
             });
-            !std::mem::replace(&mut q.writing, true)
+            !std::mem::replace(&mut q.started, true)
         };
         if start_writer {
-            // Its own task, so a caller that goes away cannot strand the others' batches.
-            let store = self.clone();
-            tokio::spawn(async move { store.write_log_groups().await });
+            self.start_log_writer()?;
         }
+        self.logs.wake.notify_one();
         answer
             .await
             .map_err(|_| StoreError::Group("the log writer stopped".into()))?
     }
 
-    /// Writes groups until the queue is empty, then lets the next batch start a writer.
-    async fn write_log_groups(&self) {
-        let mut guard = WriterGuard {
-            queue: &self.logs,
-            done: false,
-        };
+    /// The writer gets a thread of its own (with a one-thread runtime), so its round trips to
+    /// the database never queue behind the HTTP server's tasks; a caller that goes away cannot
+    /// strand the others' batches either.
+    fn start_log_writer(&self) -> StoreResult<()> {
+        let store = self.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Group(format!("cannot start the log writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("apiary-log-writer".into())
+            .spawn(move || runtime.block_on(store.run_log_writer()))
+            .map_err(|e| StoreError::Group(format!("cannot start the log writer: {e}")))?;
+        Ok(())
+    }
+
+    /// Writes groups while batches are waiting, then sleeps until the next one arrives.
+    async fn run_log_writer(self) {
+        let _guard = WriterGuard(&self.logs);
         loop {
             let group = {
                 let mut q = self.logs.inner.lock().expect("log queue lock");
-                if q.pending.is_empty() {
-                    q.writing = false;
-                    guard.done = true;
-                    return;
-                }
                 let mut lines = 0;
                 let take = q
                     .pending
@@ -141,9 +146,14 @@ impl Store {
                         lines <= GROUP_MAX_LINES
                     })
                     .count()
-                    .max(1);
+                    .max(1)
+                    .min(q.pending.len());
                 q.pending.drain(..take).collect::<Vec<_>>()
             };
+            if group.is_empty() {
+                self.logs.wake.notified().await;
+                continue;
+            }
             match self.write_log_group(&group).await {
                 Ok(results) => {
                     for (batch, result) in group.into_iter().zip(results) {

@@ -33,6 +33,36 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// The task and seq of an `agent_log` frame, read without a JSON parser (the listeners share
+/// the server's two cores, so they stay cheap).
+fn log_event(frame: &str) -> Option<(&str, i64)> {
+    if !frame.contains("event: agent_log") {
+        return None;
+    }
+    let task = frame.split("\"task\":\"").nth(1)?.split('"').next()?;
+    let seq = frame
+        .split("\"seq\":")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((task, seq))
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 14th, stime 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    ticks / 100.0
+}
+
 fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -93,6 +123,14 @@ async fn sqlite_ceiling(dir: &Path) -> Result<f64> {
         tx.commit().await?;
     }
     Ok(n as f64 / 10.0 / started.elapsed().as_secs_f64())
+}
+
+/// The id of the newest event stored (every listener should have got it).
+async fn newest_event(data: &Path) -> Result<i64> {
+    let store = open_store(data).await?;
+    let newest = store.latest_event_id().await?;
+    store.close().await;
+    Ok(newest)
 }
 
 /// Runs the load and prints the figures.
@@ -204,8 +242,8 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     }
     let idle_rss = rss_mb(server.id());
 
-    // Listeners: every tenth records when each `agent_log` event (task, seq) arrived; the rest
-    // only read, as a browser tab would.
+    // Listeners: every tenth records when each `agent_log` event (task, seq) arrived; every
+    // one keeps the id of the last event it got (all must reach the end).
     let task_index: Arc<HashMap<String, usize>> = Arc::new(
         boxes
             .iter()
@@ -213,7 +251,15 @@ pub async fn run(args: LoadArgs) -> Result<()> {
             .map(|(i, (t, _))| (t.clone(), i))
             .collect(),
     );
+    // The listeners stand for browsers on other machines: they get a runtime (and thread) of
+    // their own, so reading a flush on a thousand streams does not hold up the boxes' requests
+    // in this process's scheduler (which would count as server latency).
+    let sse_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let mut recorders = Vec::new();
+    let mut last_ids = Vec::new();
     let mut listeners = Vec::new();
     let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for i in 0..args.sse_clients {
@@ -225,40 +271,45 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         if record {
             recorders.push(seen.clone());
         }
+        let last_id = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        last_ids.push(last_id.clone());
         let task_index = task_index.clone();
         let connected = connected.clone();
-        listeners.push(tokio::spawn(async move {
+        listeners.push(sse_runtime.spawn(async move {
             let Ok(mut resp) = http.get(&url).header("cookie", cookie).send().await else {
                 return;
             };
             if resp.status().is_success() {
                 connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            let mut buf = String::new();
+            let mut buf: Vec<u8> = Vec::new();
             while let Ok(Some(chunk)) = resp.chunk().await {
-                if !record {
-                    continue;
-                }
                 let at = Instant::now();
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                let mut seen = seen.lock().unwrap();
-                while let Some(end) = buf.find("\n\n") {
-                    let frame: String = buf.drain(..end + 2).collect();
-                    if !frame.contains("event: agent_log") {
-                        continue;
-                    }
-                    let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
-                        continue;
-                    };
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
-                        if let (Some(t), Some(seq)) = (
-                            v["task"].as_str().and_then(|t| task_index.get(t)),
-                            v["seq"].as_i64(),
-                        ) {
-                            seen.push((*t, seq, at));
+                buf.extend_from_slice(&chunk);
+                // Whole frames only; a frame cut by the network waits for its end.
+                let Some(end) = buf.windows(2).rposition(|w| w == b"\n\n") else {
+                    continue;
+                };
+                let frames = std::str::from_utf8(&buf[..end]).unwrap_or("");
+                if let Some(id) = frames
+                    .rsplit("id: ")
+                    .next()
+                    .and_then(|rest| rest.split('\n').next())
+                    .and_then(|id| id.parse::<i64>().ok())
+                {
+                    last_id.fetch_max(id, std::sync::atomic::Ordering::Relaxed);
+                }
+                if record {
+                    let mut seen = seen.lock().unwrap();
+                    for frame in frames.split("\n\n") {
+                        if let Some((task, seq)) = log_event(frame) {
+                            if let Some(t) = task_index.get(task) {
+                                seen.push((*t, seq, at));
+                            }
                         }
                     }
                 }
+                buf.drain(..end + 2);
             }
         }));
     }
@@ -277,6 +328,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let acked: Arc<Mutex<Vec<(usize, i64, Instant)>>> = Arc::default();
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let behind = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cpu_before = (cpu_s(server.id()), cpu_s(std::process::id()));
     let load_start = Instant::now();
     let deadline = load_start + Duration::from_secs(args.seconds);
     let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.boxes as f64 / args.rate));
@@ -377,11 +429,14 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         batches += w.await.unwrap_or(0);
     }
     let elapsed = load_start.elapsed().as_secs_f64();
+    let cpu_server = (cpu_s(server.id()) - cpu_before.0) / elapsed;
+    let cpu_generator = (cpu_s(std::process::id()) - cpu_before.1) / elapsed;
     tokio::time::sleep(Duration::from_secs(2)).await;
     peak_rss = peak_rss.max(rss_mb(server.id()));
     for l in &listeners {
         l.abort();
     }
+    sse_runtime.shutdown_background();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -456,6 +511,21 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         percentile(&lags, 0.5),
         percentile(&lags, 0.99),
         percentile(&lags, 1.0)
+    );
+    let newest = newest_event(&data).await?;
+    let reached = last_ids
+        .iter()
+        .filter(|l| l.load(std::sync::atomic::Ordering::Relaxed) >= newest)
+        .count();
+    println!(
+        "listeners that got the last event (id {newest}): {reached} of {}",
+        args.sse_clients
+    );
+    println!(
+        "CPU while loaded: server {:.0} %, load generator {:.0} % (of one core; the machine has {})",
+        cpu_server * 100.0,
+        cpu_generator * 100.0,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!("server RSS: {idle_rss:.0} MB idle, {peak_rss:.0} MB peak");
     println!(

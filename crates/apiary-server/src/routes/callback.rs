@@ -6,10 +6,10 @@
 use apiary_core::{AgentStatus, Prompts};
 use apiary_store::{Actor, TaskWrites, TransitionRequest};
 use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -17,10 +17,9 @@ use crate::json::ApiJson;
 use crate::wire::{ErrorBody, ProjectOut, ReviewCommentOut, TaskOut};
 use crate::AppState;
 
-/// Most lines in one log batch.
-pub const MAX_LOG_LINES: usize = 1000;
-/// Longest log line, in bytes.
-pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+pub use apiary_core::callback::{
+    ErrorIn, LogsIn, PrIn, SpecIn, StatusIn, MAX_LOG_LINES, MAX_LOG_LINE_BYTES,
+};
 
 /// A box, authenticated by its callback token.
 pub struct BoxCaller {
@@ -184,14 +183,6 @@ async fn box_transition(
     }))
 }
 
-/// `status` body.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StatusIn {
-    pub status: String,
-    pub message: Option<String>,
-}
-
 /// Reports progress (e.g. `speccing` once the box is up).
 #[utoipa::path(post, path = "/api/v1/agent/tasks/{id}/status", request_body = StatusIn, tag = "callback",
     responses((status = 200, body = CallbackOut), (status = 409, body = ErrorBody)))]
@@ -201,32 +192,17 @@ pub async fn post_status(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StatusIn>,
 ) -> ApiResult<Json<CallbackOut>> {
-    let to: AgentStatus = body.status.parse().map_err(|_| {
-        ApiError::bad_request("status", format!("unknown status {:?}", body.status))
-    })?;
-    if body.message.as_ref().is_some_and(|m| m.len() > 4000) {
-        return Err(ApiError::bad_request(
-            "message",
-            "message must be at most 4000 bytes",
-        ));
-    }
+    let (to, message) = body.validate()?;
     box_transition(
         &state,
         &caller,
         &id,
         to,
         TaskWrites::default(),
-        body.message,
+        message,
         None,
     )
     .await
-}
-
-/// `spec` body.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SpecIn {
-    pub spec_markdown: String,
 }
 
 /// Submits the spec: the task waits for a human at `spec_ready`.
@@ -238,14 +214,8 @@ pub async fn post_spec(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SpecIn>,
 ) -> ApiResult<Json<CallbackOut>> {
-    if body.spec_markdown.trim().is_empty() || body.spec_markdown.len() > 200_000 {
-        return Err(ApiError::bad_request(
-            "spec_markdown",
-            "spec_markdown must be 1 to 200000 bytes",
-        ));
-    }
     let writes = TaskWrites {
-        spec: Some(body.spec_markdown),
+        spec: Some(body.validate()?),
         ..Default::default()
     };
     box_transition(
@@ -260,15 +230,6 @@ pub async fn post_spec(
     .await
 }
 
-/// `pr` body.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PrIn {
-    pub pr_url: String,
-    pub branch: String,
-    pub head_sha: Option<String>,
-}
-
 /// Submits the pull request: the task waits for a human at `pr_ready`.
 #[utoipa::path(post, path = "/api/v1/agent/tasks/{id}/pr", request_body = PrIn, tag = "callback",
     responses((status = 200, body = CallbackOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -278,24 +239,10 @@ pub async fn post_pr(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PrIn>,
 ) -> ApiResult<Json<CallbackOut>> {
-    if body.pr_url.trim().is_empty() || body.pr_url.len() > 2000 {
-        return Err(ApiError::bad_request(
-            "pr_url",
-            "pr_url must be 1 to 2000 bytes",
-        ));
-    }
-    if !body.branch.starts_with("apiary/") || body.branch.len() > 250 {
-        return Err(ApiError::bad_request(
-            "branch",
-            "branch must be the box's own apiary/… branch",
-        ));
-    }
-    let message = body
-        .head_sha
-        .map(|s| format!("head {}", s.chars().take(64).collect::<String>()));
+    let pr = body.validate()?;
     let writes = TaskWrites {
-        pr_url: Some(body.pr_url),
-        branch: Some(body.branch),
+        pr_url: Some(pr.pr_url),
+        branch: Some(pr.branch),
         ..Default::default()
     };
     box_transition(
@@ -304,17 +251,10 @@ pub async fn post_pr(
         &id,
         AgentStatus::PrReady,
         writes,
-        message,
+        pr.message,
         None,
     )
     .await
-}
-
-/// `error` body.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorIn {
-    pub error: String,
 }
 
 /// Reports a failure: the task ends `failed` with the error kept.
@@ -326,10 +266,7 @@ pub async fn post_error(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ErrorIn>,
 ) -> ApiResult<Json<CallbackOut>> {
-    let error: String = body.error.chars().take(4000).collect();
-    if error.trim().is_empty() {
-        return Err(ApiError::bad_request("error", "error must not be empty"));
-    }
+    let error = body.validate()?;
     box_transition(
         &state,
         &caller,
@@ -340,13 +277,6 @@ pub async fn post_error(
         Some(error),
     )
     .await
-}
-
-/// `logs` body.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogsIn {
-    pub lines: Vec<String>,
 }
 
 /// What a stored batch became.
@@ -366,27 +296,7 @@ pub async fn post_logs(
     ApiJson(body): ApiJson<LogsIn>,
 ) -> ApiResult<Json<LogsOut>> {
     caller.own(&id)?;
-    if body.lines.len() > MAX_LOG_LINES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "a batch holds at most {MAX_LOG_LINES} lines; got {}",
-                body.lines.len()
-            ),
-        ));
-    }
-    if let Some(i) = body.lines.iter().position(|l| l.len() > MAX_LOG_LINE_BYTES) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("line {i} is longer than {MAX_LOG_LINE_BYTES} bytes"),
-        ));
-    }
-    if body.lines.is_empty() {
-        return Err(ApiError::bad_request("lines", "lines must not be empty"));
-    }
-    let done = state.store.append_logs(&id, body.lines).await?;
+    let done = state.store.append_logs(&id, body.validate()?).await?;
     state
         .orch
         .publish_log(&id, &done.project_id, done.event_id, done.last_seq);

@@ -19,7 +19,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 use utoipa::IntoParams;
 
-use crate::fanout::{frame, Flush, Framed};
+use crate::fanout::{frame, Batch, Flush};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -78,7 +78,12 @@ struct Feed {
     store: Store,
     rx: broadcast::Receiver<Flush>,
     scope: Scope,
+    /// The newest event id this stream has passed (where a catch-up reads from).
     cursor: i64,
+    /// Events up to here came from the database (or precede the stream's start): a live copy
+    /// of one of them is dropped. Live events are not compared with each other, since
+    /// concurrent commits may be published out of id order.
+    floor: i64,
     /// Catch-up events not yet written.
     pending: Vec<u8>,
     last_write: Instant,
@@ -105,27 +110,32 @@ impl Feed {
                 }
             }
             if n < 500 {
+                self.floor = self.cursor;
                 return;
             }
         }
     }
 
     /// What this stream may see of a flush, as bytes to write (shared when it is all of it).
-    fn admit(&mut self, flush: &(Vec<Framed>, Bytes)) -> Option<Bytes> {
-        let (events, all) = flush;
-        let ok = |f: &Framed| f.id > self.cursor && self.scope.admits(&f.task_id, &f.project_id);
-        let out = if events.iter().all(ok) {
-            Some(all.clone())
+    fn admit(&mut self, batch: &Batch) -> Option<Bytes> {
+        let (first, last) = (batch.events.first()?, batch.events.last()?);
+        let whole_scope = match (&self.scope, &batch.project) {
+            (Scope::All, _) => true,
+            (Scope::Projects(ps), Some(p)) => ps.contains(p),
+            _ => false,
+        };
+        let out = if first.id > self.floor && whole_scope {
+            Some(batch.all.clone())
         } else {
             let mut buf = Vec::new();
-            for f in events.iter().filter(|f| ok(f)) {
-                buf.extend_from_slice(&f.bytes);
+            for f in &batch.events {
+                if f.id > self.floor && self.scope.admits(&f.task_id, &f.project_id) {
+                    buf.extend_from_slice(&f.bytes);
+                }
             }
             (!buf.is_empty()).then(|| Bytes::from(buf))
         };
-        if let Some(last) = events.last() {
-            self.cursor = self.cursor.max(last.id);
-        }
+        self.cursor = self.cursor.max(last.id);
         out
     }
 
@@ -209,6 +219,7 @@ pub async fn stream_events(
         rx,
         scope,
         cursor,
+        floor: cursor,
         pending: Vec::new(),
         last_write: Instant::now(),
     };

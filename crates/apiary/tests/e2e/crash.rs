@@ -20,15 +20,21 @@ struct Serve {
     child: Child,
 }
 
-fn start(data: &Path, port: u16, wrapper: &Path) -> Serve {
-    let child = Command::new(exe())
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
+/// Starts serve on `data` (its SQLite database, boxes and key), or on the PostgreSQL
+/// database at `database_url` when the suite runs on PostgreSQL.
+fn start(data: &Path, database_url: Option<&str>, port: u16, wrapper: &Path) -> Serve {
+    let mut cmd = Command::new(exe());
+    cmd.args([
+        "serve",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data);
+    if let Some(url) = database_url {
+        cmd.env("APIARY_DATABASE_URL", url);
+    }
+    let child = cmd
         .env("APIARY_ADMIN_EMAIL", "admin@example.test")
         .env("APIARY_ADMIN_PASSWORD", PASSWORD)
         .env("APIARY_JOB_LEASE_S", "2")
@@ -98,6 +104,11 @@ fn boxes_alive(boxes: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
+    // A fresh database of the suite's backend; on SQLite serve keeps its own in `data`.
+    let db = apiary_testkit::test_store().await;
+    let database_url =
+        (db.store.backend() == apiary_store::Backend::Postgres).then(|| db.url.clone());
+    let database_url = database_url.as_deref();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -152,7 +163,7 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut serve = start(&data, port, &wrapper);
+    let mut serve = start(&data, database_url, port, &wrapper);
     healthy(&base).await;
     let admin = {
         let mut c = Client {
@@ -208,7 +219,7 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     serve.kill9();
     std::fs::write(&delay, "0").unwrap();
-    serve = start(&data, port, &wrapper);
+    serve = start(&data, database_url, port, &wrapper);
     healthy(&base).await;
     let t = wait_until(&admin, &tid, "spec_ready", |t| {
         t["agent"]["status"] == "spec_ready"
@@ -234,7 +245,7 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
         )
         .await;
     serve.kill9();
-    serve = start(&data, port, &wrapper);
+    serve = start(&data, database_url, port, &wrapper);
     healthy(&base).await;
     wait_until(&admin, &tid, "pr_ready", |t| {
         t["agent"]["status"] == "pr_ready"
@@ -251,7 +262,7 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     serve.kill9();
-    serve = start(&data, port, &wrapper);
+    serve = start(&data, database_url, port, &wrapper);
     healthy(&base).await;
 
     // 4. Mid-teardown: serve dies right after the merge.
@@ -260,7 +271,7 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
         .await;
     assert_eq!(status, 200, "{body}");
     serve.kill9();
-    serve = start(&data, port, &wrapper);
+    serve = start(&data, database_url, port, &wrapper);
     healthy(&base).await;
     let t = wait_until(&admin, &tid, "its box torn down", |t| {
         t["agent"]["box_torn_down"] == true
@@ -303,7 +314,10 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
     assert_eq!(distinct, vec!["MERGED", "PR_READY", "SPEC_READY"]);
 
     // No job lost: every job finishes (none left waiting or running, none dead).
-    let store = open_store(&data).await;
+    let store = match database_url {
+        Some(_) => db.store.clone(),
+        None => open_store(&data).await,
+    };
     let start_wait = Instant::now();
     loop {
         let jobs = store.list_task_jobs(&tid).await.unwrap();

@@ -347,9 +347,12 @@ async fn boxd(bind: SocketAddr, data_dir: PathBuf, sandbox: Sandbox) -> Result<(
         .await
         .with_context(|| format!("binding {bind}"))?;
     println!("Box host listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, apiary_boxes::host::router(provider, key))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        apiary_boxes::host::router(provider, key).into_make_service(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

@@ -321,12 +321,30 @@ async fn concurrent_log_batches_share_a_commit_and_each_lands_whole_and_in_order
         }
     }
     calls.insert(7, ("no-such-task".into(), vec!["x".into()]));
-    let results = futures_util::future::join_all(
-        calls
-            .iter()
-            .map(|(task, lines)| store.append_logs(task, lines.clone())),
-    )
-    .await;
+    // A transaction that holds the tasks' rows (and, on SQLite, the write lock) keeps the
+    // writer from finishing its first group while every batch is posted: the rest queue up
+    // and must go out together in the next one.
+    let mut blocker = store.begin().await.unwrap();
+    sqlx::query("UPDATE tasks SET updated_at = updated_at WHERE project_id = $1")
+        .bind(&project.id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let posting = {
+        let store = store.clone();
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            futures_util::future::join_all(
+                calls
+                    .iter()
+                    .map(|(task, lines)| store.append_logs(task, lines.clone())),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    blocker.commit().await.unwrap();
+    let results = posting.await.unwrap();
     let mut event_ids = std::collections::HashSet::new();
     for ((task, lines), result) in calls.iter().zip(results) {
         if task == "no-such-task" {
@@ -365,8 +383,13 @@ async fn concurrent_log_batches_share_a_commit_and_each_lands_whole_and_in_order
             .into_iter()
             .filter(|e| e.kind == "log" && &e.task_id == task)
             .collect();
-        assert_eq!(events.len(), 1, "all 50 batches went into one group commit");
-        assert_eq!(events[0].message.as_deref(), Some("150"));
+        // The group the writer took before it was held up, and one for all the rest.
+        assert!(
+            (1..=2).contains(&events.len()),
+            "50 batches in at most two group commits: {} log events",
+            events.len()
+        );
+        assert_eq!(events.last().unwrap().message.as_deref(), Some("150"));
     }
-    assert_eq!(event_ids.len(), 4);
+    assert!(event_ids.len() <= 8, "{} log events", event_ids.len());
 }

@@ -168,6 +168,15 @@ impl Store {
         Ok(tx)
     }
 
+    /// The rows of a JSON array of arrays bound at `param`, as a table whose column `value`
+    /// holds each inner array (read with `value ->> 0`, …). Many rows travel as one parameter.
+    pub(crate) fn json_rows(&self, param: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_each({param})"),
+            Backend::Postgres => format!("json_array_elements({param}::json)"),
+        }
+    }
+
     /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transactions are exclusive.
     pub(crate) fn for_update(&self) -> &'static str {
         match self.backend {

@@ -70,9 +70,6 @@ impl Drop for WriterGuard<'_> {
 
 /// Most lines one group commit writes (the rest wait for the next one).
 const GROUP_MAX_LINES: usize = 5_000;
-/// Rows per multi-row insert. Kept small: SQLite looks each `$N` parameter up by a linear
-/// scan, so binding costs grow with the square of a statement's parameter count.
-const INSERT_ROWS: usize = 64;
 
 impl Store {
     /// Appends a batch in order and records it in the event stream (kind `log`, so live
@@ -171,8 +168,11 @@ impl Store {
         }
     }
 
-    /// One transaction for the whole group: the tasks' next sequence numbers, every line, and
-    /// one `log` event per task (the cursor for live readers, at the task's last line).
+    /// One transaction for the whole group, five round trips whatever its size: lock the tasks
+    /// and read their last sequence numbers, insert every line, insert one `log` event per task
+    /// (the cursor for live readers, at the task's last line), commit. Rows travel as one JSON
+    /// array per statement: SQLite looks `$N` parameters up by a linear scan, so binding
+    /// hundreds of them costs more than parsing the JSON.
     async fn write_log_group(
         &self,
         group: &[PendingBatch],
@@ -182,22 +182,22 @@ impl Store {
         ids.dedup();
         let mut tx = self.begin().await?;
         // task id → (project id, last seq); locked in id order on PostgreSQL.
-        let mut tasks: HashMap<String, (String, i64)> = HashMap::new();
-        for chunk in ids.chunks(INSERT_ROWS) {
-            let list = placeholders(1, chunk.len());
-            let sql = format!(
-                "SELECT t.id, t.project_id, COALESCE((SELECT MAX(l.seq) FROM agent_logs l WHERE l.task_id = t.id), 0) \
-                 FROM tasks t WHERE t.id IN ({list}) ORDER BY t.id{}",
-                self.for_update()
-            );
-            let mut q = sqlx::query_as::<_, (String, String, i64)>(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for (id, project, last) in q.fetch_all(&mut *tx).await? {
-                tasks.insert(id, (project, last));
-            }
-        }
+        let sql = format!(
+            "SELECT t.id, t.project_id, COALESCE((SELECT MAX(l.seq) FROM agent_logs l WHERE l.task_id = t.id), 0) \
+             FROM tasks t WHERE t.id IN (SELECT value ->> 0 FROM {}) ORDER BY t.id{}",
+            self.json_rows("$1"),
+            self.for_update()
+        );
+        let ids_json = serde_json::to_string(&ids.iter().map(|id| [id]).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Group(e.to_string()))?;
+        let mut tasks: HashMap<String, (String, i64)> =
+            sqlx::query_as::<_, (String, String, i64)>(&sql)
+                .bind(ids_json)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(id, project, last)| (id, (project, last)))
+                .collect();
         let now = self.now();
         let mut rows: Vec<(&str, i64, &str)> = Vec::new();
         let mut results = Vec::with_capacity(group.len());
@@ -212,55 +212,44 @@ impl Store {
             }
             results.push(Ok(*last));
         }
-        for chunk in rows.chunks(INSERT_ROWS) {
-            let mut sql =
-                String::from("INSERT INTO agent_logs (task_id, seq, line, created_at) VALUES ");
-            for k in 0..chunk.len() {
-                if k > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, $1)",
-                    2 + 3 * k,
-                    3 + 3 * k,
-                    4 + 3 * k
-                ));
-            }
-            let mut q = sqlx::query(&sql).bind(now);
-            for (task, seq, line) in chunk {
-                q = q.bind(*task).bind(*seq).bind(*line);
-            }
-            q.execute(&mut *tx).await?;
+        if !rows.is_empty() {
+            let rows_json =
+                serde_json::to_string(&rows).map_err(|e| StoreError::Group(e.to_string()))?;
+            sqlx::query(&format!(
+                "INSERT INTO agent_logs (task_id, seq, line, created_at) \
+                 SELECT value ->> 0, CAST(value ->> 1 AS BIGINT), value ->> 2, $1 FROM {}",
+                self.json_rows("$2")
+            ))
+            .bind(now)
+            .bind(rows_json)
+            .execute(&mut *tx)
+            .await?;
         }
         // One event per task that got lines, carrying its last sequence number.
-        let written: Vec<&str> = ids
+        let written: Vec<(&str, &str, String)> = ids
             .iter()
-            .copied()
-            .filter(|id| tasks.contains_key(*id))
+            .filter_map(|id| {
+                tasks
+                    .get(*id)
+                    .map(|(project, last)| (*id, project.as_str(), last.to_string()))
+            })
             .collect();
         let mut events: HashMap<String, i64> = HashMap::new();
-        for chunk in written.chunks(INSERT_ROWS / 2) {
-            let mut sql = String::from(
-                "INSERT INTO task_events (task_id, project_id, kind, actor_kind, message, created_at) VALUES ",
+        if !written.is_empty() {
+            let events_json =
+                serde_json::to_string(&written).map_err(|e| StoreError::Group(e.to_string()))?;
+            let sql = format!(
+                "INSERT INTO task_events (task_id, project_id, kind, actor_kind, message, created_at) \
+                 SELECT value ->> 0, value ->> 1, 'log', 'box', value ->> 2, $1 FROM {} \
+                 RETURNING id, task_id",
+                self.json_rows("$2")
             );
-            for k in 0..chunk.len() {
-                if k > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, 'log', 'box', ${}, $1)",
-                    2 + 3 * k,
-                    3 + 3 * k,
-                    4 + 3 * k
-                ));
-            }
-            sql.push_str(" RETURNING id, task_id");
-            let mut q = sqlx::query_as::<_, (i64, String)>(&sql).bind(now);
-            for id in chunk {
-                let (project, last) = &tasks[*id];
-                q = q.bind(*id).bind(project).bind(last.to_string());
-            }
-            for (event_id, task) in q.fetch_all(&mut *tx).await? {
+            for (event_id, task) in sqlx::query_as::<_, (i64, String)>(&sql)
+                .bind(now)
+                .bind(events_json)
+                .fetch_all(&mut *tx)
+                .await?
+            {
                 events.insert(task, event_id);
             }
         }
@@ -313,12 +302,4 @@ impl Store {
         lines.reverse();
         Ok(lines)
     }
-}
-
-/// `$from, $from+1, …` for an `IN (…)` list of `n` values.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

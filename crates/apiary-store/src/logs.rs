@@ -104,7 +104,14 @@ impl Store {
             !std::mem::replace(&mut q.started, true)
         };
         if start_writer {
-            self.start_log_writer()?;
+            if let Err(e) = self.start_log_writer() {
+                // Nobody will write what is queued: answer it (dropped replies) and let the
+                // next batch try again.
+                let mut q = self.logs.inner.lock().expect("log queue lock");
+                q.started = false;
+                q.pending.clear();
+                return Err(e);
+            }
         }
         self.logs.wake.notify_one();
         answer

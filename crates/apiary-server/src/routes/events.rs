@@ -86,33 +86,35 @@ struct Feed {
     floor: i64,
     /// Catch-up events not yet written.
     pending: Vec<u8>,
+    /// The database holds events this stream still has to send.
+    catching_up: bool,
     last_write: Instant,
 }
 
 impl Feed {
-    /// Loads what the database holds after the cursor (catch-up, and recovery after lagging).
-    async fn catch_up(&mut self) {
-        loop {
-            let batch = match self.store.events_after(self.cursor, 500).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "event catch-up failed");
-                    return;
-                }
-            };
-            let n = batch.len();
-            for e in &batch {
-                self.cursor = self.cursor.max(e.id);
-                if self.scope.admits(&e.task_id, &e.project_id) {
-                    if let Some(b) = from_stored(e) {
-                        self.pending.extend_from_slice(&b);
-                    }
-                }
-            }
-            if n < 500 {
-                self.floor = self.cursor;
+    /// Loads the next page of what the database holds after the cursor (catch-up, and recovery
+    /// after lagging). One page at a time, so a client far behind costs one page of memory.
+    async fn catch_up_page(&mut self) {
+        const PAGE: i64 = 500;
+        let batch = match self.store.events_after(self.cursor, PAGE).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "event catch-up failed");
+                self.catching_up = false;
                 return;
             }
+        };
+        for e in &batch {
+            self.cursor = self.cursor.max(e.id);
+            if self.scope.admits(&e.task_id, &e.project_id) {
+                if let Some(b) = from_stored(e) {
+                    self.pending.extend_from_slice(&b);
+                }
+            }
+        }
+        if (batch.len() as i64) < PAGE {
+            self.catching_up = false;
+            self.floor = self.cursor;
         }
     }
 
@@ -146,6 +148,10 @@ impl Feed {
                 self.last_write = Instant::now();
                 return Some(Bytes::from(std::mem::take(&mut self.pending)));
             }
+            if self.catching_up {
+                self.catch_up_page().await;
+                continue;
+            }
             match tokio::time::timeout_at(self.last_write + KEEP_ALIVE, self.rx.recv()).await {
                 Err(_) => {
                     self.last_write = Instant::now();
@@ -157,7 +163,7 @@ impl Feed {
                         return Some(b);
                     }
                 }
-                Ok(Ok(Flush::Gap)) | Ok(Err(RecvError::Lagged(_))) => self.catch_up().await,
+                Ok(Ok(Flush::Gap)) | Ok(Err(RecvError::Lagged(_))) => self.catching_up = true,
                 Ok(Err(RecvError::Closed)) => return None,
             }
         }
@@ -213,7 +219,7 @@ pub async fn stream_events(
         // A new client starts from now; it reads current state over REST.
         None => latest_event_id(&state.store).await,
     };
-    let mut feed = Feed {
+    let feed = Feed {
         _slot: slot,
         store: state.store.clone(),
         rx,
@@ -221,11 +227,10 @@ pub async fn stream_events(
         cursor,
         floor: cursor,
         pending: Vec::new(),
+        // A client that resumes first gets what it missed, from the database.
+        catching_up: last.is_some(),
         last_write: Instant::now(),
     };
-    if last.is_some() {
-        feed.catch_up().await;
-    }
     let body = stream::unfold(feed, |mut feed| async move {
         let bytes = feed.next().await?;
         Some((Ok::<_, Infallible>(bytes), feed))

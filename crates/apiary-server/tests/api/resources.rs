@@ -352,3 +352,76 @@ async fn settings_are_admin_only_secrets_write_only_and_bad_values_name_their_fi
     );
     assert_eq!(s["max_concurrent_boxes"], 2);
 }
+
+#[tokio::test]
+async fn a_stream_resuming_far_behind_gets_every_missed_event_once_in_order_then_live_ones() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (_, project) = admin.post("/api/v1/projects", json!({ "name": "P" })).await;
+    let pid = project["id"].as_str().unwrap();
+    let (_, task) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Chatty" }),
+        )
+        .await;
+    let tid = task["id"].as_str().unwrap().to_string();
+    // 1,200 log events (one a batch, posted one after another): more than two catch-up pages.
+    for i in 0..1200 {
+        app.store
+            .append_logs(&tid, vec![format!("line {i}")])
+            .await
+            .unwrap();
+    }
+    let mut resp = admin
+        .http
+        .get(format!("{}/api/v1/events?task={tid}", app.base))
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut buf = String::new();
+    let mut seqs = Vec::new();
+    let mut ids = Vec::new();
+    let mut sent_live = false;
+    let read = async {
+        while seqs.last() != Some(&1201) {
+            let chunk = resp.chunk().await.unwrap().expect("stream open");
+            buf.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buf.find("\n\n") {
+                let frame: String = buf.drain(..end + 2).collect();
+                let Some(id) = frame.lines().find_map(|l| l.strip_prefix("id: ")) else {
+                    continue;
+                };
+                ids.push(id.parse::<i64>().unwrap());
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_str(data).unwrap();
+                seqs.push(v["seq"].as_i64().unwrap());
+            }
+            if !sent_live && seqs.last() == Some(&1200) {
+                // Caught up: one more batch must now arrive live.
+                sent_live = true;
+                app.store
+                    .append_logs(&tid, vec!["live".into()])
+                    .await
+                    .map(|done| {
+                        app.orch
+                            .publish_log(&tid, pid, done.event_id, done.last_seq)
+                    })
+                    .unwrap();
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| panic!("stream stalled after {} events", seqs.len()));
+    assert_eq!(seqs, (1..=1201).collect::<Vec<i64>>());
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids in order, none twice"
+    );
+}

@@ -112,10 +112,36 @@ pub struct PullRequest {
     pub message: Option<String>,
 }
 
+/// Whether `url` is an absolute `http://` or `https://` URL with a host and nothing a browser
+/// could read another way (no whitespace, no control characters, no backslashes): a PR link
+/// is shown to people, so `javascript:` and friends never get stored.
+pub fn is_http_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or("");
+    !host.is_empty()
+        && !host.starts_with(':')
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+}
+
 impl PrIn {
+    /// Checks the body on its own; [`PullRequest::check_branch`] then holds the branch to the
+    /// task's own.
     pub fn validate(self) -> Result<PullRequest, BodyError> {
-        if self.pr_url.trim().is_empty() || self.pr_url.len() > 2000 {
-            return Err(BodyError::bad("pr_url", "pr_url must be 1 to 2000 bytes"));
+        if self.pr_url.len() > 2000 || !is_http_url(&self.pr_url) {
+            return Err(BodyError::bad(
+                "pr_url",
+                "pr_url must be an http:// or https:// URL of at most 2000 bytes",
+            ));
         }
         if !self.branch.starts_with("apiary/") || self.branch.len() > 250 {
             return Err(BodyError::bad(
@@ -130,6 +156,20 @@ impl PrIn {
             pr_url: self.pr_url,
             branch: self.branch,
         })
+    }
+}
+
+impl PullRequest {
+    /// Refuses a branch other than `own`, the task's branch: a box cannot point its task at
+    /// another task's work.
+    pub fn check_branch(&self, own: &str) -> Result<(), BodyError> {
+        if self.branch != own {
+            return Err(BodyError::bad(
+                "branch",
+                format!("branch must be this task's own branch {own:?}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -272,6 +312,44 @@ mod tests {
         .validate()
         .unwrap();
         assert_eq!(ok.message.as_deref(), Some("head abc"));
+    }
+
+    #[test]
+    fn pr_urls_are_http_only_and_the_branch_is_the_tasks_own() {
+        let pr = |url: &str, branch: &str| PrIn {
+            pr_url: url.into(),
+            branch: branch.into(),
+            head_sha: None,
+        };
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript://%0aalert(1)",
+            "data:text/html,x",
+            "//evil.test/x",
+            "http://",
+            "https:///path",
+            "http://@/x",
+            "http://:80/x",
+            "http://x.test/a b",
+            "http://x.test/\nx",
+            "http:\\\\evil.test",
+            "ftp://x.test/1",
+            "",
+        ] {
+            let e = pr(bad, "apiary/t1").validate().unwrap_err();
+            assert_eq!(e.field, "pr_url", "{bad:?}");
+        }
+        for good in [
+            "http://apiary.test/tasks/t9/review",
+            "HTTPS://github.com/o/r/pull/1",
+            "http://127.0.0.1:8080/tasks/t1/review?x=1#y",
+        ] {
+            assert!(pr(good, "apiary/t1").validate().is_ok(), "{good:?}");
+        }
+        let ok = pr("http://x.test/1", "apiary/t1-fix").validate().unwrap();
+        assert!(ok.check_branch("apiary/t1-fix").is_ok());
+        let e = ok.check_branch("apiary/t2-other").unwrap_err();
+        assert_eq!(e.field, "branch");
     }
 
     #[test]

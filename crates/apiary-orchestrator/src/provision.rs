@@ -96,9 +96,12 @@ pub async fn start_box(
         .mint_box_tokens(task_id)
         .await
         .map_err(|e| e.to_string())?;
-    let branch = task
+    // Minting recorded the branch (a box may submit only this one).
+    let branch = store
+        .get_task(task_id)
+        .await
+        .map_err(|e| e.to_string())?
         .branch
-        .clone()
         .unwrap_or_else(|| branch_name(&task.id, &task.title));
     let input = BootInput {
         apiary_url: orch.callback_url().await.map_err(|e| e.to_string())?,

@@ -121,7 +121,7 @@ impl TokenCache {
 impl Store {
     /// Mints a new box's tokens before it is created (they go into its boot env): the
     /// callback token is stored as a hash, the control token encrypted; any earlier box's
-    /// tokens stop working. From here the task counts against the box cap.
+    /// tokens stop working. The task's branch is recorded if it had none. From here the task counts against the box cap.
     pub async fn mint_box_tokens(&self, task_id: &str) -> StoreResult<BoxTokens> {
         let tokens = BoxTokens {
             callback_token: new_token("apiary_box_"),
@@ -136,13 +136,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // The branch is fixed with the first box: a later title edit does not move it, and a
+        // box may only ever submit this one.
+        let branch = task
+            .branch
+            .clone()
+            .unwrap_or_else(|| apiary_core::boot::branch_name(&task.id, &task.title));
         sqlx::query(
             "UPDATE tasks SET box_id = NULL, control_url = NULL, code_url = NULL, site_url = NULL, \
-             control_secret_id = $1, callback_token_hash = $2, box_torn_down = 0, parked = 0, updated_at = $3 WHERE id = $4",
+             control_secret_id = $1, callback_token_hash = $2, box_torn_down = 0, parked = 0, updated_at = $3, \
+             branch = $4 WHERE id = $5",
         )
         .bind(&secret)
         .bind(hash_token(&tokens.callback_token))
         .bind(self.now())
+        .bind(&branch)
         .bind(task_id)
         .execute(&mut *tx)
         .await?;

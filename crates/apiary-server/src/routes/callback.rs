@@ -239,7 +239,13 @@ pub async fn post_pr(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PrIn>,
 ) -> ApiResult<Json<CallbackOut>> {
+    caller.own(&id)?;
     let pr = body.validate()?;
+    let task = state.store.get_task(&id).await?;
+    let own = task
+        .branch
+        .unwrap_or_else(|| apiary_core::boot::branch_name(&task.id, &task.title));
+    pr.check_branch(&own)?;
     let writes = TaskWrites {
         pr_url: Some(pr.pr_url),
         branch: Some(pr.branch),

@@ -4,6 +4,7 @@
 mod agent_loop;
 mod auth;
 mod authz;
+mod box_input;
 mod limits;
 mod notify;
 mod resources;

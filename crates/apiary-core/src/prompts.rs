@@ -3,7 +3,12 @@
 //! Jinja-syntax template over `task`, `project`, `spec`, `feedback`, `note`, `comments`,
 //! `round` and `branch`.
 
-use minijinja::{Environment, UndefinedBehavior};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use minijinja::machinery::{tokenize, Token, WhitespaceConfig};
+use minijinja::value::{Rest, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::settings::Prompts;
@@ -191,21 +196,279 @@ pub fn resolve<'a>(
     (builtin(kind), PromptSource::BuiltIn)
 }
 
-fn env() -> Environment<'static> {
+/// Longest rendered prompt, in bytes (a spec is at most 200 KB; the rest is the task's text).
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+/// Most bytes the filters of one render may produce, all calls together.
+pub const MAX_FILTER_BYTES: usize = 8 * 1024 * 1024;
+/// Largest width, count or padding a filter argument may ask for.
+pub const MAX_FILTER_ARG: i64 = 100;
+
+/// What the filters of one render have produced so far.
+#[derive(Clone, Default)]
+struct Budget(Arc<AtomicUsize>);
+
+impl Budget {
+    fn left(&self) -> usize {
+        MAX_FILTER_BYTES.saturating_sub(self.0.load(Ordering::Relaxed))
+    }
+
+    fn over(&self) -> Error {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("the template builds more than {MAX_FILTER_BYTES} bytes of text"),
+        )
+    }
+
+    /// Charges a filter's result: its length for a string, a word per item for a sequence.
+    fn charge(&self, v: &Value) -> Result<(), Error> {
+        let cost = match v.as_str() {
+            Some(s) => s.len(),
+            None => v.len().unwrap_or(0).saturating_mul(16),
+        };
+        let total = self
+            .0
+            .fetch_add(cost, Ordering::Relaxed)
+            .saturating_add(cost);
+        if total > MAX_FILTER_BYTES {
+            return Err(self.over());
+        }
+        Ok(())
+    }
+}
+
+/// The most bytes a multiplying filter can produce from these arguments, worked out before it
+/// runs (`None` for the others, whose output is a small multiple of their input).
+fn estimate(name: &str, args: &[Value]) -> Option<usize> {
+    let text = |v: &Value| v.as_str().map_or(0, str::len);
+    let s = args.first()?;
+    match name {
+        "replace" => {
+            let (old, new) = (args.get(1)?.as_str()?, args.get(2)?.as_str()?);
+            let input = s.to_string();
+            let hits = if old.is_empty() {
+                input.chars().count() + 1
+            } else {
+                input.matches(old).count()
+            };
+            Some(input.len().saturating_add(hits.saturating_mul(new.len())))
+        }
+        "indent" => {
+            let width = args.get(1).and_then(Value::as_i64).unwrap_or(4).max(0) as usize;
+            let input = s.to_string();
+            Some(input.len() + (input.lines().count() + 1).saturating_mul(width))
+        }
+        "join" => {
+            let sep = args.get(1).map_or(0, text);
+            let n = s.len()?;
+            let items: usize = s.try_iter().ok()?.map(|v| v.to_string().len()).sum();
+            Some(items.saturating_add(n.saturating_mul(sep)))
+        }
+        "format" => Some(args.iter().map(|v| v.to_string().len()).sum::<usize>() * 2 + 4096),
+        _ => None,
+    }
+}
+
+/// Refuses a numeric argument (or a printf width) past [`MAX_FILTER_ARG`] before the filter
+/// allocates for it.
+fn check_args(name: &str, args: &[Value]) -> Result<(), Error> {
+    let too_big = |n: i64| n.unsigned_abs() > MAX_FILTER_ARG as u64;
+    if matches!(name, "indent" | "batch" | "slice") {
+        let mut numbers = Vec::new();
+        for a in args.iter().skip(1) {
+            if a.kind() == ValueKind::Map {
+                // Keyword arguments arrive as one map.
+                for k in a.try_iter().into_iter().flatten() {
+                    numbers.extend(a.get_item(&k).ok());
+                }
+            } else {
+                numbers.push(a.clone());
+            }
+        }
+        if numbers
+            .iter()
+            .any(|v| v.is_number() && v.as_i64().is_none_or(too_big))
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{name}: numeric arguments must be at most {MAX_FILTER_ARG}"),
+            ));
+        }
+    }
+    if name == "format" {
+        if let Some(f) = args.first().and_then(Value::as_str) {
+            let mut specs = f.split('%').skip(1);
+            let wide = specs.any(|spec| {
+                let head: String = spec
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || "-+ #0.".contains(*c))
+                    .collect();
+                head.split(|c: char| !c.is_ascii_digit())
+                    .filter(|d| !d.is_empty())
+                    .any(|d| d.len() > 4 || d.parse::<i64>().map_or(true, too_big))
+            });
+            if wide {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("format: widths must be at most {MAX_FILTER_ARG}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The built-in filters, each to be put behind the argument check and the render's budget.
+fn builtin_filters() -> Vec<(&'static str, Value)> {
+    use minijinja::filters;
+    vec![
+        ("safe", Value::from_function(filters::safe)),
+        ("escape", Value::from_function(filters::escape)),
+        ("e", Value::from_function(filters::escape)),
+        ("lower", Value::from_function(filters::lower)),
+        ("upper", Value::from_function(filters::upper)),
+        ("title", Value::from_function(filters::title)),
+        ("capitalize", Value::from_function(filters::capitalize)),
+        ("replace", Value::from_function(filters::replace)),
+        ("length", Value::from_function(filters::length)),
+        ("count", Value::from_function(filters::length)),
+        ("dictsort", Value::from_function(filters::dictsort)),
+        ("items", Value::from_function(filters::items)),
+        ("reverse", Value::from_function(filters::reverse)),
+        ("trim", Value::from_function(filters::trim)),
+        ("join", Value::from_function(filters::join)),
+        ("split", Value::from_function(filters::split)),
+        ("lines", Value::from_function(filters::lines)),
+        ("default", Value::from_function(filters::default)),
+        ("d", Value::from_function(filters::default)),
+        ("round", Value::from_function(filters::round)),
+        ("abs", Value::from_function(filters::abs)),
+        ("int", Value::from_function(filters::int)),
+        ("float", Value::from_function(filters::float)),
+        ("attr", Value::from_function(filters::attr)),
+        ("first", Value::from_function(filters::first)),
+        ("last", Value::from_function(filters::last)),
+        ("min", Value::from_function(filters::min)),
+        ("max", Value::from_function(filters::max)),
+        ("sort", Value::from_function(filters::sort)),
+        ("list", Value::from_function(filters::list)),
+        ("string", Value::from_function(filters::string)),
+        ("bool", Value::from_function(filters::bool)),
+        ("batch", Value::from_function(filters::batch)),
+        ("slice", Value::from_function(filters::slice)),
+        ("sum", Value::from_function(filters::sum)),
+        ("indent", Value::from_function(filters::indent)),
+        ("select", Value::from_function(filters::select)),
+        ("reject", Value::from_function(filters::reject)),
+        ("selectattr", Value::from_function(filters::selectattr)),
+        ("rejectattr", Value::from_function(filters::rejectattr)),
+        ("map", Value::from_function(filters::map)),
+        ("groupby", Value::from_function(filters::groupby)),
+        ("unique", Value::from_function(filters::unique)),
+        ("chain", Value::from_function(filters::chain)),
+        ("zip", Value::from_function(filters::zip)),
+        ("pprint", Value::from_function(filters::pprint)),
+        ("format", Value::from_function(filters::format)),
+    ]
+}
+
+fn env(budget: &Budget) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     // A template is user input: bound the work one render may do (loops included).
     env.set_fuel(Some(200_000));
     env.set_keep_trailing_newline(true);
+    // `debug()` prints every variable, the ones it printed before included.
+    env.remove_global("debug");
+    for (name, inner) in builtin_filters() {
+        let budget = budget.clone();
+        env.add_filter(name, move |state: &State, args: Rest<Value>| {
+            check_args(name, &args)?;
+            if estimate(name, &args).is_some_and(|n| n > budget.left()) {
+                return Err(budget.over());
+            }
+            let out = inner.call(state, &args)?;
+            budget.charge(&out)?;
+            Ok(out)
+        });
+    }
     env
 }
 
-/// Checks that a template parses; the error names the line.
+/// Why a template is refused before it runs: what can build text without bound (the string
+/// operators; blocks whose output becomes a value and can be used twice).
+fn check_constructs(template: &str) -> Result<(), String> {
+    let tokens = tokenize(
+        template,
+        false,
+        Default::default(),
+        WhitespaceConfig::default(),
+    );
+    let mut after_block_start = false;
+    let mut in_set = false;
+    for tok in tokens {
+        let Ok((tok, span)) = tok else {
+            // A syntax error: the parser says it better.
+            return Ok(());
+        };
+        let line = span.start_line;
+        let refuse = |what: &str| {
+            Err(format!(
+                "template error on line {line}: {what} is not allowed in a prompt (it can build text without bound)"
+            ))
+        };
+        match tok {
+            Token::Tilde => return refuse("the ~ operator"),
+            Token::Plus => return refuse("the + operator"),
+            Token::Mul => return refuse("the * operator"),
+            Token::Ident(kw @ ("macro" | "call" | "filter")) if after_block_start => {
+                return refuse(&format!("{{% {kw} %}}"))
+            }
+            Token::Ident("recursive") => return refuse("a recursive loop"),
+            Token::Ident("set") if after_block_start => in_set = true,
+            Token::Assign => in_set = false,
+            Token::BlockEnd if in_set => return refuse("a {% set %} block"),
+            _ => {}
+        }
+        after_block_start = matches!(tok, Token::BlockStart);
+        if matches!(tok, Token::BlockEnd) {
+            in_set = false;
+        }
+    }
+    Ok(())
+}
+
+/// A context with something in every field, so a check on save walks the template's branches.
+fn sample_context() -> PromptContext {
+    PromptContext {
+        task: TaskCtx {
+            id: "t1".into(),
+            title: "A task".into(),
+            description: "What it is about.".into(),
+        },
+        project: ProjectCtx {
+            name: "project".into(),
+        },
+        spec: "# Spec".into(),
+        feedback: "Feedback.".into(),
+        note: "A note.".into(),
+        comments: vec![CommentCtx {
+            author: "Ann".into(),
+            body: "A comment".into(),
+            path: Some("src/lib.rs".into()),
+            line: Some(1),
+        }],
+        round: 1,
+        branch: "apiary/t1-a-task".into(),
+    }
+}
+
+/// Checks a template before it is stored: it parses, uses nothing that can build text
+/// without bound, and renders over a sample task within the limits. The error names the line.
 pub fn check_template(template: &str) -> Result<(), String> {
     if template.len() > 100_000 {
         return Err("a prompt is at most 100000 bytes".into());
     }
-    env()
+    env(&Budget::default())
         .template_from_str(template)
         .map(|_| ())
         .map_err(|e| match e.line() {
@@ -214,14 +477,55 @@ pub fn check_template(template: &str) -> Result<(), String> {
                 e.detail().unwrap_or("syntax error")
             ),
             None => format!("template error: {e}"),
-        })
+        })?;
+    check_constructs(template)?;
+    if template.trim().is_empty() {
+        return Ok(());
+    }
+    render(template, &sample_context())
+        .map(|_| ())
+        .map_err(|e| format!("template error: {e}"))
 }
 
-/// Renders a template over the context.
+/// A writer that refuses to grow past [`MAX_RENDERED_BYTES`].
+struct Capped {
+    out: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("prompt too long"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders a template over the context, within the limits: at most [`MAX_RENDERED_BYTES`]
+/// out, [`MAX_FILTER_BYTES`] built by filters, bounded filter arguments, a fuel limit. The
+/// server's preview and the box render through here.
 pub fn render(template: &str, ctx: &PromptContext) -> Result<String, String> {
-    let env = env();
+    check_constructs(template)?;
+    let env = env(&Budget::default());
     let t = env.template_from_str(template).map_err(|e| e.to_string())?;
-    t.render(ctx).map_err(|e| e.to_string())
+    let mut out = Capped {
+        out: Vec::new(),
+        over: false,
+    };
+    let done = t.render_captured_to(ctx, &mut out).map(|_| ());
+    match done {
+        Ok(()) => String::from_utf8(out.out).map_err(|e| e.to_string()),
+        Err(_) if out.over => Err(format!(
+            "the rendered prompt is longer than {MAX_RENDERED_BYTES} bytes"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +607,76 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("fuel"), "{err}");
+    }
+
+    /// Templates that would allocate without bound: each is refused on save and fails to
+    /// render with a message, instead of taking the process down.
+    const HOSTILE: &[(&str, &str)] = &[
+        (r#"{{ "" | indent(1000000000000) }}"#, "indent"),
+        (r#"{{ "x" | indent(width=1000000000000) }}"#, "indent"),
+        (r#"{{ [1] | batch(1000000000000) | list }}"#, "batch"),
+        (r#"{{ "%1000000000000s" | format("x") }}"#, "format"),
+        (
+            r#"{% set ns = namespace(s="xx") %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"#,
+            "~",
+        ),
+        (
+            r#"{% set a = "x" * 100000000 %}{% set b = a + a %}{{ b }}"#,
+            "*",
+        ),
+        (
+            r#"{% set ns = namespace(s="xxxxxxxx") %}{% for i in range(64) %}{% set ns.s = [ns.s, ns.s] | join %}{% endfor %}"#,
+            "more than",
+        ),
+        (
+            r#"{% set ns = namespace(s="ab") %}{% for i in range(64) %}{% set ns.s = ns.s | replace("a", "aa") | replace("b", "bb") %}{% endfor %}"#,
+            "more than",
+        ),
+        (
+            r#"{% set a %}xxxxxxxxxxxxxxxx{% endset %}{% set b %}{{ a }}{{ a }}{% endset %}"#,
+            "set",
+        ),
+        (
+            r#"{% macro m() %}{{ caller() }}{{ caller() }}{% endmacro %}"#,
+            "macro",
+        ),
+        (
+            r#"{% for i in range(30000) %}0123456789012345678901234567890123456789{% endfor %}"#,
+            "longer than",
+        ),
+        (r#"{{ debug() }}"#, "debug"),
+    ];
+
+    #[test]
+    fn templates_that_would_allocate_without_bound_are_refused() {
+        for (template, says) in HOSTILE {
+            let err = check_template(template).expect_err(template);
+            assert!(err.contains(says), "{template}: {err}");
+            let mut big = ctx();
+            big.spec = "s".repeat(10_000);
+            let err = render(template, &big).expect_err(template);
+            assert!(!err.is_empty());
+        }
+        // Multiplying filters are measured before they run, over the real data.
+        let mut big = ctx();
+        big.spec = "s".repeat(200_000);
+        check_template(r#"{{ spec | replace("s", spec) | replace("s", spec) }}"#).unwrap();
+        for t in [
+            r#"{{ spec | replace("s", spec) | replace("s", spec) }}"#,
+            r#"{{ spec | replace("s", spec) }}"#,
+            r#"{{ [spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec, spec] | join }}"#,
+        ] {
+            let err = render(t, &big).unwrap_err();
+            assert!(err.contains("more than"), "{t}: {err}");
+        }
+        // Bounded uses still work.
+        let ok = render(
+            r#"{{ spec | indent(4) }}|{{ "%-8s|" | format("ab") }}{{ comments | map(attribute="body") | join(", ") }}"#,
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(ok, "# Spec|ab      |Use <footer>");
+        check_template("{% set n = round %}{% for c in comments %}{{ loop.index }} {{ c.body | upper }}{% endfor %}{{ n }}").unwrap();
     }
 
     #[test]

@@ -8,3 +8,4 @@ mod box_input;
 mod limits;
 mod notify;
 mod resources;
+mod templates;

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub session_ttl_ms: i64,
     /// Largest accepted request body.
     pub body_limit: usize,
+    /// Take the client address for sign-in limits from `X-Forwarded-For` (behind a reverse
+    /// proxy that sets it); otherwise the socket's peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             body_limit: 1024 * 1024,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -190,8 +194,12 @@ impl HttpServer {
     ) -> std::io::Result<()> {
         // One routing table for every connection: serving the `Router` itself would rebuild
         // it per connection (~75 KB each, which a thousand live streams feel).
-        axum::serve(self.listener, self.app.into_make_service())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            self.app
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }

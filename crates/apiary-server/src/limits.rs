@@ -1,6 +1,7 @@
 //! Abuse limits kept in this process: request rates per key (a box's task, for the callback
-//! API) in fixed one-second windows, and concurrent live-event streams per user. Sign-in
-//! lockout lives in the database instead, so every replica agrees on it.
+//! API; a client address, for sign-in) in fixed windows, concurrent live-event streams per
+//! user, and the password checks running at once (each Argon2 check holds about 19 MiB).
+//! Sign-in lockout lives in the database instead, so every replica agrees on it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,10 @@ pub struct LimitConfig {
     pub login_failures: i64,
     /// How long a locked account stays locked.
     pub lockout: Duration,
+    /// Password checks running at once in this process; past it sign-in answers 429.
+    pub login_concurrency: usize,
+    /// Sign-in attempts per client address per minute.
+    pub logins_per_minute: u32,
 }
 
 impl Default for LimitConfig {
@@ -26,16 +31,24 @@ impl Default for LimitConfig {
             streams_per_user: 20,
             login_failures: 5,
             lockout: Duration::from_secs(15 * 60),
+            login_concurrency: 4,
+            logins_per_minute: 30,
         }
     }
 }
 
 /// The live counters.
-#[derive(Default)]
 pub struct Limits {
     pub config: LimitConfig,
     windows: Mutex<HashMap<String, (Instant, u32)>>,
     streams: Arc<Mutex<HashMap<String, usize>>>,
+    login_checks: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(LimitConfig::default())
+    }
 }
 
 /// Holds one stream's place; gives it back when dropped (the client went away).
@@ -59,27 +72,41 @@ impl Drop for StreamSlot {
 impl Limits {
     pub fn new(config: LimitConfig) -> Self {
         Limits {
+            login_checks: Arc::new(tokio::sync::Semaphore::new(config.login_concurrency)),
             config,
-            ..Default::default()
+            windows: Mutex::default(),
+            streams: Arc::default(),
         }
     }
 
     /// Counts a request for `key`; past `per_s` in the current second, says how long to wait.
     pub fn hit(&self, key: &str, per_s: u32) -> Result<(), Duration> {
+        self.hit_in(key, per_s, Duration::from_secs(1))
+    }
+
+    /// Counts a request for `key`; past `max` in the current `window` (at most a minute),
+    /// says how long to wait.
+    pub fn hit_in(&self, key: &str, max: u32, window: Duration) -> Result<(), Duration> {
         let now = Instant::now();
         let mut map = self.windows.lock().expect("limits lock");
         if map.len() > 100_000 {
-            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(1));
+            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
         }
         let entry = map.entry(key.to_string()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(1) {
+        if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        if entry.1 > per_s {
-            return Err(Duration::from_secs(1).saturating_sub(now.duration_since(entry.0)));
+        if entry.1 > max {
+            return Err(window.saturating_sub(now.duration_since(entry.0)));
         }
         Ok(())
+    }
+
+    /// A place for one password check, or `None` when [`LimitConfig::login_concurrency`]
+    /// checks are running already.
+    pub fn login_check(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.login_checks.clone().try_acquire_owned().ok()
     }
 
     /// Takes a stream slot for `user`, or refuses past the limit.

@@ -34,6 +34,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_login_lockout.sql"),
         include_str!("../migrations/postgres/0004_login_lockout.sql"),
     ),
+    (
+        5,
+        "login attempts per email",
+        include_str!("../migrations/sqlite/0005_login_attempts.sql"),
+        include_str!("../migrations/postgres/0005_login_attempts.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

@@ -229,44 +229,98 @@ impl Store {
         Ok(Some((admin, generated.then_some(password))))
     }
 
-    /// When the account behind `email` is locked, until when (ms); `None` when it may sign in.
+    /// When sign-in for `email` (an account or not) is locked, until when (ms).
     pub async fn login_locked_until(&self, email: &str) -> StoreResult<Option<i64>> {
         let row: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT locked_until FROM users WHERE email = $1")
+            sqlx::query_as("SELECT locked_until FROM login_attempts WHERE email = $1")
                 .bind(email.trim().to_lowercase())
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.and_then(|r| r.0).filter(|until| *until > self.now()))
     }
 
-    /// Counts a failed sign-in; the `max`-th in a row locks the account for `lock_ms`.
-    /// Returns the lock's end when this failure locked it.
-    pub async fn record_login_failure(
+    /// Counts a sign-in attempt for `email` before its password is checked, in one statement
+    /// (so concurrent guesses cannot all pass a check made earlier): refused with the lock's
+    /// end while the email is locked; the `max`-th attempt in a row locks it for `lock_ms`.
+    /// Emails without an account are counted the same way. A lock that has passed starts
+    /// the count again.
+    pub async fn claim_login_attempt(
         &self,
         email: &str,
         max: i64,
         lock_ms: i64,
-    ) -> StoreResult<Option<i64>> {
-        let until = self.now() + lock_ms;
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE users SET failed_logins = failed_logins + 1, \
-             locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
-             WHERE email = $3 RETURNING failed_logins",
-        )
+    ) -> StoreResult<Result<(), i64>> {
+        let email = email.trim().to_lowercase();
+        let now = self.now();
+        let until = now + lock_ms;
+        let fresh = "CASE WHEN login_attempts.locked_until IS NOT NULL AND login_attempts.locked_until <= $3 \
+                     THEN 1 ELSE login_attempts.failures + 1 END";
+        let claimed: Option<(i64,)> = sqlx::query_as(&format!(
+            "INSERT INTO login_attempts (email, failures, locked_until) \
+             VALUES ($1, 1, CASE WHEN 1 >= $2 THEN $4 ELSE NULL END) \
+             ON CONFLICT (email) DO UPDATE SET failures = {fresh}, \
+             locked_until = CASE WHEN {fresh} >= $2 THEN $4 ELSE NULL END \
+             WHERE login_attempts.locked_until IS NULL OR login_attempts.locked_until <= $3 \
+             RETURNING failures"
+        ))
+        .bind(&email)
         .bind(max)
+        .bind(now)
         .bind(until)
-        .bind(email.trim().to_lowercase())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.filter(|(n,)| *n >= max).map(|_| until))
+        if claimed.is_some() {
+            return Ok(Ok(()));
+        }
+        Ok(Err(self.login_locked_until(&email).await?.unwrap_or(until)))
     }
 
-    /// A successful sign-in clears the count.
-    pub async fn clear_login_failures(&self, user_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-            .bind(user_id)
+    /// A successful sign-in (or a password reset) clears the count and any lock.
+    pub async fn clear_login_failures(&self, email: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE email = $1")
+            .bind(email.trim().to_lowercase())
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Sets a user's password (the host's way back in, `apiary user reset-password`): clears
+    /// the sign-in lock and ends the user's sessions.
+    pub async fn reset_password(&self, email: &str, password: &str) -> StoreResult<User> {
+        if password.len() < 8 || password.len() > 1024 {
+            return Err(StoreError::invalid("password", "must be 8 to 1024 bytes"));
+        }
+        let email = email.trim().to_lowercase();
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT id, role FROM users WHERE email = $1")
+                .bind(&email)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((id, role)) = row else {
+            return Err(StoreError::NotFound("user"));
+        };
+        if role == "agent" {
+            return Err(StoreError::invalid(
+                "email",
+                "the Agent user has no password",
+            ));
+        }
+        let hash = hash_password(password.to_string()).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE id = $2")
+            .bind(&hash)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM login_attempts WHERE email = $1")
+            .bind(&email)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.get_user(&id).await
     }
 }

@@ -48,6 +48,10 @@ enum Command {
         /// Mark session cookies Secure (set when Apiary is reached over https).
         #[arg(long, env = "APIARY_SECURE_COOKIES")]
         secure_cookies: bool,
+        /// Take the client address (for the sign-in rate limit) from X-Forwarded-For; only
+        /// behind a reverse proxy that sets it.
+        #[arg(long, env = "APIARY_TRUST_FORWARDED_FOR")]
+        trust_forwarded_for: bool,
         /// How local boxes are isolated: auto (bubblewrap when present), bwrap or none.
         #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
         sandbox: Sandbox,
@@ -152,6 +156,15 @@ enum UserCommand {
         #[arg(long, default_value = "member")]
         role: String,
     },
+    /// Set a user's password on the host (the way back in for a locked-out admin): clears the
+    /// sign-in lock and ends the user's sessions. The password comes from
+    /// APIARY_USER_PASSWORD or is generated and printed.
+    ResetPassword {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,7 +261,7 @@ fn local_provider(data_dir: &std::path::Path, sandbox: Sandbox) -> Result<Arc<Lo
 async fn serve(
     db: DbArgs,
     bind: SocketAddr,
-    secure_cookies: bool,
+    config: ServerConfig,
     sandbox: Sandbox,
     demo: bool,
 ) -> Result<()> {
@@ -281,10 +294,7 @@ async fn serve(
         orch: orch.clone(),
         hub: apiary_server::fanout::Hub::start(&orch.bus),
         limits: Arc::new(apiary_server::limits::Limits::default()),
-        config: Arc::new(ServerConfig {
-            secure_cookies,
-            ..ServerConfig::default()
-        }),
+        config: Arc::new(config),
     };
     let server = HttpServer::bind(bind, state)
         .await
@@ -375,9 +385,17 @@ async fn main() -> Result<()> {
             db,
             bind,
             secure_cookies,
+            trust_forwarded_for,
             sandbox,
             demo,
-        } => serve(db, bind, secure_cookies, sandbox, demo).await,
+        } => {
+            let config = ServerConfig {
+                secure_cookies,
+                trust_forwarded_for,
+                ..ServerConfig::default()
+            };
+            serve(db, bind, config, sandbox, demo).await
+        }
         Command::Boxd {
             bind,
             data_dir,
@@ -476,6 +494,27 @@ async fn main() -> Result<()> {
                 })
                 .await?;
             println!("created {} ({}) id {}", user.email, role.as_str(), user.id);
+            if generated {
+                println!("password: {password}  (shown once)");
+            }
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::ResetPassword { db, email },
+        } => {
+            let store = open_store(&db).await?;
+            let (password, generated) = match nonempty_env("APIARY_USER_PASSWORD") {
+                Some(p) => (p, false),
+                None => (apiary_store::new_token("")[..20].to_string(), true),
+            };
+            let user = store
+                .reset_password(&email, &password)
+                .await
+                .with_context(|| format!("resetting the password of {email}"))?;
+            println!(
+                "reset the password of {} (id {}); sign-in unlocked",
+                user.email, user.id
+            );
             if generated {
                 println!("password: {password}  (shown once)");
             }

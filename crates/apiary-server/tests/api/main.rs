@@ -8,4 +8,5 @@ mod box_input;
 mod limits;
 mod notify;
 mod resources;
+mod sign_in;
 mod templates;

@@ -1,8 +1,17 @@
 //! The local provider: a box is a folder under the data dir and an `apiary box-agent` process
-//! in its own process group, detached so it outlives a restart of `serve`. The folder's
-//! `state.json` records the process, so `get` after a restart tells running from gone.
-//! With bubblewrap the box sees the whole system read-only and only its own folder (and a
-//! local repository it must push to) writable.
+//! in its own process group, detached so it outlives a restart of `serve`.
+//!
+//! Layout: `<root>/<id>/state.json` (the provider's record of the process: pid and start
+//! time), `<root>/<id>/box.log` (the box agent's output), and `<root>/<id>/box/`, the box's own
+//! folder (`APIARY_BOX_DIR`). Only `box/` is reachable from inside the box, so nothing the box
+//! writes decides what the provider signals; and a pid is signalled only while its start time
+//! is still the recorded one (never a reused pid, never pid 1 or a group that is not its own).
+//!
+//! With bubblewrap the box sees the whole system read-only, its own PID namespace (none of
+//! the host's processes, so no `/proc/<serve>/environ`), none of the data folder but its own
+//! `box/` (the data folder is covered whole), and writable only `box/` and a local repository
+//! it must push to — which may never be a folder that holds the data folder. Without
+//! bubblewrap boxes are refused, unless the admin chose `--sandbox none`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +27,8 @@ use crate::{valid_box_id, BoxError, BoxInfo, BoxProvider, BoxState, CreateBox};
 /// How boxes are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sandbox {
-    /// bubblewrap when it is installed and works here, else none (said once in the log).
+    /// bubblewrap when it is installed and works here; else boxes are refused with an error
+    /// that says what to do (install it, or choose `none`). Never an unsandboxed box by default.
     Auto,
     /// bubblewrap, or refuse to create boxes.
     Bwrap,
@@ -47,6 +57,10 @@ struct State {
     template: String,
     labels: BTreeMap<String, String>,
     pid: Option<u32>,
+    /// The process's start time (clock ticks since boot, /proc/<pid>/stat field 22), so a
+    /// reused pid is never taken for the box.
+    #[serde(default)]
+    started: Option<u64>,
     port: Option<u16>,
 }
 
@@ -59,6 +73,8 @@ struct Control {
 /// Boxes as local processes.
 pub struct LocalProvider {
     root: PathBuf,
+    /// The data folder (the folder holding `root`), covered whole inside a box.
+    data: PathBuf,
     agent_exe: PathBuf,
     sandbox: Sandbox,
     start_timeout: Duration,
@@ -77,6 +93,7 @@ fn bwrap_works() -> bool {
                 "/dev",
                 "--proc",
                 "/proc",
+                "--unshare-pid",
                 "true",
             ])
             .stdout(Stdio::null())
@@ -87,23 +104,41 @@ fn bwrap_works() -> bool {
     })
 }
 
-fn alive(pid: u32) -> bool {
-    // Signal 0 checks existence; boxes are reaped by their waiter task (or by init after a
-    // restart), so a dead box is not mistaken for a zombie that still "exists".
-    unsafe { libc::kill(pid as i32, 0) == 0 }
+/// When the process `pid` started (clock ticks since boot), or `None` when there is none.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the box's process is the one recorded, and alive. Boxes are reaped by their
+/// waiter task (or by init after a restart), so a dead box is no zombie that still "exists".
+fn alive(state: &State) -> bool {
+    match (state.pid, state.started) {
+        (Some(pid), Some(started)) if pid > 1 => start_time(pid) == Some(started),
+        _ => false,
+    }
 }
 
 impl LocalProvider {
     /// Boxes live under `root`; `agent_exe` is the `apiary` binary (run as `box-agent`).
+    /// The folder holding `root` is the data folder, hidden whole from every box.
     pub fn new(root: PathBuf, agent_exe: PathBuf, sandbox: Sandbox) -> Result<Self, BoxError> {
         std::fs::create_dir_all(&root)?;
+        let root = std::fs::canonicalize(&root)?;
+        let data = match root.parent() {
+            Some(p) if p != Path::new("/") => p.to_path_buf(),
+            _ => root.clone(),
+        };
         let sandbox = match sandbox {
             Sandbox::Auto if bwrap_works() => Sandbox::Bwrap,
             Sandbox::Auto => {
-                tracing::warn!(
-                    "bubblewrap (bwrap) is not available here: boxes run without a sandbox"
+                tracing::error!(
+                    "bubblewrap (bwrap) does not run here: boxes will be refused until it is \
+                     installed, or Apiary is started with --sandbox none"
                 );
-                Sandbox::None
+                Sandbox::Auto
             }
             Sandbox::Bwrap if !bwrap_works() => {
                 return Err(BoxError::Invalid(
@@ -114,19 +149,43 @@ impl LocalProvider {
         };
         Ok(LocalProvider {
             root,
+            data,
             agent_exe,
             sandbox,
             start_timeout: Duration::from_secs(20),
         })
     }
 
-    /// The isolation actually in use.
+    /// The isolation actually in use (`Auto` when bubblewrap does not run: boxes are refused).
     pub fn sandbox(&self) -> Sandbox {
         self.sandbox
     }
 
+    /// The provider's folder for a box (state and log), out of the box's reach.
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
+    }
+
+    /// The box's own folder, the only part of the data folder the box can see.
+    fn box_dir(&self, id: &str) -> PathBuf {
+        self.dir(id).join("box")
+    }
+
+    /// A local repository the box may have writable: an existing folder, never one that holds
+    /// the data folder (that would hand the box every secret and every other box).
+    fn mountable_repo(&self, repo: &str) -> Result<Option<PathBuf>, BoxError> {
+        if !repo.starts_with('/') {
+            return Ok(None);
+        }
+        let Ok(path) = std::fs::canonicalize(repo) else {
+            return Ok(None);
+        };
+        if self.data.starts_with(&path) || path.starts_with(&self.root) {
+            return Err(BoxError::Invalid(format!(
+                "the repository {repo} holds Apiary's data folder or its boxes; a box may not mount it"
+            )));
+        }
+        Ok(Some(path))
     }
 
     fn read_state(&self, id: &str) -> Option<State> {
@@ -143,7 +202,7 @@ impl LocalProvider {
     }
 
     fn info(&self, state: &State) -> BoxInfo {
-        let running = state.pid.is_some_and(alive);
+        let running = alive(state);
         BoxInfo {
             id: state.id.clone(),
             state: if running {
@@ -161,42 +220,54 @@ impl LocalProvider {
         }
     }
 
-    fn command(&self, dir: &Path, env: &BTreeMap<String, String>) -> tokio::process::Command {
+    fn command(
+        &self,
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<tokio::process::Command, BoxError> {
         let mut cmd = match self.sandbox {
             Sandbox::Bwrap => {
                 let mut c = tokio::process::Command::new("bwrap");
-                // The system (the toolchain included) read-only ...
+                // The system (the toolchain included) read-only, in a PID namespace of its own ...
                 c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]);
-                // ... but no other box, and none of Apiary's own secrets or database ...
-                let root = self.root.display().to_string();
-                c.args(["--tmpfs", &root]);
-                if let Some(data) = self.root.parent() {
-                    for name in [
-                        "secret.key",
-                        "apiary.db",
-                        "apiary.db-wal",
-                        "apiary.db-shm",
-                        "host.key",
-                    ] {
-                        let f = data.join(name);
-                        if f.exists() {
-                            let f = f.display().to_string();
-                            c.args(["--ro-bind", "/dev/null", &f]);
-                        }
-                    }
+                c.arg("--unshare-pid");
+                // ... none of the data folder (Apiary's secrets, database, other boxes) ...
+                let data = self.data.display().to_string();
+                c.args(["--tmpfs", &data]);
+                // The demo project (`serve --demo`) keeps its script and repository there; it
+                // holds nothing secret, so boxes may read it.
+                let demo = self.data.join("demo");
+                if demo.is_dir() {
+                    let demo = demo.display().to_string();
+                    c.args(["--ro-bind", &demo, &demo]);
                 }
-                // ... and only its own folder writable, plus a repository on this machine it pushes to.
+                // ... but its own folder writable, plus a repository on this machine it pushes
+                // to (checked above never to hold the data folder, so it re-exposes nothing).
                 let d = dir.display().to_string();
                 c.args(["--bind", &d, &d]);
-                if let Some(repo) = env.get("APIARY_REPO_URL").filter(|r| r.starts_with('/')) {
-                    if Path::new(repo).exists() {
-                        c.args(["--bind", repo, repo]);
+                if let Some(repo) = env.get("APIARY_REPO_URL") {
+                    if let Some(repo) = self.mountable_repo(repo)? {
+                        let r = repo.display().to_string();
+                        c.args(["--bind", &r, &r]);
                     }
                 }
+                c.args(["--chdir", &d]);
                 c.arg("--").arg(&self.agent_exe);
                 c
             }
-            _ => tokio::process::Command::new(&self.agent_exe),
+            Sandbox::None => tokio::process::Command::new(&self.agent_exe),
+            Sandbox::Auto => {
+                return Err(BoxError::Start(
+                    "no sandbox: bubblewrap (bwrap) does not run on this host; install it \
+                     (Debian: apt install bubblewrap) or start Apiary with --sandbox none"
+                        .into(),
+                ))
+            }
+        };
+        let agent_sandbox = if self.sandbox == Sandbox::None {
+            "none"
+        } else {
+            "bwrap"
         };
         cmd.arg("box-agent")
             .current_dir(dir)
@@ -209,10 +280,11 @@ impl LocalProvider {
             .env("TMPDIR", dir.join("tmp"))
             .env("APIARY_BOX_DIR", dir)
             .envs(env)
+            .env("APIARY_AGENT_SANDBOX", agent_sandbox)
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(false);
-        cmd
+        Ok(cmd)
     }
 
     fn log_tail(dir: &Path) -> String {
@@ -227,18 +299,20 @@ impl BoxProvider for LocalProvider {
     async fn create(&self, req: CreateBox) -> Result<BoxInfo, BoxError> {
         let id = format!("box-{}", &uuid::Uuid::now_v7().simple().to_string()[8..]);
         let dir = self.dir(&id);
-        std::fs::create_dir_all(dir.join("tmp"))?;
+        let own = self.box_dir(&id);
+        let mut cmd = self.command(&own, &req.env)?;
+        std::fs::create_dir_all(own.join("tmp"))?;
         let mut state = State {
             id: id.clone(),
             template: req.template.clone(),
             labels: req.labels.clone(),
             pid: None,
+            started: None,
             port: None,
         };
         self.write_state(&state)?;
         let log = std::fs::File::create(dir.join("box.log"))?;
-        let mut child = self
-            .command(&dir, &req.env)
+        let mut child = cmd
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -247,12 +321,13 @@ impl BoxProvider for LocalProvider {
             })?;
         let pid = child.id().unwrap_or(0);
         state.pid = Some(pid);
+        state.started = start_time(pid);
         self.write_state(&state)?;
         // Reap the process when it ends, so a dead box never lingers as a zombie.
         let mut waiter = tokio::spawn(async move { child.wait().await });
         let started = Instant::now();
         let port = loop {
-            if let Ok(text) = std::fs::read_to_string(dir.join("control.json")) {
+            if let Ok(text) = std::fs::read_to_string(own.join("control.json")) {
                 if let Ok(c) = serde_json::from_str::<Control>(&text) {
                     break c.port;
                 }
@@ -305,14 +380,18 @@ impl BoxProvider for LocalProvider {
             return Err(BoxError::Invalid(format!("bad box id {id:?}")));
         }
         let dir = self.dir(id);
-        if let Some(pid) = self.read_state(id).and_then(|s| s.pid) {
-            // The box agent leads its own process group: end the whole group.
-            unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while alive(pid) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        // Only the recorded process, still the same one, leading its own group.
+        if let Some(state) = self.read_state(id).filter(alive) {
+            let pid = state.pid.expect("alive has a pid") as i32;
+            // SAFETY: getpgid(2) and kill(2) have no memory effects.
+            if unsafe { libc::getpgid(pid) } == pid {
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
+                let deadline = Instant::now() + Duration::from_secs(3);
+                while alive(&state) && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
-            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
         }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

@@ -114,11 +114,13 @@ impl TestApp {
     }
 
     /// Starts the server with real local boxes run by `agent_exe` (the `apiary` binary),
-    /// in a folder of the test's own; the worker runs in the background.
+    /// in a folder of the test's own; the worker runs in the background. The boxes live under
+    /// [`boxes_dir`] of the returned folder, whose `data/` is the provider's data folder,
+    /// hidden from boxes; scripts and repositories the tests put beside it stay visible.
     pub async fn spawn_with_boxes(agent_exe: &std::path::Path) -> (TestApp, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("boxes dir");
         let provider = apiary_boxes::local::LocalProvider::new(
-            dir.path().join("boxes"),
+            boxes_dir(dir.path()),
             agent_exe.to_path_buf(),
             apiary_boxes::local::Sandbox::Auto,
         )
@@ -314,6 +316,11 @@ impl Client {
         )
         .await
     }
+}
+
+/// Where [`TestApp::spawn_with_boxes`] keeps the boxes of the folder it returned.
+pub fn boxes_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("data").join("boxes")
 }
 
 /// Kills every box process left under `root` when dropped, so a failing test leaks nothing.

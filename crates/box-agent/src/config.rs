@@ -11,6 +11,15 @@ pub const SECRET_VARS: [&str; 3] = [
     "APIARY_GITHUB_TOKEN",
 ];
 
+/// Whether the coding agent runs in a sandbox of its own inside the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentSandbox {
+    /// bubblewrap, or no run at all: a sandbox that does not start fails the run, never opens.
+    Bwrap,
+    /// No sandbox, because the admin chose `--sandbox none` (said in the task's log).
+    None,
+}
+
 /// Everything the box knows, from its boot env. Public fields so tests build one directly;
 /// `Debug` hides the tokens.
 #[derive(Clone)]
@@ -45,6 +54,10 @@ pub struct BoxAgentConfig {
     pub github_api: String,
     /// The project's GitHub token (pushes and the PR); empty on the `local` forge.
     pub github_token: String,
+    /// The agent's own sandbox (`APIARY_AGENT_SANDBOX`: `bwrap`, the default, or `none`).
+    pub sandbox: AgentSandbox,
+    /// The bubblewrap program (`APIARY_BWRAP`, default `bwrap` on the PATH).
+    pub bwrap: String,
 }
 
 impl BoxAgentConfig {
@@ -80,6 +93,11 @@ impl BoxAgentConfig {
             Some("github") => "github".to_string(),
             Some(other) => bail!("APIARY_FORGE must be local or github, not {other:?}"),
         };
+        let sandbox = match opt("APIARY_AGENT_SANDBOX").as_deref().map(str::trim) {
+            None | Some("bwrap") => AgentSandbox::Bwrap,
+            Some("none") => AgentSandbox::None,
+            Some(other) => bail!("APIARY_AGENT_SANDBOX must be bwrap or none, not {other:?}"),
+        };
         Ok(BoxAgentConfig {
             apiary_url: var("APIARY_URL")?.trim_end_matches('/').to_string(),
             task_id: var("APIARY_TASK_ID")?,
@@ -100,6 +118,8 @@ impl BoxAgentConfig {
                 .trim_end_matches('/')
                 .to_string(),
             github_token: opt("APIARY_GITHUB_TOKEN").unwrap_or_default(),
+            sandbox,
+            bwrap: opt("APIARY_BWRAP").unwrap_or_else(|| "bwrap".into()),
         })
     }
 
@@ -156,6 +176,8 @@ impl std::fmt::Debug for BoxAgentConfig {
             .field("control_bind", &self.control_bind)
             .field("github_api", &self.github_api)
             .field("github_token", &hidden(&self.github_token))
+            .field("sandbox", &self.sandbox)
+            .field("bwrap", &self.bwrap)
             .finish()
     }
 }
@@ -217,5 +239,12 @@ mod tests {
         let mut env = boot();
         env.insert("APIARY_FORGE", "gitlab");
         assert!(read(&env).unwrap_err().to_string().contains("APIARY_FORGE"));
+        let mut env = boot();
+        assert_eq!(read(&env).unwrap().sandbox, AgentSandbox::Bwrap);
+        env.insert("APIARY_AGENT_SANDBOX", "none");
+        assert_eq!(read(&env).unwrap().sandbox, AgentSandbox::None);
+        env.insert("APIARY_AGENT_SANDBOX", "off");
+        let err = read(&env).unwrap_err().to_string();
+        assert!(err.contains("APIARY_AGENT_SANDBOX"), "{err}");
     }
 }

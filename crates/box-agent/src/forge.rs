@@ -117,6 +117,8 @@ mod tests {
             control_bind: "127.0.0.1:0".into(),
             github_api: api,
             github_token: "ghp_token".into(),
+            sandbox: crate::config::AgentSandbox::Bwrap,
+            bwrap: "bwrap".into(),
         }
     }
 

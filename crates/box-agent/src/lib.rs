@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-pub use config::BoxAgentConfig;
+pub use config::{AgentSandbox, BoxAgentConfig};
 
 /// Runs the box agent until the process is killed (`apiary box-agent`).
 pub async fn run(config: BoxAgentConfig) -> Result<()> {

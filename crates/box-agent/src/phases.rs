@@ -49,7 +49,7 @@ impl Drop for Slot<'_> {
 }
 
 /// A URL fit for a log line: without the credentials it may carry.
-fn shown(url: &str) -> String {
+pub(crate) fn shown(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}{}", &url[..scheme + 3], &url[at + 1..])
@@ -113,6 +113,9 @@ impl Agent {
             shown(&cfg.repo_url),
             cfg.base_branch
         ));
+        if let Some(line) = Git::new(cfg).token_withheld() {
+            self.logs.line(line);
+        }
         let resumed = match Git::new(cfg).prepare(&self.workspace).await {
             Ok(r) => r,
             Err(e) => {
@@ -224,7 +227,7 @@ impl Agent {
         let out = runner::run(cfg, run, &self.logs).await?;
         match phase {
             Phase::Spec | Phase::Revise => {
-                let Some(spec) = spec::collect(&self.workspace, before.as_deref(), &out.stdout)
+                let Some(spec) = spec::collect(&self.workspace, before.as_deref(), &out.stdout)?
                 else {
                     bail!(
                         "the agent wrote no spec (no {} and no output)",

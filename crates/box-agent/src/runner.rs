@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use crate::config::BoxAgentConfig;
+use crate::config::{AgentSandbox, BoxAgentConfig};
 use crate::logs::{LogStream, MAX_LINE};
 
 /// Most stdout kept for the spec (a spec is far shorter).
@@ -44,11 +44,12 @@ fn pump(
         let mut reader = BufReader::new(reader);
         let mut line = Vec::new();
         let mut kept = Vec::new();
-        let emit = |line: &mut Vec<u8>| {
+        async fn emit(logs: &LogStream, line: &mut Vec<u8>) {
             let text = String::from_utf8_lossy(line);
-            logs.line(text.trim_end_matches(['\n', '\r']));
+            let text = text.trim_end_matches(['\n', '\r']).to_string();
             line.clear();
-        };
+            logs.line_waiting(text).await;
+        }
         loop {
             let buf = match reader.fill_buf().await {
                 Ok([]) | Err(_) => break,
@@ -64,11 +65,11 @@ fn pump(
             }
             reader.consume(used);
             if end || line.len() >= MAX_LINE {
-                emit(&mut line);
+                emit(&logs, &mut line).await;
             }
         }
         if !line.is_empty() {
-            emit(&mut line);
+            emit(&logs, &mut line).await;
         }
         String::from_utf8_lossy(&kept).into_owned()
     })
@@ -88,48 +89,26 @@ impl Drop for Group {
     }
 }
 
-/// Whether bubblewrap works here (probed once): the agent then runs in its own sandbox.
-/// `APIARY_AGENT_SANDBOX=none` turns it off.
-pub fn bwrap_available() -> bool {
-    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WORKS.get_or_init(|| {
-        std::env::var("APIARY_AGENT_SANDBOX")
-            .map(|v| v != "none")
-            .unwrap_or(true)
-            && std::process::Command::new("bwrap")
-                .args([
-                    "--ro-bind",
-                    "/",
-                    "/",
-                    "--dev",
-                    "/dev",
-                    "--proc",
-                    "/proc",
-                    "--unshare-pid",
-                    "true",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-    })
-}
-
-/// The agent's command: inside bubblewrap when it works, so the agent sees the system
-/// read-only, its workspace writable, its prompt, a private /tmp and home, none of the box's
-/// other files, and — in its own PID namespace — none of the box agent's processes (nor their
-/// environment in /proc). The workspace's git config, hooks and excludes stay read-only, so
-/// the agent cannot plant programs for the box's own git to run.
-fn agent_command(command: &str, prompt_file: &Path, workspace: &Path) -> tokio::process::Command {
-    if !bwrap_available() {
+/// The agent's command. Under [`AgentSandbox::Bwrap`] it runs inside bubblewrap, so the agent
+/// sees the system read-only, its workspace writable, its prompt, a private /tmp and home,
+/// the box's git directory read-only (so it can read history but plant nothing for the box's
+/// own git to run), none of the box's other files, and — in its own PID namespace — none of
+/// the box agent's processes (nor their environment in /proc). There is no fallback: when
+/// bubblewrap is missing or cannot start, the run fails; only `--sandbox none` runs it bare.
+fn agent_command(
+    cfg: &BoxAgentConfig,
+    command: &str,
+    prompt_file: &Path,
+    workspace: &Path,
+) -> tokio::process::Command {
+    if cfg.sandbox == AgentSandbox::None {
         let mut cmd = tokio::process::Command::new("sh");
         cmd.arg("-c").arg(command);
         return cmd;
     }
     let ws = workspace.display().to_string();
     let prompt = prompt_file.display().to_string();
-    let mut cmd = tokio::process::Command::new("bwrap");
+    let mut cmd = tokio::process::Command::new(&cfg.bwrap);
     cmd.args([
         "--ro-bind",
         "/",
@@ -141,8 +120,8 @@ fn agent_command(command: &str, prompt_file: &Path, workspace: &Path) -> tokio::
         "--unshare-pid",
         "--die-with-parent",
     ]);
-    // The box's folder becomes an empty scratch space with only the workspace and the prompt
-    // in it, plus a private home and temp folder.
+    // The box's folder becomes an empty scratch space with only the workspace, its git
+    // directory and the prompt in it, plus a private home and temp folder.
     let scratch = workspace
         .parent()
         .unwrap_or(workspace)
@@ -152,12 +131,10 @@ fn agent_command(command: &str, prompt_file: &Path, workspace: &Path) -> tokio::
     let tmp = format!("{scratch}/agent-tmp");
     cmd.args(["--tmpfs", &scratch, "--dir", &home, "--dir", &tmp]);
     cmd.args(["--bind", &ws, &ws]);
-    for protected in ["config", "hooks", "info"] {
-        let p = workspace.join(".git").join(protected);
-        if p.exists() {
-            let p = p.display().to_string();
-            cmd.args(["--ro-bind", &p, &p]);
-        }
+    let git_dir = crate::git::git_dir(&cfg.box_dir);
+    if git_dir.exists() {
+        let g = git_dir.display().to_string();
+        cmd.args(["--ro-bind", &g, &g]);
     }
     cmd.args(["--ro-bind", &prompt, &prompt, "--chdir", &ws]);
     cmd.args(["--setenv", "HOME", &home, "--setenv", "TMPDIR", &tmp]);
@@ -168,7 +145,7 @@ fn agent_command(command: &str, prompt_file: &Path, workspace: &Path) -> tokio::
 /// Runs the agent through `sh -c`, sandboxed when possible; fails on a non-zero exit or past
 /// the timeout (`agent run timed out after N s`).
 pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result<RunOutput> {
-    let mut cmd = agent_command(run.command, run.prompt_file, run.workspace);
+    let mut cmd = agent_command(cfg, run.command, run.prompt_file, run.workspace);
     cmd.current_dir(run.workspace)
         .env("APIARY_PROMPT_FILE", run.prompt_file)
         .env("APIARY_PHASE", run.phase)
@@ -178,7 +155,16 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         .process_group(0)
         .kill_on_drop(true);
     cfg.scrub_env(&mut cmd);
-    let mut child = cmd.spawn().context("starting the agent")?;
+    if cfg.sandbox == AgentSandbox::None {
+        logs.line("the agent runs without a sandbox (the box was started with --sandbox none)");
+    }
+    let mut child = cmd.spawn().with_context(|| match cfg.sandbox {
+        AgentSandbox::Bwrap => format!(
+            "starting the agent's sandbox ({}); it is required unless Apiary runs with --sandbox none",
+            cfg.bwrap
+        ),
+        AgentSandbox::None => "starting the agent".to_string(),
+    })?;
     let pgid = child.id().map_or(0, |id| id as i32);
     let group = Group(pgid);
     logs.line(format!(
@@ -186,7 +172,7 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         run.phase
     ));
     let out = pump(child.stdout.take().expect("piped"), logs.clone(), true);
-    let err = pump(child.stderr.take().expect("piped"), logs.clone(), false);
+    let err = pump(child.stderr.take().expect("piped"), logs.clone(), true);
     let waited = tokio::time::timeout(run.timeout, child.wait()).await;
     // The whole group: the agent and anything it started (and left behind).
     drop(group);
@@ -205,9 +191,19 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let _ = tokio::time::timeout(grace, err).await;
+    let stderr = tokio::time::timeout(grace, err)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     if !status.success() {
         use std::os::unix::process::ExitStatusExt;
+        // bubblewrap says why it could not set the sandbox up on its first stderr line.
+        if cfg.sandbox == AgentSandbox::Bwrap {
+            if let Some(why) = stderr.lines().next().filter(|l| l.starts_with("bwrap:")) {
+                bail!("the agent's sandbox did not start ({why}); the agent did not run");
+            }
+        }
         match (status.code(), status.signal()) {
             (Some(code), _) => bail!("the agent exited with code {code}"),
             (None, Some(sig)) => bail!("the agent was killed by signal {sig}"),
@@ -239,6 +235,8 @@ mod tests {
             control_bind: String::new(),
             github_api: String::new(),
             github_token: String::new(),
+            sandbox: crate::config::AgentSandbox::Bwrap,
+            bwrap: "bwrap".into(),
         }
     }
 
@@ -302,37 +300,112 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_sandboxed_agent_cannot_plant_git_config_or_hooks() {
-        if !bwrap_available() {
-            return; // No sandbox here: nothing to check.
-        }
+    async fn a_sandboxed_agent_cannot_plant_anything_in_the_boxs_git_directory() {
         let dir = tempfile::tempdir().unwrap();
         let ws = dir.path().join("workspace");
-        std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
-        std::fs::write(ws.join(".git/config"), "[core]\n").unwrap();
+        let git_dir = crate::git::git_dir(dir.path());
+        std::fs::create_dir_all(git_dir.join("hooks")).unwrap();
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(git_dir.join("config"), "[core]\n").unwrap();
+        std::fs::write(ws.join(".git"), format!("gitdir: {}\n", git_dir.display())).unwrap();
         let prompt = dir.path().join("prompt-implement.md");
         std::fs::write(&prompt, "p").unwrap();
         let logs = LogStream::start(Recorder::default());
+        let mut cfg = cfg();
+        cfg.box_dir = dir.path().to_path_buf();
         let run = Run {
-            command: "echo '[core] fsmonitor = ./evil' >> .git/config || echo config-refused; \
-                      touch .git/hooks/pre-commit || echo hooks-refused; \
+            command: "g=$(sed -n 's/^gitdir: //p' .git); \
+                      echo '[core] fsmonitor = ./evil' >> \"$g/config\" || echo config-refused; \
+                      touch \"$g/hooks/pre-commit\" || echo hooks-refused; \
+                      echo '../../evil' > \"$g/commondir\" || echo commondir-refused; \
                       ls ../control.json 2>/dev/null || echo box-hidden; echo ok > work.txt",
             phase: "implement",
             prompt_file: &prompt,
             workspace: &ws,
             timeout: Duration::from_secs(10),
         };
-        let out = super::run(&cfg(), run, &logs).await.unwrap().stdout;
-        for want in ["config-refused", "hooks-refused", "box-hidden"] {
+        let out = super::run(&cfg, run, &logs).await.unwrap().stdout;
+        for want in [
+            "config-refused",
+            "hooks-refused",
+            "commondir-refused",
+            "box-hidden",
+        ] {
             assert!(out.contains(want), "{want}: {out}");
         }
         assert_eq!(
-            std::fs::read_to_string(ws.join(".git/config")).unwrap(),
+            std::fs::read_to_string(git_dir.join("config")).unwrap(),
             "[core]\n"
         );
+        assert!(!git_dir.join("commondir").exists());
+        assert!(!git_dir.join("hooks/pre-commit").exists());
         assert_eq!(
             std::fs::read_to_string(ws.join("work.txt")).unwrap(),
             "ok\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_that_does_not_start_fails_the_run_instead_of_running_the_agent_bare() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("workspace");
+        std::fs::create_dir_all(&ws).unwrap();
+        let prompt = dir.path().join("prompt-spec.md");
+        std::fs::write(&prompt, "p").unwrap();
+        // As bubblewrap answers on a host without user namespaces.
+        let broken = dir.path().join("bwrap");
+        std::fs::write(
+            &broken,
+            "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let marker = dir.path().join("ran-bare");
+        let command = format!("touch {}", marker.display());
+        for (bwrap, want) in [
+            (
+                "/nonexistent/bwrap".to_string(),
+                "starting the agent's sandbox",
+            ),
+            (
+                broken.display().to_string(),
+                "the agent's sandbox did not start",
+            ),
+        ] {
+            let mut cfg = cfg();
+            cfg.bwrap = bwrap;
+            let logs = LogStream::start(Recorder::default());
+            let run = Run {
+                command: &command,
+                phase: "spec",
+                prompt_file: &prompt,
+                workspace: &ws,
+                timeout: Duration::from_secs(10),
+            };
+            let err = format!("{:#}", super::run(&cfg, run, &logs).await.err().unwrap());
+            assert!(err.contains(want), "{err}");
+            assert!(!marker.exists(), "the agent ran without its sandbox");
+        }
+        // Only the admin's --sandbox none runs it bare, and the log says so.
+        let mut cfg = cfg();
+        cfg.sandbox = AgentSandbox::None;
+        let rec = Recorder::default();
+        let logs = LogStream::start(rec.clone());
+        let run = Run {
+            command: &command,
+            phase: "spec",
+            prompt_file: &prompt,
+            workspace: &ws,
+            timeout: Duration::from_secs(10),
+        };
+        super::run(&cfg, run, &logs).await.unwrap();
+        logs.flush().await;
+        assert!(marker.exists());
+        let lines = rec.0.lock().unwrap().concat();
+        assert!(
+            lines.iter().any(|l| l.contains("without a sandbox")),
+            "{lines:?}"
         );
     }
 

@@ -167,3 +167,168 @@ async fn a_box_host_refuses_a_wrong_key() {
         "nothing was created"
     );
 }
+
+/// A box agent that acts as an attacker who got code running in the box (past the agent's own
+/// sandbox): it reports what it can see and tries to steer teardown at another process.
+const PROBE_AGENT: &str = r#"#!/bin/sh
+r="$APIARY_BOX_DIR/report"
+{
+  echo "pids: $(ls -d /proc/[0-9]* | wc -l)"
+  if cat "/proc/$PROBE_HOST_PID/environ" >/dev/null 2>&1; then echo "host environ: READ"; else echo "host environ: hidden"; fi
+  if ls "/proc/$PROBE_HOST_PID/root/" >/dev/null 2>&1; then echo "host root: READ"; else echo "host root: hidden"; fi
+  for f in secret.key apiary.db host.key notes.txt; do
+    if [ -e "$PROBE_DATA/$f" ]; then echo "$f: VISIBLE"; else echo "$f: hidden"; fi
+  done
+  echo "boxes seen: $(ls "$PROBE_DATA/boxes" | wc -l)"
+  if [ -n "$APIARY_REPO_URL" ] && touch "$APIARY_REPO_URL/pushed" 2>/dev/null; then echo "repo: writable"; else echo "repo: refused"; fi
+  # Point the provider's record at a process that is not the box's.
+  state="{\"id\":\"x\",\"template\":\"default\",\"labels\":{},\"pid\":$PROBE_VICTIM,\"started\":0,\"port\":4242}"
+  echo "$state" > "$APIARY_BOX_DIR/../state.json" 2>/dev/null
+  echo "$state" > "$APIARY_BOX_DIR/state.json"
+} > "$r" 2>&1
+sleep 600 &
+echo "{\"port\": 4242}" > "$APIARY_BOX_DIR/control.json.tmp"
+mv "$APIARY_BOX_DIR/control.json.tmp" "$APIARY_BOX_DIR/control.json"
+wait
+"#;
+
+#[tokio::test]
+async fn a_sandboxed_box_sees_neither_the_host_nor_the_data_folder_and_cannot_steer_teardown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let root = data.join("boxes");
+    std::fs::create_dir_all(&root).unwrap();
+    for f in ["secret.key", "apiary.db", "host.key", "notes.txt"] {
+        std::fs::write(data.join(f), "secret").unwrap();
+    }
+    let repo = data.join("repos").join("site.git");
+    std::fs::create_dir_all(&repo).unwrap();
+    let probe = dir.path().join("probe.sh");
+    std::fs::write(&probe, PROBE_AGENT).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The real sandbox: this test fails where bubblewrap does not run (make test installs it).
+    let p = LocalProvider::new(root.clone(), probe, Sandbox::Bwrap).expect("bubblewrap runs");
+    // A process the box must not be able to have killed.
+    let mut victim = std::process::Command::new("sleep");
+    victim.arg("600");
+    std::os::unix::process::CommandExt::process_group(&mut victim, 0);
+    let mut victim = victim.spawn().unwrap();
+    let victim_pid = victim.id() as i32;
+
+    let other = p.create(request("task-other", false)).await.unwrap();
+    let mut req = request("task-probe", false);
+    req.env.extend([
+        ("PROBE_HOST_PID".to_string(), std::process::id().to_string()),
+        ("PROBE_DATA".to_string(), data.display().to_string()),
+        ("PROBE_VICTIM".to_string(), victim_pid.to_string()),
+        ("APIARY_REPO_URL".to_string(), repo.display().to_string()),
+    ]);
+    let probe_box = p.create(req).await.unwrap();
+    let report = std::fs::read_to_string(root.join(&probe_box.id).join("box/report")).unwrap();
+    for want in [
+        "host environ: hidden",
+        "host root: hidden",
+        "secret.key: hidden",
+        "apiary.db: hidden",
+        "host.key: hidden",
+        "notes.txt: hidden",
+        "boxes seen: 1",
+        "repo: writable",
+    ] {
+        assert!(
+            report.lines().any(|l| l == want),
+            "expected {want:?} in the box's report:\n{report}"
+        );
+    }
+    let pids: usize = report
+        .lines()
+        .find_map(|l| l.strip_prefix("pids: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pids < 10, "the box has its own PID namespace:\n{report}");
+    assert!(repo.join("pushed").exists());
+
+    // What the box wrote where its record is reached no record; teardown ends the box, not
+    // the process the box named.
+    let box_pid = pid_of(&root, &probe_box.id);
+    assert_ne!(
+        box_pid, victim_pid,
+        "the provider's record is out of the box's reach"
+    );
+    p.destroy(&probe_box.id).await.unwrap();
+    for _ in 0..300 {
+        if !alive(-box_pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!alive(-box_pid), "the box's process group is gone");
+    assert!(alive(victim_pid), "the victim the box named survived");
+    p.destroy(&other.id).await.unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_repository_that_holds_the_data_folder_is_never_mounted_into_a_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("checkout").join("apiary-data");
+    let root = data.join("boxes");
+    let p = LocalProvider::new(root.clone(), fake_agent(dir.path()), Sandbox::Bwrap)
+        .expect("bubblewrap runs");
+    for repo in [dir.path().join("checkout"), data.clone(), root.clone()] {
+        let mut req = request("t", false);
+        req.env
+            .insert("APIARY_REPO_URL".to_string(), repo.display().to_string());
+        match p.create(req).await {
+            Err(e) => assert!(
+                e.to_string().contains("holds Apiary's data folder"),
+                "{}: {e}",
+                repo.display()
+            ),
+            Ok(info) => panic!("{} was mounted into {info:?}", repo.display()),
+        }
+    }
+    assert!(
+        p.list(None).await.unwrap().is_empty(),
+        "nothing was left behind"
+    );
+}
+
+#[test]
+fn a_stale_or_forged_record_is_never_signalled() {
+    // The provider's record names the pid and its start time; one that does not match (a pid
+    // reused since, or pid 1) is taken for gone and never signalled.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data").join("boxes");
+        let p = LocalProvider::new(root.clone(), fake_agent(dir.path()), Sandbox::None).unwrap();
+        let made = p.create(request("t", false)).await.unwrap();
+        let real = pid_of(&root, &made.id);
+        let mut victim = std::process::Command::new("sleep");
+        victim.arg("600");
+        std::os::unix::process::CommandExt::process_group(&mut victim, 0);
+        let mut victim = victim.spawn().unwrap();
+        for (pid, started) in [(victim.id() as i64, 0_i64), (1, 0)] {
+            let state_file = root.join(&made.id).join("state.json");
+            let mut state: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+            state["pid"] = pid.into();
+            state["started"] = started.into();
+            std::fs::write(&state_file, state.to_string()).unwrap();
+            assert_eq!(
+                p.get(&made.id).await.unwrap().unwrap().state,
+                BoxState::Exited
+            );
+        }
+        p.destroy(&made.id).await.unwrap();
+        assert!(alive(victim.id() as i32), "a forged pid is not signalled");
+        unsafe { libc::kill(-real, libc::SIGKILL) };
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+    });
+}

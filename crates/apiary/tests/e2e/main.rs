@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod crash;
 
-use apiary_testkit::{bare_repo, git, BoxReaper, Client, TestApp};
+use apiary_testkit::{bare_repo, boxes_dir, git, BoxReaper, Client, TestApp};
 use serde_json::{json, Value};
 
 pub(crate) const AGENT: &str = r#"#!/bin/sh
@@ -226,7 +226,7 @@ async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
 #[tokio::test]
 async fn the_loop_with_local_boxes() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
-    let boxes = dir.path().join("boxes");
+    let boxes = boxes_dir(dir.path());
     let _reaper = BoxReaper(boxes.clone());
     the_loop(&app, &boxes, dir.path()).await;
 }
@@ -234,7 +234,8 @@ async fn the_loop_with_local_boxes() {
 #[tokio::test]
 async fn the_loop_through_boxd_and_the_remote_provider() {
     let dir = tempfile::tempdir().unwrap();
-    let boxes = dir.path().join("host-boxes");
+    // The host's data folder is hidden from its boxes; the test's scripts sit beside it.
+    let boxes = dir.path().join("host").join("boxes");
     let _reaper = BoxReaper(boxes.clone());
     let provider = apiary_boxes::local::LocalProvider::new(
         boxes.clone(),
@@ -262,7 +263,7 @@ async fn the_loop_through_boxd_and_the_remote_provider() {
 #[tokio::test]
 async fn an_agent_past_its_timeout_ends_failed_naming_the_timeout() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
-    let _reaper = BoxReaper(dir.path().join("boxes"));
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
     // A 2 s speccing budget gives the agent a 1 s run timeout.
     let (admin, _, tid) = handed_over(
         &app,
@@ -280,7 +281,7 @@ async fn an_agent_past_its_timeout_ends_failed_naming_the_timeout() {
 #[tokio::test]
 async fn a_box_killed_from_outside_ends_failed_within_one_watchdog_pass() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
-    let boxes = dir.path().join("boxes");
+    let boxes = boxes_dir(dir.path());
     let _reaper = BoxReaper(boxes.clone());
     let (admin, _, tid) = handed_over(&app, dir.path(), AGENT, "Doomed", json!({})).await;
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
@@ -299,7 +300,7 @@ async fn a_box_killed_from_outside_ends_failed_within_one_watchdog_pass() {
 #[tokio::test]
 async fn a_parked_pr_takes_a_request_for_changes_and_reaches_round_two_on_a_fresh_box() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
-    let boxes = dir.path().join("boxes");
+    let boxes = boxes_dir(dir.path());
     let _reaper = BoxReaper(boxes.clone());
     let (admin, _, tid) = handed_over(&app, dir.path(), AGENT, "Park me", json!({})).await;
     wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
@@ -367,7 +368,7 @@ async fn a_parked_pr_takes_a_request_for_changes_and_reaches_round_two_on_a_fres
 async fn the_github_forge_opens_the_pr_through_the_api_with_the_projects_token() {
     use std::sync::Mutex;
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
-    let boxes = dir.path().join("boxes");
+    let boxes = boxes_dir(dir.path());
     let _reaper = BoxReaper(boxes.clone());
     // A GitHub REST API stand-in that records the pull request it is asked to open.
     let seen: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
@@ -442,15 +443,20 @@ async fn the_github_forge_opens_the_pr_through_the_api_with_the_projects_token()
 const HOSTILE_AGENT: &str = r#"#!/bin/sh
 mkdir -p .apiary
 : > .apiary/SPEC.md
-report() { echo "$1" >> .apiary/SPEC.md; }
+ws="$(pwd)"
+report() { echo "$1" >> "$ws/.apiary/SPEC.md"; }
 report "env: $(env | grep -cE 'APIARY_(CALLBACK|CONTROL|GITHUB)_TOKEN')"
 report "proc: $(cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep -cE 'APIARY_(CALLBACK|CONTROL)_TOKEN')"
 report "pids: $(ls -d /proc/[0-9]* | wc -l)"
 echo evil > evil.txt
-git add evil.txt && git -c user.name=evil -c user.email=evil@example.test commit -qm evil
+if git add evil.txt 2>/dev/null; then report "stage in the box's git: ALLOWED"; else report "stage in the box's git: refused"; fi
+repo="$(git remote get-url origin)"
+# A clone of its own, to commit in and push from.
+git clone -q "$repo" "$HOME/mine" && cd "$HOME/mine" && echo evil > evil.txt && git add evil.txt \
+  && git -c user.name=evil -c user.email=evil@example.test commit -qm evil
 if git push -q origin HEAD:refs/heads/main 2>/dev/null; then report "push main: ALLOWED"; else report "push main: refused"; fi
 if git push -q origin "HEAD:refs/heads/$APIARY_BRANCH" 2>/dev/null; then report "push own: ALLOWED"; else report "push own: refused"; fi
-repo="$(git remote get-url origin)"
+cd - >/dev/null
 if touch "$repo/hacked" 2>/dev/null; then report "write repo: ALLOWED"; else report "write repo: refused"; fi
 if ls ../control.json >/dev/null 2>&1; then report "box files: visible"; else report "box files: hidden"; fi
 "#;
@@ -458,7 +464,7 @@ if ls ../control.json >/dev/null 2>&1; then report "box files: visible"; else re
 #[tokio::test]
 async fn a_hostile_agent_can_neither_read_the_tokens_nor_push_where_it_may_not() {
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
-    let _reaper = BoxReaper(dir.path().join("boxes"));
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
     let (admin, repo, tid) =
         handed_over(&app, dir.path(), HOSTILE_AGENT, "Escape", json!({})).await;
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
@@ -466,6 +472,7 @@ async fn a_hostile_agent_can_neither_read_the_tokens_nor_push_where_it_may_not()
     for line in [
         "env: 0",
         "proc: 0",
+        "stage in the box's git: refused",
         "push main: refused",
         "push own: refused",
         "write repo: refused",
@@ -519,4 +526,130 @@ async fn a_hostile_agent_can_neither_read_the_tokens_nor_push_where_it_may_not()
     assert!(!as_box.status.success(), "a box's push to main is refused");
     assert!(String::from_utf8_lossy(&as_box.stderr).contains("a box may only push"));
     git(&clone, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+}
+
+/// An agent that links the spec to the box agent's own environment.
+const SPEC_THIEF: &str = r#"#!/bin/sh
+mkdir -p .apiary
+ln -sf /proc/self/environ .apiary/SPEC.md
+echo "a harmless-looking spec on stdout"
+"#;
+
+#[tokio::test]
+async fn a_spec_linked_to_the_box_agents_environment_is_refused_not_submitted() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = boxes_dir(dir.path());
+    let _reaper = BoxReaper(boxes.clone());
+    let (admin, _repo, tid) = handed_over(&app, dir.path(), SPEC_THIEF, "Steal", json!({})).await;
+    let t = wait_for(&admin, &tid, "failed", Duration::from_secs(60)).await;
+    let error = t["agent"]["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("symbolic link"), "{t}");
+    let token = callback_token_of(box_pid(&boxes, t["agent"]["box_id"].as_str().unwrap()));
+    assert!(
+        !t.to_string().contains(&token),
+        "the token reached the task: {t}"
+    );
+    let (_, logs) = admin
+        .get(&format!("/api/v1/tasks/{tid}/agent/logs?limit=500"))
+        .await;
+    assert!(
+        !logs.to_string().contains(&token),
+        "the token reached the log"
+    );
+    assert!(!logs.to_string().contains("APIARY_CALLBACK_TOKEN"));
+}
+
+/// An agent that plants every way it can think of to make the box's own git (which runs
+/// outside the agent's sandbox, with the push credentials) run a command of its choosing.
+const GIT_PLANTER: &str = r#"#!/bin/sh
+set -u
+ws="$(pwd)"
+case "$APIARY_PHASE" in
+  spec|revise) mkdir -p .apiary; printf '# Spec\n\nWrite hello.txt.\n' > .apiary/SPEC.md; exit 0 ;;
+esac
+echo "hello from the agent" > hello.txt
+evil() { printf "sh -c 'touch %s/PWNED-%s; cat'" "$ws" "$1"; }
+real="$(sed -n 's/^gitdir: //p' .git)"
+# 1. The box's git directory itself: config, hooks, commondir (all read-only to the agent).
+git config filter.evil.clean "$(evil config-filter)" 2>/dev/null && echo "config: WRITTEN" || echo "config: refused"
+echo "$ws/planted.git" > "$real/commondir" 2>/dev/null && echo "commondir: WRITTEN" || echo "commondir: refused"
+printf '#!/bin/sh\ntouch %s/PWNED-hook\n' "$ws" > "$real/hooks/pre-commit" 2>/dev/null && echo "hook: WRITTEN" || echo "hook: refused"
+# 2. A .gitattributes naming filter and diff drivers.
+printf '* filter=evil diff=evil\n' > .gitattributes
+# 3. A git directory of its own, with every program-running setting, that .git now names.
+git init -q --bare planted.git
+cat > planted.git/config <<CFG
+[core]
+	fsmonitor = $(evil fsmonitor)
+	hooksPath = $ws/planted-hooks
+	sshCommand = $(evil ssh)
+[filter "evil"]
+	clean = $(evil planted-filter)
+	smudge = $(evil planted-smudge)
+	process = $(evil planted-process)
+[diff "evil"]
+	textconv = $(evil textconv)
+[diff]
+	external = $(evil external)
+[remote "origin"]
+	receivepack = $(evil receivepack)
+	uploadpack = $(evil uploadpack)
+CFG
+mkdir -p planted-hooks
+printf '#!/bin/sh\ntouch %s/PWNED-planted-hook\n' "$ws" > planted-hooks/pre-commit
+chmod +x planted-hooks/pre-commit
+mv .git .git-moved
+echo "gitdir: $ws/planted.git" > .git
+# 4. Its home's git config (the box agent's home is not the agent's).
+git config --global filter.evil.clean "$(evil global)" 2>/dev/null || true
+"#;
+
+#[tokio::test]
+async fn a_hostile_agent_cannot_make_the_boxs_git_run_its_commands() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = boxes_dir(dir.path());
+    let _reaper = BoxReaper(boxes.clone());
+    let (admin, repo, tid) = handed_over(&app, dir.path(), GIT_PLANTER, "Plant", json!({})).await;
+    wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
+    let (_, logs) = admin
+        .get(&format!("/api/v1/tasks/{tid}/agent/logs?limit=500"))
+        .await;
+    let lines: Vec<String> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for want in ["config: refused", "commondir: refused", "hook: refused"] {
+        assert!(lines.iter().any(|l| l == want), "no {want:?} in {lines:#?}");
+    }
+    // Nothing ran: no marker in the workspace, none in what was pushed.
+    let box_id = t["agent"]["box_id"].as_str().unwrap();
+    let workspace = boxes.join(box_id).join("box").join("workspace");
+    let planted: Vec<String> = std::fs::read_dir(&workspace)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("PWNED"))
+        .collect();
+    assert!(
+        planted.is_empty(),
+        "the box's git ran the agent's commands: {planted:?}"
+    );
+    let branch = t["agent"]["branch"].as_str().unwrap();
+    let tree = git(&repo, &["ls-tree", "-r", "--name-only", branch]);
+    assert!(tree.lines().any(|l| l == "hello.txt"), "{tree}");
+    assert!(!tree.contains("PWNED"), "{tree}");
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:hello.txt")]),
+        "hello from the agent\n"
+    );
 }

@@ -118,6 +118,8 @@ fn config(apiary: &FakeApiary, root: &Path, repo: &Path, command: String) -> Box
         control_bind: "127.0.0.1:0".into(),
         github_api: String::new(),
         github_token: String::new(),
+        sandbox: apiary_box_agent::AgentSandbox::Bwrap,
+        bwrap: "bwrap".into(),
     }
 }
 

@@ -57,19 +57,124 @@ fn check_ref(name: &str) -> Result<(), ForgeError> {
     Ok(())
 }
 
-/// The unified diff of `base...branch` in the repository at `repo` (a path or URL git reads).
+/// Longest diff the review page gets, in bytes; a longer one is cut with a marker line.
+pub const MAX_DIFF_BYTES: usize = 4 * 1024 * 1024;
+/// Diffs kept in memory, keyed by repository and the two heads.
+const DIFF_CACHE: usize = 32;
+
+type DiffKey = (String, String, String);
+static DIFFS: std::sync::Mutex<Option<std::collections::HashMap<DiffKey, std::sync::Arc<String>>>> =
+    std::sync::Mutex::new(None);
+
+/// Whether `repo` names a repository on this host (an absolute path or a `file://` URL): the
+/// local forge reads nothing else, so a project's `repo_url` cannot make the server fetch
+/// from the network.
+pub fn is_local_repo(repo: &str) -> bool {
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    Path::new(path).is_absolute()
+}
+
+/// The commit a branch of `repo` points at.
+async fn head(repo: &str, branch: &str) -> Result<String, ForgeError> {
+    let out = git(
+        None,
+        &[
+            "ls-remote",
+            "--heads",
+            "--",
+            repo,
+            &format!("refs/heads/{branch}"),
+        ],
+    )
+    .await?;
+    out.split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| ForgeError::Git(format!("no branch {branch} in the repository")))
+}
+
+/// The unified diff of `base...branch` in the repository at `repo` (on this host), at most
+/// [`MAX_DIFF_BYTES`]; computed once per pair of heads.
 pub async fn diff(repo: &str, base: &str, branch: &str) -> Result<String, ForgeError> {
     check_ref(base)?;
     check_ref(branch)?;
-    let scratch = tempfile::tempdir().map_err(|e| ForgeError::Git(e.to_string()))?;
-    let dir = scratch.path().join("r");
-    let dir_s = dir.display().to_string();
-    git(None, &["clone", "-q", "--bare", "--", repo, &dir_s]).await?;
-    git(
-        Some(&dir),
-        &["diff", "--no-color", &format!("{base}...{branch}")],
-    )
-    .await
+    if !is_local_repo(repo) {
+        return Err(ForgeError::Git(
+            "the local forge reads a repository on this host (an absolute path)".into(),
+        ));
+    }
+    let key = (
+        repo.to_string(),
+        head(repo, base).await?,
+        head(repo, branch).await?,
+    );
+    if let Some(hit) = DIFFS
+        .lock()
+        .expect("diff cache")
+        .as_ref()
+        .and_then(|m| m.get(&key).cloned())
+    {
+        return Ok(hit.to_string());
+    }
+    let diff = std::sync::Arc::new(diff_capped(repo, &key.1, &key.2).await?);
+    let mut cache = DIFFS.lock().expect("diff cache");
+    let map = cache.get_or_insert_with(Default::default);
+    if map.len() >= DIFF_CACHE {
+        map.clear();
+    }
+    map.insert(key, diff.clone());
+    Ok(diff.to_string())
+}
+
+/// `git diff base...head` in the repository itself (no clone), read up to the cap.
+async fn diff_capped(repo: &str, base: &str, head: &str) -> Result<String, ForgeError> {
+    use tokio::io::AsyncReadExt;
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    let mut child = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(path)
+        .args([
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            &format!("{base}...{head}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| ForgeError::Git(format!("cannot run git: {e}")))?;
+    let mut out = Vec::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    stdout
+        .take(MAX_DIFF_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .await
+        .map_err(|e| ForgeError::Git(e.to_string()))?;
+    if out.len() > MAX_DIFF_BYTES {
+        let _ = child.kill().await;
+        out.truncate(MAX_DIFF_BYTES);
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        text.push_str(&format!(
+            "\n… diff cut at {} MB; see the branch itself for the rest\n",
+            MAX_DIFF_BYTES / (1024 * 1024)
+        ));
+        return Ok(text);
+    }
+    let done = child
+        .wait_with_output()
+        .await
+        .map_err(|e| ForgeError::Git(e.to_string()))?;
+    if !done.status.success() {
+        return Err(ForgeError::Git(format!(
+            "git diff failed: {}",
+            String::from_utf8_lossy(&done.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Merges `branch` into `base` with a merge commit and pushes it; a conflict changes nothing.
@@ -139,4 +244,54 @@ pub fn protect_local_repo(repo: &Path) -> std::io::Result<bool> {
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    fn sh(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+
+    #[tokio::test]
+    async fn the_diff_reads_only_this_host_is_cut_at_the_cap_and_kept_per_head() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r");
+        std::fs::create_dir(&repo).unwrap();
+        sh(&repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        sh(&repo, &["add", "."]);
+        sh(&repo, &["commit", "-q", "-m", "base"]);
+        sh(&repo, &["checkout", "-q", "-b", "apiary/t1"]);
+        let line = "x".repeat(99) + "\n";
+        std::fs::write(repo.join("big.txt"), line.repeat(60_000)).unwrap();
+        sh(&repo, &["add", "."]);
+        sh(&repo, &["commit", "-q", "-m", "big"]);
+        let path = repo.display().to_string();
+
+        let d = diff(&path, "main", "apiary/t1").await.unwrap();
+        assert!(d.len() < MAX_DIFF_BYTES + 200, "{}", d.len());
+        assert!(d.ends_with("… diff cut at 4 MB; see the branch itself for the rest\n"));
+        let cached = DIFFS.lock().unwrap().as_ref().unwrap().len();
+        assert!(cached >= 1);
+        assert_eq!(diff(&path, "main", "apiary/t1").await.unwrap(), d);
+
+        for remote in [
+            "http://169.254.169.254/repo.git",
+            "ssh://host/x",
+            "relative/path",
+            "ext::sh -c id",
+        ] {
+            let e = diff(remote, "main", "apiary/t1").await.unwrap_err();
+            assert!(e.to_string().contains("on this host"), "{remote}: {e}");
+        }
+    }
 }

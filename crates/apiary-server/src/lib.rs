@@ -41,6 +41,8 @@ pub struct ServerConfig {
     /// Take the client address for sign-in limits from `X-Forwarded-For` (behind a reverse
     /// proxy that sets it); otherwise the socket's peer.
     pub trust_forwarded_for: bool,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             body_limit: 1024 * 1024,
             trust_forwarded_for: false,
+            metrics_token: None,
         }
     }
 }

@@ -104,7 +104,11 @@ impl ProjectOut {
             description: p.description,
             agent: ProjectAgentOut {
                 enabled: a.enabled,
-                repo_url: a.repo_url,
+                repo_url: if access == ProjectAccess::Write {
+                    a.repo_url
+                } else {
+                    strip_credentials(&a.repo_url)
+                },
                 base_branch: a.base_branch,
                 template: a.template,
                 preset: a.preset,
@@ -123,6 +127,43 @@ impl ProjectOut {
             access,
             created_at: rfc3339(p.created_at),
             updated_at: rfc3339(p.updated_at),
+        }
+    }
+}
+
+/// `repo_url` without the user information of a `scheme://user:secret@host/…` URL (a token
+/// often rides there), for members who may only read the project.
+pub fn strip_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// A user as every member sees them: who can be assigned or named; email and role only for
+/// admins.
+#[derive(Serialize, ToSchema)]
+pub struct PersonOut {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "member")]
+    pub role: Option<Role>,
+}
+
+impl PersonOut {
+    pub fn new(u: store::User, full: bool) -> Self {
+        PersonOut {
+            id: u.id,
+            name: u.name,
+            email: full.then_some(u.email),
+            role: full.then_some(u.role),
         }
     }
 }
@@ -433,6 +474,8 @@ pub struct TimeoutsOut {
     pub implementing_s: u64,
     pub idle_s: u64,
     pub failed_grace_s: u64,
+    /// A box that cannot reach Apiary this long exits, cleaning up after itself.
+    pub orphan_s: u64,
 }
 
 impl From<apiary_core::Timeouts> for TimeoutsOut {
@@ -443,6 +486,7 @@ impl From<apiary_core::Timeouts> for TimeoutsOut {
             implementing_s: t.implementing_s,
             idle_s: t.idle_s,
             failed_grace_s: t.failed_grace_s,
+            orphan_s: t.orphan_s,
         }
     }
 }
@@ -455,5 +499,24 @@ impl From<apiary_core::Prompts> for PromptsIo {
             changes: p.changes,
             revise: p.revise,
         }
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    #[test]
+    fn credentials_are_stripped_from_repo_urls() {
+        use super::strip_credentials as s;
+        assert_eq!(
+            s("https://x:ghp_secret@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            s("https://ghp_secret@github.com/o/r"),
+            "https://github.com/o/r"
+        );
+        assert_eq!(s("https://github.com/a@b"), "https://github.com/a@b");
+        assert_eq!(s("git@github.com:o/r.git"), "git@github.com:o/r.git");
+        assert_eq!(s("/srv/repo.git"), "/srv/repo.git");
     }
 }

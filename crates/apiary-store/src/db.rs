@@ -53,6 +53,9 @@ pub struct Store {
     pub(crate) logs: Arc<crate::logs::LogQueue>,
     /// Recently checked callback tokens.
     pub(crate) tokens: Arc<crate::boxes::TokenCache>,
+    /// Bumped whenever this process changes who may see a project, so open live streams
+    /// check their access again.
+    pub(crate) access_gen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A write transaction on the store's database. On SQLite it also holds this process's writer
@@ -89,6 +92,16 @@ impl Tx {
 }
 
 impl Store {
+    /// Changes whenever this process changed project access (a membership, a password reset).
+    pub fn access_generation(&self) -> u64 {
+        self.access_gen.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn access_changed(&self) {
+        self.access_gen
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Opens the pool (creating the SQLite file if needed, in WAL mode) without migrating.
     pub async fn connect(opts: StoreOptions) -> StoreResult<Store> {
         install_default_drivers();
@@ -123,6 +136,7 @@ impl Store {
             url: Arc::new(opts.url.clone()),
             logs: Arc::default(),
             tokens: Arc::default(),
+            access_gen: Arc::default(),
         })
     }
 

@@ -346,6 +346,7 @@ impl Store {
         .bind(access.as_str())
         .execute(&self.pool)
         .await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -356,6 +357,7 @@ impl Store {
             .bind(user_id)
             .execute(&self.pool)
             .await?;
+        self.access_changed();
         Ok(())
     }
 

@@ -321,6 +321,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.access_changed();
         self.get_user(&id).await
     }
 }

@@ -52,7 +52,11 @@ enum Command {
         /// behind a reverse proxy that sets it.
         #[arg(long, env = "APIARY_TRUST_FORWARDED_FOR")]
         trust_forwarded_for: bool,
-        /// How local boxes are isolated: auto (bubblewrap when present), bwrap or none.
+        /// Require `Authorization: Bearer <token>` on /metrics (open when unset).
+        #[arg(long, env = "APIARY_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
+        /// How local boxes are isolated: auto (bubblewrap; boxes are refused when it does not
+        /// run), bwrap (refuse to start without it) or none (no sandbox, said in every log).
         #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
         sandbox: Sandbox,
         /// On first start, set up a demo project with a local repository and a bundled agent script.
@@ -386,12 +390,14 @@ async fn main() -> Result<()> {
             bind,
             secure_cookies,
             trust_forwarded_for,
+            metrics_token,
             sandbox,
             demo,
         } => {
             let config = ServerConfig {
                 secure_cookies,
                 trust_forwarded_for,
+                metrics_token: metrics_token.filter(|t| !t.trim().is_empty()),
                 ..ServerConfig::default()
             };
             serve(db, bind, config, sandbox, demo).await

@@ -4,6 +4,7 @@ import type { components } from "./generated/schema";
 
 type S = components["schemas"];
 export type User = S["UserOut"];
+export type Person = S["PersonOut"];
 export type Me = S["MeOut"];
 export type Project = S["ProjectOut"];
 export type ProjectPatch = S["ProjectPatchIn"];

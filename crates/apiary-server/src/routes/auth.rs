@@ -12,7 +12,7 @@ use axum::Json;
 use crate::auth::{Caller, Credential, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::wire::{ErrorBody, LoginIn, LoginOut, MeOut, UserOut};
+use crate::wire::{ErrorBody, LoginIn, LoginOut, MeOut, PersonOut};
 use crate::AppState;
 
 /// Who is signing in, for the per-address limit: the socket's peer, or the address the
@@ -141,19 +141,21 @@ pub async fn get_me(caller: Caller) -> Json<MeOut> {
     })
 }
 
-/// Everyone who can be assigned or added to a project.
-#[utoipa::path(get, path = "/api/v1/users", tag = "auth", responses((status = 200, body = [UserOut])))]
+/// Everyone who can be assigned or added to a project: id and name, with email and role for
+/// admins only.
+#[utoipa::path(get, path = "/api/v1/users", tag = "auth", responses((status = 200, body = [PersonOut])))]
 pub async fn list_users(
     State(state): State<AppState>,
-    _caller: Caller,
-) -> ApiResult<Json<Vec<UserOut>>> {
+    caller: Caller,
+) -> ApiResult<Json<Vec<PersonOut>>> {
+    let full = caller.user.role == apiary_core::Role::Admin;
     Ok(Json(
         state
             .store
             .list_users()
             .await?
             .into_iter()
-            .map(UserOut::from)
+            .map(|u| PersonOut::new(u, full))
             .collect(),
     ))
 }

@@ -89,6 +89,45 @@ struct Feed {
     /// The database holds events this stream still has to send.
     catching_up: bool,
     last_write: Instant,
+    /// Who listens and what they asked for, to check access again.
+    caller: Caller,
+    query: EventsQuery,
+    /// The store's access generation when access was last checked, and when that was.
+    access_gen: u64,
+    checked: Instant,
+}
+
+/// Access is checked again this often even when this process changed none (another replica
+/// may have).
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// What `caller` may see of the stream asked for; `None` once they may see nothing of it.
+async fn scope_for(store: &Store, caller: &Caller, q: &EventsQuery) -> ApiResult<Option<Scope>> {
+    let user = &caller.user;
+    if let Some(task) = &q.task {
+        let task = store.get_task(task).await?;
+        return Ok(store
+            .project_access(&task.project_id, user)
+            .await?
+            .map(|_| Scope::Task(task.id)));
+    }
+    if let Some(project) = &q.project {
+        return Ok(store
+            .project_access(project, user)
+            .await?
+            .map(|_| Scope::Projects(HashSet::from([project.clone()]))));
+    }
+    if user.role == Role::Admin {
+        return Ok(Some(Scope::All));
+    }
+    Ok(Some(Scope::Projects(
+        store
+            .list_projects_for(user)
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect(),
+    )))
 }
 
 impl Feed {
@@ -141,9 +180,44 @@ impl Feed {
         out
     }
 
+    /// Checks access again when it may have changed: a member removed, a session ended, a
+    /// role changed. `false` ends the stream.
+    async fn recheck(&mut self) -> bool {
+        let now_gen = self.store.access_generation();
+        if now_gen == self.access_gen && self.checked.elapsed() < RECHECK {
+            return true;
+        }
+        self.access_gen = now_gen;
+        self.checked = Instant::now();
+        let still = match &self.caller.credential {
+            crate::auth::Credential::Session { token, .. } => self
+                .store
+                .session(token)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.user),
+            crate::auth::Credential::Bearer => self.store.get_user(&self.caller.user.id).await.ok(),
+        };
+        let Some(user) = still else {
+            return false;
+        };
+        self.caller.user = user;
+        match scope_for(&self.store, &self.caller, &self.query).await {
+            Ok(Some(scope)) => {
+                self.scope = scope;
+                true
+            }
+            Ok(None) | Err(_) => false,
+        }
+    }
+
     /// The next bytes to write: catch-up, the next flush's admitted events, or a keep-alive.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
+            if !self.recheck().await {
+                return None;
+            }
             if !self.pending.is_empty() {
                 self.last_write = Instant::now();
                 return Some(Bytes::from(std::mem::take(&mut self.pending)));
@@ -158,6 +232,9 @@ impl Feed {
                     return Some(Bytes::from_static(b": keep-alive\n\n"));
                 }
                 Ok(Ok(Flush::Events(flush))) => {
+                    if !self.recheck().await {
+                        return None;
+                    }
                     if let Some(b) = self.admit(&flush) {
                         self.last_write = Instant::now();
                         return Some(b);
@@ -180,25 +257,15 @@ pub async fn stream_events(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
-    let scope = if let Some(task) = &q.task {
+    if let Some(task) = &q.task {
         readable_task(&state, &caller, task).await?;
-        Scope::Task(task.clone())
     } else if let Some(project) = &q.project {
         caller.readable_project(&state, project).await?;
-        Scope::Projects(HashSet::from([project.clone()]))
-    } else if caller.user.role == Role::Admin {
-        Scope::All
-    } else {
-        Scope::Projects(
-            state
-                .store
-                .list_projects_for(&caller.user)
-                .await?
-                .into_iter()
-                .map(|p| p.id)
-                .collect(),
-        )
-    };
+    }
+    let scope = scope_for(&state.store, &caller, &q)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    let access_gen = state.store.access_generation();
     let slot = state.limits.open_stream(&caller.user.id).ok_or_else(|| {
         ApiError::rate_limited(
             format!(
@@ -230,6 +297,10 @@ pub async fn stream_events(
         // A client that resumes first gets what it missed, from the database.
         catching_up: last.is_some(),
         last_write: Instant::now(),
+        caller,
+        query: q,
+        access_gen,
+        checked: Instant::now(),
     };
     let body = stream::unfold(feed, |mut feed| async move {
         let bytes = feed.next().await?;

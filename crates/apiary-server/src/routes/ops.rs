@@ -1,12 +1,13 @@
 //! Health, metrics and the OpenAPI document.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use utoipa::OpenApi;
 
+use crate::error::ApiError;
 use crate::AppState;
 
 /// Liveness plus a database round trip.
@@ -24,9 +25,26 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text exposition; with a metrics token configured, only for a bearer of it.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain"), (status = 401, body = crate::wire::ErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(want) = &state.config.metrics_token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let same = sent.len() == want.len()
+            && sent
+                .bytes()
+                .zip(want.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return ApiError::unauthorized("send the metrics token as a bearer token")
+                .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -34,6 +52,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.orch.metrics.render(),
     )
+        .into_response()
 }
 
 /// This API, described.

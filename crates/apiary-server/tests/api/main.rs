@@ -5,6 +5,7 @@ mod agent_loop;
 mod auth;
 mod authz;
 mod box_input;
+mod exposure;
 mod limits;
 mod notify;
 mod resources;

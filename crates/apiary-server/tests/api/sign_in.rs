@@ -11,7 +11,7 @@ use apiary_testkit::{test_store, TestApp, TestStore, ADMIN_EMAIL, ADMIN_PASSWORD
 use serde_json::{json, Value};
 
 /// A server with these limits and this config; the limits stay reachable from the test.
-async fn spawn(limits: Arc<Limits>, config: ServerConfig) -> (String, TestStore) {
+pub async fn spawn(limits: Arc<Limits>, config: ServerConfig) -> (String, TestStore) {
     let db = test_store().await;
     db.store
         .bootstrap(Some(ADMIN_EMAIL.into()), Some(ADMIN_PASSWORD.into()))

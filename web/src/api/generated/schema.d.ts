@@ -568,7 +568,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Everyone who can be assigned or added to a project. */
+        /**
+         * Everyone who can be assigned or added to a project: id and name, with email and role for
+         *     admins only.
+         */
         get: operations["list_users"];
         put?: never;
         post?: never;
@@ -602,7 +605,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus text exposition. */
+        /** Prometheus text exposition; with a metrics token configured, only for a bearer of it. */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -749,6 +752,17 @@ export interface components {
             /** Format: int64 */
             status_code?: number | null;
             task_id?: string | null;
+        };
+        /**
+         * @description A user as every member sees them: who can be assigned or named; email and role only for
+         *     admins.
+         */
+        PersonOut: {
+            email?: string | null;
+            id: string;
+            name: string;
+            /** @example member */
+            role?: string | null;
         };
         /** @description `pr` body. */
         PrIn: {
@@ -1300,6 +1314,14 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2276,7 +2298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserOut"][];
+                    "application/json": components["schemas"]["PersonOut"][];
                 };
             };
         };
@@ -2319,6 +2341,14 @@ export interface operations {
                 };
                 content: {
                     "text/plain": unknown;
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -1,14 +1,14 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { api } from "../../api/client";
-import type { Comment, User } from "../../api/types";
+import type { Comment, Person } from "../../api/types";
 import { ErrorBox, Loading } from "../../components/Feedback";
 
 /** People's comments on the task. */
 export function Comments({ taskId, canWrite }: { taskId: string; canWrite: boolean }) {
   const client = useQueryClient();
   const comments = useQuery({ queryKey: ["comments", taskId], queryFn: () => api.get<Comment[]>(`/api/v1/tasks/${taskId}/comments`) });
-  const users = useQuery({ queryKey: ["users"], queryFn: () => api.get<User[]>("/api/v1/users") });
+  const users = useQuery({ queryKey: ["users"], queryFn: () => api.get<Person[]>("/api/v1/users") });
   const [body, setBody] = useState("");
   const add = useMutation({
     mutationFn: () => api.post<Comment>(`/api/v1/tasks/${taskId}/comments`, { body }),

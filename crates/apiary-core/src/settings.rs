@@ -12,6 +12,9 @@ pub struct Timeouts {
     pub implementing_s: u64,
     pub idle_s: u64,
     pub failed_grace_s: u64,
+    /// A box that cannot reach its Apiary this long (or a `boxd` box its owner has not
+    /// listed or touched this long) stops its agent, cleans its folder and exits.
+    pub orphan_s: u64,
 }
 
 impl Default for Timeouts {
@@ -22,6 +25,7 @@ impl Default for Timeouts {
             implementing_s: 3600,
             idle_s: 3600,
             failed_grace_s: 600,
+            orphan_s: 1800,
         }
     }
 }
@@ -96,6 +100,9 @@ pub struct WebhookSettings {
     pub enabled: bool,
 }
 
+/// The default cap on a task's stored log: 50 MB.
+pub const DEFAULT_TASK_LOG_BYTES: u64 = 50 * 1024 * 1024;
+
 /// The orchestration settings an admin edits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -111,6 +118,9 @@ pub struct Settings {
     pub github_api_base: String,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
+    /// Most bytes of agent output kept per task; past it one marker line is stored and
+    /// further lines are dropped.
+    pub task_log_bytes: u64,
     pub timeouts: Timeouts,
     pub watchdog_interval_s: u64,
     pub notifications_enabled: bool,
@@ -134,6 +144,7 @@ impl Default for Settings {
             github_api_base: "https://api.github.com".into(),
             default_template: "default".into(),
             max_concurrent_boxes: 5,
+            task_log_bytes: DEFAULT_TASK_LOG_BYTES,
             timeouts: Timeouts::default(),
             watchdog_interval_s: 60,
             notifications_enabled: true,
@@ -153,6 +164,9 @@ impl Settings {
         if self.max_concurrent_boxes == 0 || self.max_concurrent_boxes > 1000 {
             return Err(("max_concurrent_boxes", "must be 1 to 1000".into()));
         }
+        if !(1024..=1 << 40).contains(&self.task_log_bytes) {
+            return Err(("task_log_bytes", "must be 1 KiB to 1 TiB".into()));
+        }
         let t = &self.timeouts;
         for (field, v) in [
             ("timeouts.provisioning_s", t.provisioning_s),
@@ -160,6 +174,7 @@ impl Settings {
             ("timeouts.implementing_s", t.implementing_s),
             ("timeouts.idle_s", t.idle_s),
             ("timeouts.failed_grace_s", t.failed_grace_s),
+            ("timeouts.orphan_s", t.orphan_s),
             ("watchdog_interval_s", self.watchdog_interval_s),
         ] {
             if v == 0 || v > 30 * 24 * 3600 {

@@ -200,8 +200,12 @@ impl Orchestrator {
         b
     }
 
-    /// Publishes a committed log batch as a live `agent_log` event.
+    /// Publishes a committed log batch as a live `agent_log` event (none for a batch whose
+    /// lines were all dropped past the task's cap: event id 0).
     pub fn publish_log(&self, task_id: &str, project_id: &str, event_id: i64, seq: i64) {
+        if event_id == 0 {
+            return;
+        }
         self.announce(LiveEvent {
             id: event_id,
             kind: LiveEventKind::AgentLog,

@@ -14,7 +14,8 @@ pub struct LogAppend {
     /// Sequence number of the batch's last line.
     pub last_seq: i64,
     /// The event that announces the batch (the live cursor). Batches of one task written in
-    /// the same group commit share it; it carries the task's last line of that group.
+    /// the same group commit share it; it carries the task's last line of that group. 0 when
+    /// nothing was stored (every line was past the task's cap): nothing to announce.
     pub event_id: i64,
     pub project_id: String,
 }
@@ -175,9 +176,11 @@ impl Store {
         }
     }
 
-    /// One transaction for the whole group, five round trips whatever its size: lock the tasks
-    /// and read their last sequence numbers, insert every line, insert one `log` event per task
-    /// (the cursor for live readers, at the task's last line), commit. Rows travel as one JSON
+    /// One transaction for the whole group, seven round trips whatever its size: read the log
+    /// cap, lock the tasks and read their last sequence numbers and stored bytes, insert every
+    /// line (up to each task's cap, then one marker line, then nothing), keep the tasks' bytes,
+    /// insert one `log` event per task that got lines (the cursor for live readers, at the
+    /// task's last line), commit. Rows travel as one JSON
     /// array per statement: SQLite looks `$N` parameters up by a linear scan, so binding
     /// hundreds of them costs more than parsing the JSON.
     async fn write_log_group(
@@ -188,32 +191,54 @@ impl Store {
         ids.sort_unstable();
         ids.dedup();
         let mut tx = self.begin().await?;
-        // task id → (project id, last seq); locked in id order on PostgreSQL.
+        let cap = crate::settings::read_settings(&mut tx)
+            .await?
+            .task_log_bytes as i64;
+        // task id → (project id, last seq, bytes stored); locked in id order on PostgreSQL.
         let sql = format!(
-            "SELECT t.id, t.project_id, COALESCE((SELECT MAX(l.seq) FROM agent_logs l WHERE l.task_id = t.id), 0) \
+            "SELECT t.id, t.project_id, COALESCE((SELECT MAX(l.seq) FROM agent_logs l WHERE l.task_id = t.id), 0), t.log_bytes \
              FROM tasks t WHERE t.id IN (SELECT value ->> 0 FROM {}) ORDER BY t.id{}",
             self.json_rows("$1"),
             self.for_update()
         );
         let ids_json = serde_json::to_string(&ids.iter().map(|id| [id]).collect::<Vec<_>>())
             .map_err(|e| StoreError::Group(e.to_string()))?;
-        let mut tasks: HashMap<String, (String, i64)> =
-            sqlx::query_as::<_, (String, String, i64)>(&sql)
+        let mut tasks: HashMap<String, (String, i64, i64)> =
+            sqlx::query_as::<_, (String, String, i64, i64)>(&sql)
                 .bind(ids_json)
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
-                .map(|(id, project, last)| (id, (project, last)))
+                .map(|(id, project, last, bytes)| (id, (project, last, bytes)))
                 .collect();
+        let before: HashMap<String, i64> = tasks.iter().map(|(id, t)| (id.clone(), t.1)).collect();
         let now = self.now();
+        let size = if cap >= 1024 * 1024 {
+            format!("{} MB", cap / (1024 * 1024))
+        } else {
+            format!("{} KB", cap / 1024)
+        };
+        let marker = format!("log limit of {size} reached; further lines dropped");
         let mut rows: Vec<(&str, i64, &str)> = Vec::new();
         let mut results = Vec::with_capacity(group.len());
         for batch in group {
-            let Some((_, last)) = tasks.get_mut(&batch.task_id) else {
+            let Some((_, last, bytes)) = tasks.get_mut(&batch.task_id) else {
                 results.push(Err(StoreError::NotFound("task")));
                 continue;
             };
             for line in &batch.lines {
+                // Past the cap the marker is stored (and counted, so the count stays past
+                // it): exactly one marker, then nothing.
+                if *bytes > cap {
+                    break;
+                }
+                let line = if *bytes + line.len() as i64 > cap {
+                    *bytes = (*bytes + marker.len() as i64).max(cap + 1);
+                    marker.as_str()
+                } else {
+                    *bytes += line.len() as i64;
+                    line.as_str()
+                };
                 *last += 1;
                 rows.push((&batch.task_id, *last, line));
             }
@@ -238,9 +263,26 @@ impl Store {
             .filter_map(|id| {
                 tasks
                     .get(*id)
-                    .map(|(project, last)| (*id, project.as_str(), last.to_string()))
+                    .filter(|(_, last, _)| before.get(*id) != Some(last))
+                    .map(|(project, last, _)| (*id, project.as_str(), last.to_string()))
             })
             .collect();
+        if !written.is_empty() {
+            let bytes: Vec<(&str, String)> = written
+                .iter()
+                .map(|(id, _, _)| (*id, tasks[*id].2.to_string()))
+                .collect();
+            let bytes_json =
+                serde_json::to_string(&bytes).map_err(|e| StoreError::Group(e.to_string()))?;
+            sqlx::query(&format!(
+                "UPDATE tasks SET log_bytes = CAST(value ->> 1 AS BIGINT) FROM {} \
+                 WHERE tasks.id = value ->> 0",
+                self.json_rows("$1")
+            ))
+            .bind(bytes_json)
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut events: HashMap<String, i64> = HashMap::new();
         if !written.is_empty() {
             let events_json =
@@ -267,7 +309,7 @@ impl Store {
             .map(|(batch, r)| {
                 r.map(|last_seq| LogAppend {
                     last_seq,
-                    event_id: events[&batch.task_id],
+                    event_id: events.get(&batch.task_id).copied().unwrap_or(0),
                     project_id: tasks[&batch.task_id].0.clone(),
                 })
             })

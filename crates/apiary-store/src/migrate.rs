@@ -40,6 +40,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_login_attempts.sql"),
         include_str!("../migrations/postgres/0005_login_attempts.sql"),
     ),
+    (
+        6,
+        "log bytes per task",
+        include_str!("../migrations/sqlite/0006_task_log_bytes.sql"),
+        include_str!("../migrations/postgres/0006_task_log_bytes.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

@@ -70,6 +70,8 @@ pub struct SettingsOut {
     pub github_api_base: String,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
+    /// Most bytes of agent output kept per task (then one marker line, then nothing).
+    pub task_log_bytes: u64,
     pub timeouts: TimeoutsOut,
     pub watchdog_interval_s: u64,
     pub notifications_enabled: bool,
@@ -94,6 +96,7 @@ pub struct TimeoutsPatch {
     pub implementing_s: Option<u64>,
     pub idle_s: Option<u64>,
     pub failed_grace_s: Option<u64>,
+    pub orphan_s: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -158,6 +161,7 @@ pub struct SettingsPatch {
     pub github_api_base: Option<String>,
     pub default_template: Option<String>,
     pub max_concurrent_boxes: Option<u32>,
+    pub task_log_bytes: Option<u64>,
     pub timeouts: Option<TimeoutsPatch>,
     pub watchdog_interval_s: Option<u64>,
     pub notifications_enabled: Option<bool>,
@@ -216,6 +220,7 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         github_api_base: s.github_api_base,
         default_template: s.default_template,
         max_concurrent_boxes: s.max_concurrent_boxes,
+        task_log_bytes: s.task_log_bytes,
         timeouts: s.timeouts.into(),
         watchdog_interval_s: s.watchdog_interval_s,
         notifications_enabled: s.notifications_enabled,
@@ -263,6 +268,7 @@ pub async fn update_settings(
     set(&mut s.github_api_base, p.github_api_base);
     set(&mut s.default_template, p.default_template);
     set(&mut s.max_concurrent_boxes, p.max_concurrent_boxes);
+    set(&mut s.task_log_bytes, p.task_log_bytes);
     set(&mut s.watchdog_interval_s, p.watchdog_interval_s);
     set(&mut s.notifications_enabled, p.notifications_enabled);
     set(&mut s.chatty_events, p.chatty_events);
@@ -273,6 +279,7 @@ pub async fn update_settings(
         set(&mut s.timeouts.implementing_s, t.implementing_s);
         set(&mut s.timeouts.idle_s, t.idle_s);
         set(&mut s.timeouts.failed_grace_s, t.failed_grace_s);
+        set(&mut s.timeouts.orphan_s, t.orphan_s);
     }
     // Secret writes, collected first and applied only once everything is valid.
     let mut writes: Vec<(String, Option<Option<String>>)> =

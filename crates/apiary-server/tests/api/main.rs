@@ -7,6 +7,7 @@ mod authz;
 mod box_input;
 mod exposure;
 mod limits;
+mod log_cap;
 mod notify;
 mod resources;
 mod sign_in;

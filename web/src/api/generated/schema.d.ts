@@ -895,6 +895,11 @@ export interface components {
             max_concurrent_boxes: number;
             notifications_enabled: boolean;
             prompts: components["schemas"]["PromptsIo"];
+            /**
+             * Format: int64
+             * @description Most bytes of agent output kept per task (then one marker line, then nothing).
+             */
+            task_log_bytes: number;
             telegram: components["schemas"]["TelegramOut"];
             timeouts: components["schemas"]["TimeoutsOut"];
             /** Format: int64 */
@@ -918,6 +923,8 @@ export interface components {
             max_concurrent_boxes?: number | null;
             notifications_enabled?: boolean | null;
             prompts?: null | components["schemas"]["PromptsPatch"];
+            /** Format: int64 */
+            task_log_bytes?: number | null;
             telegram?: null | components["schemas"]["TelegramPatch"];
             timeouts?: null | components["schemas"]["TimeoutsPatch"];
             /** Format: int64 */
@@ -1022,6 +1029,11 @@ export interface components {
             idle_s: number;
             /** Format: int64 */
             implementing_s: number;
+            /**
+             * Format: int64
+             * @description A box that cannot reach Apiary this long exits, cleaning up after itself.
+             */
+            orphan_s: number;
             /** Format: int64 */
             provisioning_s: number;
             /** Format: int64 */
@@ -1034,6 +1046,8 @@ export interface components {
             idle_s?: number | null;
             /** Format: int64 */
             implementing_s?: number | null;
+            /** Format: int64 */
+            orphan_s?: number | null;
             /** Format: int64 */
             provisioning_s?: number | null;
             /** Format: int64 */

@@ -1,6 +1,13 @@
 //! The Box Host API server (`apiary boxd`): the HTTP face of a provider, guarded by a host key.
+//!
+//! Every box has a lease that its owner renews by creating, getting or listing it (Apiary's
+//! watchdog does so in every pass); [`reap_unowned`] destroys the boxes whose lease ran out,
+//! so a box never outlives its Apiary for good. A box the host has not seen yet (after a
+//! restart of `boxd`) gets a full lease from the moment it is first seen.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -17,6 +24,68 @@ use crate::{BoxError, BoxProvider, CreateBox};
 struct Host {
     provider: Arc<dyn BoxProvider>,
     key: Arc<String>,
+    leases: Arc<Leases>,
+}
+
+/// When each box's owner last touched it.
+#[derive(Default)]
+pub struct Leases(Mutex<HashMap<String, Instant>>);
+
+impl Leases {
+    fn touch<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut seen = self.0.lock().expect("not poisoned");
+        let now = Instant::now();
+        for id in ids {
+            seen.insert(id.to_string(), now);
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        self.0.lock().expect("not poisoned").remove(id);
+    }
+}
+
+/// One pass: destroys every box whose owner has not touched it within `lease`; returns the
+/// ids destroyed.
+pub async fn reap_once(
+    provider: &dyn BoxProvider,
+    leases: &Leases,
+    lease: Duration,
+) -> Vec<String> {
+    let Ok(boxes) = provider.list(None).await else {
+        return Vec::new();
+    };
+    let expired: Vec<String> = {
+        let mut seen = leases.0.lock().expect("not poisoned");
+        let now = Instant::now();
+        seen.retain(|id, _| boxes.iter().any(|b| &b.id == id));
+        boxes
+            .iter()
+            .filter(|b| now.duration_since(*seen.entry(b.id.clone()).or_insert(now)) > lease)
+            .map(|b| b.id.clone())
+            .collect()
+    };
+    let mut reaped = Vec::new();
+    for id in expired {
+        match provider.destroy(&id).await {
+            Ok(()) => {
+                tracing::warn!(box_id = %id, lease_s = lease.as_secs(), "reaped a box its owner no longer touches");
+                leases.forget(&id);
+                reaped.push(id);
+            }
+            Err(e) => tracing::error!(box_id = %id, error = %e, "could not reap a box"),
+        }
+    }
+    reaped
+}
+
+/// Reaps unowned boxes for ever, checking every `lease / 6` (1 to 60 s).
+pub async fn reap_unowned(provider: Arc<dyn BoxProvider>, leases: Arc<Leases>, lease: Duration) {
+    let every = (lease / 6).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(every).await;
+        reap_once(provider.as_ref(), &leases, lease).await;
+    }
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -75,14 +144,20 @@ async fn create_box(
         );
     };
     match host.provider.create(req).await {
-        Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
+        Ok(info) => {
+            host.leases.touch([info.id.as_str()]);
+            (StatusCode::CREATED, Json(info)).into_response()
+        }
         Err(e) => from_box_error(e),
     }
 }
 
 async fn get_box(State(host): State<Host>, Path(id): Path<String>) -> Response {
     match host.provider.get(&id).await {
-        Ok(Some(info)) => Json(info).into_response(),
+        Ok(Some(info)) => {
+            host.leases.touch([info.id.as_str()]);
+            Json(info).into_response()
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "box not found"),
         Err(e) => from_box_error(e),
     }
@@ -101,14 +176,20 @@ async fn list_boxes(State(host): State<Host>, Query(q): Query<ListQuery>) -> Res
         }
     };
     match host.provider.list(label).await {
-        Ok(list) => Json(list).into_response(),
+        Ok(list) => {
+            host.leases.touch(list.iter().map(|b| b.id.as_str()));
+            Json(list).into_response()
+        }
         Err(e) => from_box_error(e),
     }
 }
 
 async fn destroy_box(State(host): State<Host>, Path(id): Path<String>) -> Response {
     match host.provider.destroy(&id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            host.leases.forget(&id);
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(e) => from_box_error(e),
     }
 }
@@ -120,11 +201,13 @@ async fn list_templates(State(host): State<Host>) -> Response {
     }
 }
 
-/// The Box Host API over `provider`, answering only requests that carry `key`.
-pub fn router(provider: Arc<dyn BoxProvider>, key: String) -> Router {
+/// The Box Host API over `provider`, answering only requests that carry `key`; the requests
+/// renew the boxes' `leases` (see [`reap_unowned`]).
+pub fn router(provider: Arc<dyn BoxProvider>, key: String, leases: Arc<Leases>) -> Router {
     let host = Host {
         provider,
         key: Arc::new(key),
+        leases,
     };
     Router::new()
         .route("/v1/boxes", get(list_boxes).post(create_box))

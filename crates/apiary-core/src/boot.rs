@@ -48,6 +48,7 @@ pub fn boot_env(input: &BootInput, timeouts: &Timeouts) -> BTreeMap<String, Stri
         ("APIARY_SPEC_RUN_TIMEOUT".into(), spec_s.to_string()),
         ("APIARY_IMPL_RUN_TIMEOUT".into(), impl_s.to_string()),
         ("APIARY_AGENT".into(), input.preset.clone()),
+        ("APIARY_ORPHAN_S".into(), timeouts.orphan_s.to_string()),
     ]);
     if !input.command.trim().is_empty() {
         env.insert("APIARY_AGENT_COMMAND".into(), input.command.clone());
@@ -120,6 +121,7 @@ mod tests {
         assert_eq!(env["APIARY_SPEC_RUN_TIMEOUT"], "90");
         assert_eq!(env["APIARY_IMPL_RUN_TIMEOUT"], "900");
         assert_eq!(env["APIARY_AGENT_COMMAND"], "./agent.sh");
+        assert_eq!(env["APIARY_ORPHAN_S"], "1800");
         for k in [
             "APIARY_TASK_ID",
             "APIARY_CALLBACK_TOKEN",

@@ -74,6 +74,9 @@ enum Command {
         /// How boxes are isolated: auto, bwrap or none.
         #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
         sandbox: Sandbox,
+        /// Reap a box its owner has not listed or touched for this many seconds.
+        #[arg(long, env = "APIARY_BOXD_ORPHAN_S", default_value_t = 1800)]
+        orphan_s: u64,
     },
     /// Run inside a box: clone, run the agent, serve the control plane (reads the boot env).
     BoxAgent,
@@ -334,7 +337,7 @@ async fn serve(
 }
 
 /// `apiary boxd`: the Box Host API over local boxes, guarded by a host key.
-async fn boxd(bind: SocketAddr, data_dir: PathBuf, sandbox: Sandbox) -> Result<()> {
+async fn boxd(bind: SocketAddr, data_dir: PathBuf, sandbox: Sandbox, orphan_s: u64) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let key = match nonempty_env("APIARY_BOXD_KEY") {
@@ -357,13 +360,20 @@ async fn boxd(bind: SocketAddr, data_dir: PathBuf, sandbox: Sandbox) -> Result<(
         }
     };
     let provider = local_provider(&data_dir, sandbox)?;
+    let leases = Arc::new(apiary_boxes::host::Leases::default());
+    let lease = std::time::Duration::from_secs(orphan_s.max(1));
+    tokio::spawn(apiary_boxes::host::reap_unowned(
+        provider.clone(),
+        leases.clone(),
+        lease,
+    ));
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("binding {bind}"))?;
     println!("Box host listening on http://{}", listener.local_addr()?);
     axum::serve(
         listener,
-        apiary_boxes::host::router(provider, key).into_make_service(),
+        apiary_boxes::host::router(provider, key, leases).into_make_service(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
@@ -406,7 +416,8 @@ async fn main() -> Result<()> {
             bind,
             data_dir,
             sandbox,
-        } => boxd(bind, data_dir, sandbox).await,
+            orphan_s,
+        } => boxd(bind, data_dir, sandbox, orphan_s).await,
         Command::BoxAgent => box_agent().await,
         Command::Openapi => {
             use utoipa::OpenApi;

@@ -2,12 +2,16 @@
 //! so they are retried with backoff on connection errors, 429 and 5xx for up to ~30 s. A 409 on
 //! a spec or PR can be a race with the server's own transition (it moves the task to
 //! `implementing` right after the control plane answered), so those are retried for ~5 s too;
-//! a 409 that persists comes back as [`Conflict`].
+//! a 409 that persists comes back as [`Conflict`]. Every answer feeds the box's [`Liveness`]:
+//! a 401 or 404 means Apiary no longer knows the box (never retried).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
+
+use crate::orphan::Liveness;
 
 /// How long a callback is retried.
 const RETRY_FOR: Duration = Duration::from_secs(30);
@@ -32,6 +36,7 @@ pub struct Callback {
     http: reqwest::Client,
     base: String,
     token: String,
+    live: Arc<Liveness>,
 }
 
 impl Callback {
@@ -43,7 +48,38 @@ impl Callback {
                 .context("building the HTTP client")?,
             base: format!("{base}/api/v1/agent/tasks/{task}"),
             token: token.to_string(),
+            live: Arc::default(),
         })
+    }
+
+    /// What the answers so far tell about Apiary.
+    pub fn liveness(&self) -> Arc<Liveness> {
+        self.live.clone()
+    }
+
+    /// Asks Apiary once whether it still knows the box (the answer feeds [`Liveness`]).
+    pub async fn ping(&self) {
+        let resp = self
+            .http
+            .get(&self.base)
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        if let Ok(resp) = resp {
+            self.heard(resp.status(), "/");
+        }
+    }
+
+    /// Records what an answer says about Apiary.
+    fn heard(&self, status: reqwest::StatusCode, what: &str) {
+        match status.as_u16() {
+            401 | 404 => self.live.disown(format!(
+                "Apiary answered {status} to {what}: it no longer knows this box"
+            )),
+            s if s < 500 => self.live.touch(),
+            _ => {}
+        }
     }
 
     async fn send(&self, path: &str, body: Option<&Value>, retry_conflicts: bool) -> Result<Value> {
@@ -60,6 +96,7 @@ impl Callback {
             let outcome = match req.bearer_auth(&self.token).send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    self.heard(status, what);
                     let retry_after = resp
                         .headers()
                         .get("retry-after")
@@ -73,6 +110,7 @@ impl Callback {
                     match status.as_u16() {
                         409 if retry_conflicts && started.elapsed() < CONFLICT_FOR => {}
                         409 => return Err(Conflict(message).into()),
+                        401 | 404 => return Err(anyhow!(message)),
                         429 => {
                             pause = Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 10));
                         }

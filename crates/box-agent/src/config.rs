@@ -58,6 +58,9 @@ pub struct BoxAgentConfig {
     pub sandbox: AgentSandbox,
     /// The bubblewrap program (`APIARY_BWRAP`, default `bwrap` on the PATH).
     pub bwrap: String,
+    /// How long the box waits for an Apiary it cannot reach before it gives up for good
+    /// (`APIARY_ORPHAN_S`, seconds).
+    pub orphan_s: u64,
 }
 
 impl BoxAgentConfig {
@@ -120,6 +123,7 @@ impl BoxAgentConfig {
             github_token: opt("APIARY_GITHUB_TOKEN").unwrap_or_default(),
             sandbox,
             bwrap: opt("APIARY_BWRAP").unwrap_or_else(|| "bwrap".into()),
+            orphan_s: seconds("APIARY_ORPHAN_S", 1800)?.max(1),
         })
     }
 
@@ -178,6 +182,7 @@ impl std::fmt::Debug for BoxAgentConfig {
             .field("github_token", &hidden(&self.github_token))
             .field("sandbox", &self.sandbox)
             .field("bwrap", &self.bwrap)
+            .field("orphan_s", &self.orphan_s)
             .finish()
     }
 }

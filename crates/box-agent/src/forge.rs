@@ -119,6 +119,7 @@ mod tests {
             github_token: "ghp_token".into(),
             sandbox: crate::config::AgentSandbox::Bwrap,
             bwrap: "bwrap".into(),
+            orphan_s: 1800,
         }
     }
 

@@ -293,6 +293,7 @@ mod tests {
             github_token: "ghp_the_projects_token".into(),
             sandbox: AgentSandbox::Bwrap,
             bwrap: "bwrap".into(),
+            orphan_s: 1800,
         }
     }
 

@@ -16,7 +16,9 @@
 //! - the agent never commits or pushes: the box commits everything, pushes only its own
 //!   branch, and never commits `.apiary/` (the spec);
 //! - every run ends with exactly one result callback (spec, PR or error), sent after the run's
-//!   log lines went out.
+//!   log lines went out;
+//! - a box whose Apiary is gone for good (401/404 to a callback, or no answer for `orphan_s`)
+//!   stops its agent, empties its folder and exits: no box outlives its owner.
 
 mod callback;
 mod config;
@@ -24,6 +26,7 @@ mod control;
 mod forge;
 mod git;
 mod logs;
+mod orphan;
 mod phases;
 mod presets;
 mod prompts;
@@ -36,13 +39,16 @@ use anyhow::{Context, Result};
 
 pub use config::{AgentSandbox, BoxAgentConfig};
 
+use std::time::Duration;
+
 /// Runs the box agent until the process is killed (`apiary box-agent`).
 pub async fn run(config: BoxAgentConfig) -> Result<()> {
     run_until(config, std::future::pending()).await
 }
 
-/// Runs the box agent until `shutdown` resolves, so tests can stop it; a run in progress is
-/// dropped with the runtime, which kills its process group.
+/// Runs the box agent until `shutdown` resolves, so tests can stop it (a run in progress is
+/// dropped with the runtime, which kills its process group), or until its Apiary is gone for
+/// good: then the agent is stopped and the box's folder emptied before it returns.
 pub async fn run_until(
     config: BoxAgentConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -51,13 +57,29 @@ pub async fn run_until(
         .await
         .with_context(|| format!("binding the control plane on {}", config.control_bind))?;
     let port = listener.local_addr()?.port();
+    let orphan_after = Duration::from_secs(config.orphan_s);
     let agent = Arc::new(phases::Agent::new(config)?);
     agent.announce(port)?;
     let setup = agent.clone();
     tokio::spawn(async move { setup.start().await });
-    axum::serve(listener, control::router(agent))
-        .with_graceful_shutdown(shutdown)
+    let live = agent.liveness();
+    let pinger = agent.clone();
+    let (why_tx, why_rx) = tokio::sync::oneshot::channel::<String>();
+    let stop = async move {
+        let watch = orphan::orphaned(&live, orphan_after, || pinger.ping());
+        tokio::select! {
+            _ = shutdown => {}
+            why = watch => { let _ = why_tx.send(why); }
+        }
+    };
+    axum::serve(listener, control::router(agent.clone()))
+        .with_graceful_shutdown(stop)
         .await
         .context("serving the control plane")?;
+    if let Ok(why) = why_rx.await {
+        tracing::warn!(reason = %why, "the box's Apiary is gone: stopping the agent, emptying the box, exiting");
+        agent.stop().await;
+        orphan::clean(&agent.cfg.box_dir);
+    }
     Ok(())
 }

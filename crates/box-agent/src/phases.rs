@@ -67,6 +67,9 @@ pub struct Agent {
     /// `None` while setting up, then whether setup worked.
     ready: watch::Sender<Option<Result<(), String>>>,
     busy: AtomicBool,
+    /// Set when the box shuts down for good: a run in progress is dropped (its process group
+    /// killed) and reports nothing.
+    stopping: watch::Sender<bool>,
 }
 
 impl Agent {
@@ -81,7 +84,27 @@ impl Agent {
             logs,
             ready: watch::channel(None).0,
             busy: AtomicBool::new(false),
+            stopping: watch::channel(false).0,
         })
+    }
+
+    /// What the callback answers tell about Apiary.
+    pub fn liveness(&self) -> Arc<crate::orphan::Liveness> {
+        self.cb.liveness()
+    }
+
+    /// Asks Apiary once whether it still knows the box.
+    pub async fn ping(&self) {
+        self.cb.ping().await
+    }
+
+    /// Stops any run (killing the agent's process group) and waits, up to 10 s, until it ended.
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.busy() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Tells the provider where the control plane listens: `control.json`, written atomically.
@@ -180,10 +203,20 @@ impl Agent {
             .wait_for(|r| r.is_some())
             .await
             .map(|r| r.clone().unwrap_or(Ok(())));
-        let result = match setup {
-            Ok(Ok(())) => self.run_phase(phase, input).await,
-            Ok(Err(e)) => Err(anyhow!(e)),
-            Err(_) => Err(anyhow!("the box is shutting down")),
+        let mut stopping = self.stopping.subscribe();
+        let work = async {
+            match setup {
+                Ok(Ok(())) => self.run_phase(phase, input).await,
+                Ok(Err(e)) => Err(anyhow!(e)),
+                Err(_) => Err(anyhow!("the box is shutting down")),
+            }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            _ = stopping.wait_for(|s| *s) => {
+                tracing::warn!("run stopped: the box is shutting down for good");
+                return;
+            }
         };
         match result {
             Ok(()) => {}

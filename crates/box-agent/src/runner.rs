@@ -237,6 +237,7 @@ mod tests {
             github_token: String::new(),
             sandbox: crate::config::AgentSandbox::Bwrap,
             bwrap: "bwrap".into(),
+            orphan_s: 1800,
         }
     }
 

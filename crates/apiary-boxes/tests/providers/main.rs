@@ -138,7 +138,7 @@ async fn start_host(root: PathBuf, agent: PathBuf, key: &str) -> String {
     let provider = Arc::new(LocalProvider::new(root, agent, Sandbox::None).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = apiary_boxes::host::router(provider, key.to_string());
+    let app = apiary_boxes::host::router(provider, key.to_string(), Arc::default());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
 }
@@ -331,4 +331,46 @@ fn a_stale_or_forged_record_is_never_signalled() {
         victim.kill().unwrap();
         victim.wait().unwrap();
     });
+}
+
+#[tokio::test]
+async fn a_box_host_reaps_the_boxes_their_owner_stopped_touching() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("boxes");
+    let provider: Arc<dyn BoxProvider> =
+        Arc::new(LocalProvider::new(root.clone(), fake_agent(dir.path()), Sandbox::None).unwrap());
+    let leases = Arc::new(apiary_boxes::host::Leases::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = apiary_boxes::host::router(provider.clone(), "k".into(), leases.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let owner = RemoteProvider::new(&url, "k");
+    let kept = owner.create(request("kept", false)).await.unwrap();
+    let dropped = owner.create(request("dropped", false)).await.unwrap();
+    let dropped_pid = pid_of(&root, &dropped.id);
+    let lease = Duration::from_secs(2);
+    // The owner keeps touching one box (as its watchdog does every pass), not the other.
+    let started = std::time::Instant::now();
+    let mut reaped = Vec::new();
+    while started.elapsed() < lease * 2 {
+        owner
+            .get(&kept.id)
+            .await
+            .unwrap()
+            .expect("kept box is there");
+        reaped.extend(apiary_boxes::host::reap_once(provider.as_ref(), &leases, lease).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(reaped, vec![dropped.id.clone()]);
+    assert!(!root.join(&dropped.id).exists());
+    assert!(!alive(-dropped_pid), "the reaped box's processes are gone");
+    assert_eq!(owner.get(&dropped.id).await.unwrap(), None);
+    // A host that restarts gives every box it finds a full lease.
+    let fresh = apiary_boxes::host::Leases::default();
+    assert!(
+        apiary_boxes::host::reap_once(provider.as_ref(), &fresh, lease)
+            .await
+            .is_empty()
+    );
+    owner.destroy(&kept.id).await.unwrap();
 }

@@ -16,13 +16,13 @@ use crate::{exe, write_script, AGENT};
 
 const PASSWORD: &str = "crash test password";
 
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
 }
 
 /// Starts serve on `data` (its SQLite database, boxes and key), or on the PostgreSQL
 /// database at `database_url` when the suite runs on PostgreSQL.
-fn start(data: &Path, database_url: Option<&str>, port: u16, wrapper: &Path) -> Serve {
+pub(crate) fn start(data: &Path, database_url: Option<&str>, port: u16, wrapper: &Path) -> Serve {
     let mut cmd = Command::new(exe());
     cmd.args([
         "serve",
@@ -46,7 +46,7 @@ fn start(data: &Path, database_url: Option<&str>, port: u16, wrapper: &Path) -> 
 }
 
 impl Serve {
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
         let _ = self.child.wait();
     }
@@ -58,7 +58,7 @@ impl Drop for Serve {
     }
 }
 
-async fn healthy(base: &str) {
+pub(crate) async fn healthy(base: &str) {
     let start = Instant::now();
     while reqwest::get(format!("{base}/healthz"))
         .await
@@ -77,7 +77,12 @@ async fn status_of(c: &Client, tid: &str) -> Value {
     c.get(&format!("/api/v1/tasks/{tid}")).await.1
 }
 
-async fn wait_until(c: &Client, tid: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_until(
+    c: &Client,
+    tid: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let start = Instant::now();
     loop {
         let t = status_of(c, tid).await;
@@ -90,6 +95,37 @@ async fn wait_until(c: &Client, tid: &str, what: &str, ok: impl Fn(&Value) -> bo
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The admin of a serve started by [`start`], signed in.
+pub(crate) async fn sign_in(base: &str) -> Client {
+    let mut c = Client {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap(),
+        base: base.to_string(),
+        csrf: None,
+        bearer: None,
+    };
+    let (status, body) = c
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": "admin@example.test", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    c.csrf = Some(body["csrf_token"].as_str().unwrap().to_string());
+    c
+}
+
+/// A free loopback port.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn boxes_alive(boxes: &Path) -> Vec<String> {
@@ -157,34 +193,11 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
     let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut serve = start(&data, database_url, port, &wrapper);
     healthy(&base).await;
-    let admin = {
-        let mut c = Client {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .build()
-                .unwrap(),
-            base: base.clone(),
-            csrf: None,
-            bearer: None,
-        };
-        let (status, body) = c
-            .post(
-                "/api/v1/auth/login",
-                json!({ "email": "admin@example.test", "password": PASSWORD }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        c.csrf = Some(body["csrf_token"].as_str().unwrap().to_string());
-        c
-    };
+    let admin = sign_in(&base).await;
     let (status, body) = admin
         .patch("/api/v1/settings", json!({ "agent_orchestration_enabled": true, "watchdog_interval_s": 1, "webhooks": [{ "url": hook_url, "secret": "s" }] }))
         .await;

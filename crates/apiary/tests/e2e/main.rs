@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod crash;
+mod orphan;
 
 use apiary_testkit::{bare_repo, boxes_dir, git, BoxReaper, Client, TestApp};
 use serde_json::{json, Value};
@@ -248,7 +249,7 @@ async fn the_loop_through_boxd_and_the_remote_provider() {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            apiary_boxes::host::router(Arc::new(provider), "the-host-key".into()),
+            apiary_boxes::host::router(Arc::new(provider), "the-host-key".into(), Arc::default()),
         )
         .await
         .unwrap();

@@ -19,7 +19,7 @@ pub struct Call {
 
 #[derive(Clone)]
 struct Shared {
-    token: String,
+    token: Arc<Mutex<String>>,
     view: Arc<Mutex<Value>>,
     calls: Arc<Mutex<Vec<Call>>>,
 }
@@ -37,7 +37,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 }
 
 async fn task_view(State(s): State<Shared>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
-    if !authorized(&headers, &s.token) {
+    if !authorized(&headers, &s.token.lock().unwrap()) {
         return (StatusCode::UNAUTHORIZED, Json(json!({})));
     }
     (StatusCode::OK, Json(s.view.lock().unwrap().clone()))
@@ -49,7 +49,7 @@ async fn callback(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    if !authorized(&headers, &s.token) {
+    if !authorized(&headers, &s.token.lock().unwrap()) {
         return (StatusCode::UNAUTHORIZED, Json(json!({})));
     }
     let next = match what.as_str() {
@@ -74,7 +74,7 @@ impl FakeApiary {
     /// Serves on 127.0.0.1:0 for the task in `view`, accepting only `token`.
     pub async fn start(token: &str, view: Value) -> Self {
         let shared = Shared {
-            token: token.to_string(),
+            token: Arc::new(Mutex::new(token.to_string())),
             view: Arc::new(Mutex::new(view)),
             calls: Arc::default(),
         };
@@ -86,6 +86,11 @@ impl FakeApiary {
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         FakeApiary { url, shared }
+    }
+
+    /// Revokes the box's token, as teardown does: every later call gets 401.
+    pub fn revoke(&self) {
+        *self.shared.token.lock().unwrap() = "revoked".into();
     }
 
     pub fn calls(&self) -> Vec<Call> {

@@ -120,6 +120,7 @@ fn config(apiary: &FakeApiary, root: &Path, repo: &Path, command: String) -> Box
         github_token: String::new(),
         sandbox: apiary_box_agent::AgentSandbox::Bwrap,
         bwrap: "bwrap".into(),
+        orphan_s: 1800,
     }
 }
 
@@ -490,5 +491,117 @@ fn a_resumed_box_continues_the_pushed_branch_without_a_new_spec() {
         );
         boxed.wait_idle().await;
         boxed.stop().await;
+    });
+}
+
+/// Alive and not a zombie waiting for its reaper.
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    exists && state != Some("Z")
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+#[test]
+fn a_box_whose_token_is_revoked_stops_its_agent_empties_its_folder_and_exits() {
+    block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let repo = bare_repo(root.path());
+        let apiary = FakeApiary::start(CALLBACK_TOKEN, view()).await;
+        let pids = root.path().join("pids");
+        let agent = format!(
+            r##"case "$APIARY_PHASE" in
+  spec) echo "# A spec" ;;
+  *) sleep 600 & echo $! >> {pids}; echo $$ >> {pids}; wait ;;
+esac
+"##,
+            pids = pids.display()
+        );
+        let mut cfg = config(&apiary, root.path(), &repo, script(root.path(), &agent));
+        // The agent's own sandbox hides its pids behind a namespace: this test reads them.
+        cfg.sandbox = apiary_box_agent::AgentSandbox::None;
+        cfg.orphan_s = 6;
+        let box_dir = cfg.box_dir.clone();
+        let boxed = RunningBox::start(cfg).await;
+        apiary.wait_for("spec", 1, WAIT).await;
+        boxed.wait_idle().await;
+        let (status, _) = boxed
+            .call("/implement/start", Some(CONTROL_TOKEN), Some(json!({})))
+            .await;
+        assert_eq!(status, 202);
+        let started = Instant::now();
+        let running: Vec<i32> = loop {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let found: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if found.len() == 2 {
+                break found;
+            }
+            assert!(started.elapsed() < WAIT, "the agent never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(running.iter().all(|p| alive(*p)));
+
+        // Teardown revoked the token (the box was not reached): the box notices by itself.
+        apiary.revoke();
+        let revoked = Instant::now();
+        let RunningBox {
+            task, stop: _stop, ..
+        } = boxed;
+        tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .expect("the box exits on its own")
+            .unwrap()
+            .unwrap();
+        assert!(revoked.elapsed() < Duration::from_secs(10));
+        for pid in running {
+            let gone = Instant::now();
+            while alive(pid) && gone.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(!alive(pid), "agent process {pid} outlived its box");
+        }
+        assert!(is_empty(&box_dir), "the box's folder is emptied");
+    });
+}
+
+#[test]
+fn a_box_that_cannot_reach_apiary_gives_up_after_its_window() {
+    block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let repo = bare_repo(root.path());
+        let apiary = FakeApiary::start(CALLBACK_TOKEN, view()).await;
+        let mut cfg = config(&apiary, root.path(), &repo, script(root.path(), AGENT));
+        // An Apiary that is gone: nothing listens there.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        cfg.apiary_url = format!("http://{}", dead.local_addr().unwrap());
+        drop(dead);
+        cfg.orphan_s = 3;
+        let box_dir = cfg.box_dir.clone();
+        let started = Instant::now();
+        let boxed = RunningBox::start(cfg).await;
+        let RunningBox {
+            task, stop: _stop, ..
+        } = boxed;
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the box gives up")
+            .unwrap()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(3),
+            "not before its window: {took:?}"
+        );
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        assert!(is_empty(&box_dir), "the box's folder is emptied");
     });
 }

@@ -1,0 +1,125 @@
+//! Boxes never outlive their Apiary for good: `apiary serve` killed and started again within
+//! `timeouts.orphan_s` keeps its box (the task completes on it), killed for good leaves no box
+//! process behind once the window has passed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use apiary_testkit::bare_repo;
+use serde_json::{json, Value};
+
+use crate::crash::{free_port, healthy, sign_in, start, wait_until};
+use crate::{exe, write_script, AGENT};
+
+/// Alive and not a zombie waiting for its reaper.
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    exists && state != Some("Z")
+}
+
+fn box_pid(boxes: &Path, id: &str) -> i32 {
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(boxes.join(id).join("state.json")).unwrap())
+            .unwrap();
+    state["pid"].as_i64().unwrap() as i32
+}
+
+#[tokio::test]
+async fn a_box_survives_a_restart_of_serve_but_not_its_end() {
+    let db = apiary_testkit::test_store().await;
+    let database_url =
+        (db.store.backend() == apiary_store::Backend::Postgres).then(|| db.url.clone());
+    let database_url = database_url.as_deref();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let boxes = data.join("boxes");
+    let _reaper = apiary_testkit::BoxReaper(boxes.clone());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = start(&data, database_url, port, &exe());
+    healthy(&base).await;
+    let admin = sign_in(&base).await;
+    let orphan_s = 6;
+    let (status, body) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "agent_orchestration_enabled": true, "timeouts": { "orphan_s": orphan_s } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["timeouts"]["orphan_s"], orphan_s);
+    let repo = bare_repo(dir.path());
+    let command = write_script(dir.path(), "agent.sh", AGENT);
+    let (_, p) = admin
+        .post("/api/v1/projects", json!({ "name": "Orphans" }))
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": { "enabled": true, "repo_url": repo.display().to_string(), "preset": "script", "command": command } }),
+        )
+        .await;
+    let (_, t) = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/tasks"),
+            json!({ "title": "Outlive" }),
+        )
+        .await;
+    let tid = t["id"].as_str().unwrap().to_string();
+    admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
+        .await;
+    let t = wait_until(&admin, &tid, "spec_ready", |t| {
+        t["agent"]["status"] == "spec_ready"
+    })
+    .await;
+    let box_id = t["agent"]["box_id"].as_str().unwrap().to_string();
+    let agent_pid = box_pid(&boxes, &box_id);
+
+    // A restart inside the window: the same box carries the task on to its PR.
+    serve.kill9();
+    serve = start(&data, database_url, port, &exe());
+    healthy(&base).await;
+    admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    let t = wait_until(&admin, &tid, "pr_ready", |t| {
+        t["agent"]["status"] == "pr_ready"
+    })
+    .await;
+    assert_eq!(t["agent"]["box_id"], box_id.as_str(), "no new box was made");
+    assert!(alive(agent_pid));
+
+    // Gone for good: the box gives up once the window has passed, and leaves nothing running.
+    serve.kill9();
+    let killed = Instant::now();
+    while alive(agent_pid) || alive(-agent_pid) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(orphan_s + 15),
+            "the box outlived its Apiary by {:?}",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        killed.elapsed() >= Duration::from_secs(orphan_s - 1),
+        "the box gave up before its window: {:?}",
+        killed.elapsed()
+    );
+    let own = boxes.join(&box_id).join("box");
+    let left: Vec<_> = std::fs::read_dir(&own)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the box emptied its folder: {left:?}");
+    drop(serve);
+}

@@ -64,6 +64,22 @@ impl AgentStatus {
         matches!(self, AgentStatus::Merged | AgentStatus::Cancelled)
     }
 
+    /// Whether a task in this status has (or is getting) a box of its own. A `queued` task
+    /// waits for one; `failed` keeps its box only for the grace period.
+    pub fn holds_box(self) -> bool {
+        matches!(
+            self,
+            AgentStatus::Provisioning
+                | AgentStatus::Speccing
+                | AgentStatus::SpecReady
+                | AgentStatus::SpecApproved
+                | AgentStatus::Implementing
+                | AgentStatus::PrReady
+                | AgentStatus::ChangesRequested
+                | AgentStatus::Failed
+        )
+    }
+
     /// Statuses a task can be failed or cancelled from: agent-managed and not terminal.
     pub fn is_active(self) -> bool {
         !self.is_terminal() && self != AgentStatus::None

@@ -1,5 +1,5 @@
-//! The watchdog (DESIGN §5). One pass, in order: phase timeouts, vanished boxes, idle
-//! parking, failed-grace teardown, teardown retries, orphan boxes, queue drain. It reads only
+//! The watchdog (DESIGN §5). One pass, in order: phase timeouts, stranded dispatches, vanished
+//! boxes, idle parking, failed-grace teardown, teardown retries, orphan boxes, queue drain. It reads only
 //! non-terminal tasks and boxes not yet torn down; only one replica runs a pass at a time
 //! (a lease in the database).
 
@@ -17,6 +17,8 @@ use crate::Orchestrator;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassSummary {
     pub timed_out: usize,
+    /// Approved specs and requested changes whose dispatch had stopped trying, sent again.
+    pub redispatched: usize,
     pub vanished: usize,
     pub parked: usize,
     pub failed_teardowns: usize,
@@ -53,16 +55,28 @@ impl Orchestrator {
         let provider = self.provider().await.ok();
         let active = store.active_tasks().await?;
 
-        // 1. Phase timeouts (a capacity-blocked `queued` task never times out).
+        // 1. Phase timeouts (a capacity-blocked `queued` task never times out). Getting an
+        // approved spec or a review round to the box (a fresh box for a parked task included)
+        // has the provisioning budget; its failure names the dispatch's last error.
         for task in &active {
             let budget = match task.agent_status {
-                AgentStatus::Provisioning => t.provisioning_s,
+                AgentStatus::Provisioning
+                | AgentStatus::SpecApproved
+                | AgentStatus::ChangesRequested => t.provisioning_s,
                 AgentStatus::Speccing => t.speccing_s,
                 AgentStatus::Implementing => t.implementing_s,
                 _ => continue,
             };
             if now - task.status_changed_at > budget as i64 * 1000 {
-                let error = format!("timed out in {} after {budget} s", task.agent_status);
+                let mut error = format!("timed out in {} after {budget} s", task.agent_status);
+                if matches!(
+                    task.agent_status,
+                    AgentStatus::SpecApproved | AgentStatus::ChangesRequested
+                ) {
+                    if let Some(last) = store.get_task(&task.id).await?.last_error {
+                        error.push_str(&format!(": {last}"));
+                    }
+                }
                 if self
                     .transition(
                         TransitionRequest::new(&task.id, AgentStatus::Failed, Actor::System)
@@ -76,12 +90,45 @@ impl Orchestrator {
             }
         }
 
-        // 2. Vanished boxes: the provider says the box is gone.
-        if let Some(p) = &provider {
-            for task in active
+        // 1b. Stranded dispatches: an approved spec or a requested change whose dispatch job
+        // has stopped (its attempts spent) is dispatched again, until the budget above ends it.
+        for task in active.iter().filter(|t| {
+            matches!(
+                t.agent_status,
+                AgentStatus::SpecApproved | AgentStatus::ChangesRequested
+            )
+        }) {
+            let kind = if task.agent_status == AgentStatus::SpecApproved {
+                "dispatch_implement"
+            } else {
+                "dispatch_changes"
+            };
+            let in_flight = store
+                .list_task_jobs(&task.id)
+                .await?
                 .iter()
-                .filter(|t| !t.box_torn_down && t.agent_status != AgentStatus::Failed)
-            {
+                .any(|j| j.kind == kind && (j.state == "pending" || j.state == "running"));
+            if in_flight {
+                continue;
+            }
+            let job = NewJob::new(kind, json!({ "task_id": task.id, "reason": "redispatch" }))
+                .for_task(&task.id)
+                .dedupe(&format!("{kind}:{}", task.id));
+            if store.enqueue(job).await?.is_some() {
+                tracing::warn!(task = %task.id, kind, "watchdog: dispatching again");
+                sum.redispatched += 1;
+            }
+        }
+
+        // 2. Vanished boxes: the provider says the box is gone. Only statuses that hold a
+        // box are looked at; a vanished box is detached at once (tokens revoked, its slot
+        // freed), its leftovers go with the orphan sweep.
+        if let Some(p) = &provider {
+            for task in active.iter().filter(|t| {
+                !t.box_torn_down
+                    && t.agent_status.holds_box()
+                    && t.agent_status != AgentStatus::Failed
+            }) {
                 let Some(box_id) = &task.box_id else { continue };
                 let gone = match p.get(box_id).await {
                     Ok(None) => true,
@@ -100,6 +147,7 @@ impl Orchestrator {
                         .await
                         .is_ok()
                 {
+                    store.detach_box(&task.id, false).await?;
                     sum.vanished += 1;
                 }
             }
@@ -181,6 +229,7 @@ impl Orchestrator {
         self.request_drain().await?;
         for (name, n) in [
             ("timed_out", sum.timed_out),
+            ("redispatched", sum.redispatched),
             ("vanished", sum.vanished),
             ("parked", sum.parked),
             ("failed_teardowns", sum.failed_teardowns),
@@ -198,6 +247,7 @@ impl Orchestrator {
         store.release_lease(LEASE, holder).await?;
         tracing::info!(
             timed_out = sum.timed_out,
+            redispatched = sum.redispatched,
             vanished = sum.vanished,
             parked = sum.parked,
             failed_teardowns = sum.failed_teardowns,

@@ -217,10 +217,24 @@ impl Store {
     pub async fn detach_box(&self, task_id: &str, parked: bool) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let task = self.lock_task(&mut tx, task_id).await?;
+        self.detach_in(&mut tx, &task, parked).await?;
+        tx.commit().await?;
+        self.tokens.clear();
+        Ok(())
+    }
+
+    /// [`Store::detach_box`] inside a transaction that holds the task's lock (a retry detaches
+    /// the failed attempt's box in the transition itself, so it never inherits it).
+    pub(crate) async fn detach_in(
+        &self,
+        tx: &mut crate::db::Tx,
+        task: &crate::Task,
+        parked: bool,
+    ) -> StoreResult<()> {
         if let Some(id) = &task.control_secret_id {
             sqlx::query("DELETE FROM secrets WHERE id = $1")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query(
@@ -229,10 +243,11 @@ impl Store {
         )
         .bind(i64::from(parked))
         .bind(self.now())
-        .bind(task_id)
-        .execute(&mut *tx)
+        .bind(&task.id)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
+        // Cleared before the commit as well: a check that reads the old row in between keeps
+        // it for at most the cache's second.
         self.tokens.clear();
         Ok(())
     }
@@ -251,7 +266,7 @@ impl Store {
         Ok(())
     }
 
-    /// Review comments of one round, oldest first.
+    /// Review comments of one round of the task's current attempt, oldest first.
     pub async fn review_comments(
         &self,
         task_id: &str,
@@ -260,7 +275,8 @@ impl Store {
         Ok(sqlx::query_as::<_, ReviewComment>(
             "SELECT c.id, c.round, c.author_id, u.name AS author_name, c.body, c.path, c.line, c.created_at \
              FROM review_comments c JOIN users u ON u.id = c.author_id \
-             WHERE c.task_id = $1 AND c.round = $2 ORDER BY c.created_at, c.id",
+             WHERE c.task_id = $1 AND c.round = $2 \
+             AND c.attempt = (SELECT attempt FROM tasks WHERE id = $1) ORDER BY c.created_at, c.id",
         )
         .bind(task_id)
         .bind(round)

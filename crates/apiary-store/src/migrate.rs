@@ -46,6 +46,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_task_log_bytes.sql"),
         include_str!("../migrations/postgres/0006_task_log_bytes.sql"),
     ),
+    (
+        7,
+        "review comments per attempt",
+        include_str!("../migrations/sqlite/0007_review_attempt.sql"),
+        include_str!("../migrations/postgres/0007_review_attempt.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

@@ -168,8 +168,8 @@ impl Store {
         }
         for c in &w.review_comments {
             sqlx::query(
-                "INSERT INTO review_comments (id, task_id, round, author_id, body, path, line, created_at) \
-                 SELECT $1, id, round, $2, $3, $4, $5, $6 FROM tasks WHERE id = $7",
+                "INSERT INTO review_comments (id, task_id, round, attempt, author_id, body, path, line, created_at) \
+                 SELECT $1, id, round, attempt, $2, $3, $4, $5, $6 FROM tasks WHERE id = $7",
             )
             .bind(crate::db::new_id())
             .bind(&c.author_id)
@@ -232,6 +232,9 @@ impl Store {
         let to = req.to;
         // Field changes that belong to entering a status.
         let requeue = to == AgentStatus::Queued;
+        // A new attempt starts clean: no feedback or approval note of the last one; and each
+        // approval carries its own note (or none), never an earlier one.
+        let approving = to == AgentStatus::SpecApproved;
         let new_round = matches!(
             (from, to),
             (AgentStatus::SpecReady, AgentStatus::SpecApproved)
@@ -248,7 +251,9 @@ impl Store {
              queued_at = CASE WHEN $4 = 1 THEN $2 ELSE queued_at END, \
              attempt = CASE WHEN $4 = 1 AND agent_status = 'failed' THEN attempt + 1 ELSE attempt END, \
              round = CASE WHEN $4 = 1 THEN 0 WHEN $5 = 1 THEN round + 1 ELSE round END, \
-             parked = CASE WHEN $4 = 1 THEN 0 ELSE parked END \
+             parked = CASE WHEN $4 = 1 THEN 0 ELSE parked END, \
+             spec_feedback = CASE WHEN $4 = 1 THEN NULL ELSE spec_feedback END, \
+             approve_note = CASE WHEN $4 = 1 OR $7 = 1 THEN NULL ELSE approve_note END \
              WHERE id = $6",
         )
         .bind(to.as_str())
@@ -257,8 +262,15 @@ impl Store {
         .bind(i64::from(requeue))
         .bind(i64::from(new_round))
         .bind(&task.id)
+        .bind(i64::from(approving))
         .execute(&mut **tx)
         .await?;
+        // Back in the queue (a retry): the failed attempt's box is let go at once — its tokens
+        // die and it no longer counts toward the cap; the box exits at its next callback and
+        // the orphan sweep removes what is left. The new attempt never inherits it.
+        if requeue && !task.box_torn_down && task.box_id.is_some() {
+            self.detach_in(tx, &task, false).await?;
+        }
         let (event_id,): (i64,) = sqlx::query_as(
             "INSERT INTO task_events (task_id, project_id, kind, from_status, to_status, actor_kind, \
              actor_id, message, created_at) VALUES ($1, $2, 'transition', $3, $4, $5, $6, $7, $8) RETURNING id",

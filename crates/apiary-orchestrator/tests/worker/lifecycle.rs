@@ -341,3 +341,64 @@ async fn a_cancel_racing_with_provisioning_destroys_the_box_it_made() {
     assert_eq!(w.boxes.destroyed.lock().unwrap().len(), 1);
     assert_eq!(w.store().control_token(&a).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_dispatch_that_ran_out_of_attempts_is_sent_again_and_its_budget_ends_it() {
+    let w = World::new(1).await;
+    let mut s = w.store().settings().await.unwrap();
+    s.timeouts.provisioning_s = 30 * 24 * 3600;
+    w.store().save_settings(&s).await.unwrap();
+    let a = w.task("a").await;
+    w.hand_off(&a).await;
+    w.worker.drain().await.unwrap();
+    let b = Actor::Box("box".into());
+    w.to(&a, AgentStatus::Speccing, b.clone()).await;
+    w.to(&a, AgentStatus::SpecReady, b.clone()).await;
+    w.to(
+        &a,
+        AgentStatus::SpecApproved,
+        Actor::Human(w.admin.id.clone()),
+    )
+    .await;
+    // The box's control plane never answers: the dispatch spends all its attempts.
+    let pending = |jobs: &[apiary_store::Job]| {
+        jobs.iter()
+            .filter(|j| {
+                j.kind == "dispatch_implement" && (j.state == "pending" || j.state == "running")
+            })
+            .count()
+    };
+    for _ in 0..12 {
+        w.worker.drain().await.unwrap();
+        w.clock.advance_ms(700_000);
+    }
+    let jobs = w.store().list_task_jobs(&a).await.unwrap();
+    assert_eq!(pending(&jobs), 0, "the first dispatch gave up: {jobs:?}");
+    assert_eq!(
+        w.status(&a).await,
+        AgentStatus::SpecApproved,
+        "stranded until now"
+    );
+
+    // The watchdog sends it again, once while it is in flight.
+    let sum = w.orch.watchdog_pass("r1").await.unwrap();
+    assert_eq!(sum.redispatched, 1, "{sum:?}");
+    assert_eq!(pending(&w.store().list_task_jobs(&a).await.unwrap()), 1);
+    let sum = w.orch.watchdog_pass("r1").await.unwrap();
+    assert_eq!(sum.redispatched, 0, "{sum:?}");
+
+    // Past the budget the task fails, naming why the dispatch did not get through.
+    let mut s = w.store().settings().await.unwrap();
+    s.timeouts.provisioning_s = 60;
+    w.store().save_settings(&s).await.unwrap();
+    let sum = w.orch.watchdog_pass("r1").await.unwrap();
+    assert_eq!(sum.timed_out, 1, "{sum:?}");
+    let t = w.store().get_task(&a).await.unwrap();
+    assert_eq!(t.agent_status, AgentStatus::Failed);
+    let error = t.last_error.unwrap_or_default();
+    assert!(
+        error.starts_with("timed out in spec_approved after 60 s: "),
+        "{error}"
+    );
+    assert!(error.contains("control plane"), "{error}");
+}

@@ -323,3 +323,100 @@ async fn an_edit_whose_transition_is_refused_is_rolled_back_whole() {
     assert_eq!(t.agent_status, AgentStatus::Cancelled);
     assert_eq!(t.assignee_id, Some(member.id));
 }
+
+/// One attempt of `task` from hand-off to a requested change: approved with `note`, reviewed
+/// with one comment `review`.
+async fn one_attempt(store: &Store, task: &str, admin: &User, note: Option<&str>, review: &str) {
+    use apiary_store::{NewReviewComment, TaskWrites};
+    let boxed = Actor::Box("b1".into());
+    let steps = [
+        (AgentStatus::Queued, human(admin), TaskWrites::default()),
+        (
+            AgentStatus::Provisioning,
+            Actor::System,
+            TaskWrites::default(),
+        ),
+        (AgentStatus::Speccing, boxed.clone(), TaskWrites::default()),
+        (
+            AgentStatus::SpecReady,
+            boxed.clone(),
+            TaskWrites {
+                spec: Some("s".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            AgentStatus::SpecApproved,
+            human(admin),
+            TaskWrites {
+                note: note.map(str::to_string),
+                ..Default::default()
+            },
+        ),
+        (
+            AgentStatus::Implementing,
+            Actor::System,
+            TaskWrites::default(),
+        ),
+        (AgentStatus::PrReady, boxed, TaskWrites::default()),
+        (
+            AgentStatus::ChangesRequested,
+            human(admin),
+            TaskWrites {
+                review_comments: vec![NewReviewComment {
+                    author_id: admin.id.clone(),
+                    body: review.into(),
+                    path: None,
+                    line: None,
+                }],
+                ..Default::default()
+            },
+        ),
+    ];
+    for (to, actor, writes) in steps {
+        store
+            .transition(TransitionRequest::new(task, to, actor).with_writes(writes))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_retry_starts_clean_and_each_approval_carries_only_its_own_note() {
+    let db = test_store().await;
+    let store = &db.store;
+    let (admin, task) = setup(store).await;
+    one_attempt(
+        store,
+        &task,
+        &admin,
+        Some("careful with the footer"),
+        "first attempt's review",
+    )
+    .await;
+    let t = store.get_task(&task).await.unwrap();
+    assert_eq!(t.approve_note.as_deref(), Some("careful with the footer"));
+    let round = t.round;
+    store
+        .transition(TransitionRequest::new(
+            &task,
+            AgentStatus::Failed,
+            Actor::System,
+        ))
+        .await
+        .unwrap();
+
+    // The retry: the same round of the new attempt holds only its own comment, and an
+    // approval without a note has none.
+    let before = store.get_task(&task).await.unwrap().attempt;
+    one_attempt(store, &task, &admin, None, "second attempt's review").await;
+    let t = store.get_task(&task).await.unwrap();
+    assert_eq!(t.attempt, before + 1);
+    assert_eq!(t.round, round, "the round starts over");
+    assert_eq!(t.approve_note, None, "the last attempt's note is gone");
+    let comments = store.review_comments(&task, round).await.unwrap();
+    assert_eq!(
+        comments.iter().map(|c| c.body.as_str()).collect::<Vec<_>>(),
+        vec!["second attempt's review"]
+    );
+}

@@ -61,6 +61,10 @@ pub enum BoxError {
 /// The label every Apiary box carries with its task id.
 pub const TASK_LABEL: &str = "apiary.task";
 
+/// The label every Apiary box carries with its installation's id: on a box host shared by
+/// several installations, each sweeps only its own orphans.
+pub const INSTALLATION_LABEL: &str = "apiary.installation";
+
 /// Creates, finds and destroys boxes.
 #[async_trait]
 pub trait BoxProvider: Send + Sync + 'static {

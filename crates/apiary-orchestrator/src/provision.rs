@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use apiary_boxes::{CreateBox, TASK_LABEL};
+use apiary_boxes::{CreateBox, INSTALLATION_LABEL, TASK_LABEL};
 use apiary_core::boot::{boot_env, branch_name, BootInput};
 use apiary_core::AgentStatus;
 use apiary_store::{Actor, BoxAddress, Job, JobFailure, StoreError, TransitionRequest};
@@ -133,7 +133,13 @@ pub async fn start_box(
     let req = CreateBox {
         template,
         env: boot_env(&input, &settings.timeouts),
-        labels: BTreeMap::from([(TASK_LABEL.to_string(), task.id.clone())]),
+        labels: BTreeMap::from([
+            (TASK_LABEL.to_string(), task.id.clone()),
+            (
+                INSTALLATION_LABEL.to_string(),
+                store.installation_id().await.map_err(|e| e.to_string())?,
+            ),
+        ]),
     };
     let info = match provider.create(req).await {
         Ok(info) => info,

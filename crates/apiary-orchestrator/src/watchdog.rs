@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use apiary_boxes::{BoxState, TASK_LABEL};
+use apiary_boxes::{BoxState, INSTALLATION_LABEL, TASK_LABEL};
 use apiary_core::AgentStatus;
 use apiary_store::{Actor, NewJob, StoreResult, TransitionRequest};
 use serde_json::json;
@@ -192,8 +192,10 @@ impl Orchestrator {
             }
         }
 
-        // 6. Orphans: boxes at the provider that no task holds.
+        // 6. Orphans: boxes of this installation at the provider that no task holds (a shared
+        // box host's other boxes, and boxes without the label, are never touched).
         if let Some(p) = &provider {
+            let installation = store.installation_id().await?;
             let held: HashMap<String, String> = store
                 .live_box_ids()
                 .await?
@@ -205,7 +207,7 @@ impl Orchestrator {
                 .filter(|t| t.agent_status == AgentStatus::Provisioning)
                 .map(|t| t.id.clone())
                 .collect();
-            match p.list(None).await {
+            match p.list(Some((INSTALLATION_LABEL, &installation))).await {
                 Ok(boxes) => {
                     for b in boxes {
                         let task = b.labels.get(TASK_LABEL).cloned().unwrap_or_default();

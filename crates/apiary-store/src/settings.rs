@@ -7,8 +7,29 @@ use crate::db::Store;
 use crate::error::{StoreError, StoreResult};
 
 const AGENT_KEY: &str = "agent";
+const INSTALLATION_KEY: &str = "installation";
 
 impl Store {
+    /// This installation's id (made once, on first use, and the same for every replica):
+    /// its boxes carry it, so it never takes another installation's boxes for its own.
+    pub async fn installation_id(&self) -> StoreResult<String> {
+        let fresh = serde_json::Value::String(format!("inst-{}", crate::db::new_id()));
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(INSTALLATION_KEY)
+        .bind(fresh.to_string())
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        let (value,): (String,) = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+            .bind(INSTALLATION_KEY)
+            .fetch_one(&self.pool)
+            .await?;
+        serde_json::from_str::<String>(&value)
+            .map_err(|e| StoreError::invalid("installation", e.to_string()))
+    }
+
     /// The global agent settings, defaults filled in for anything never saved.
     pub async fn settings(&self) -> StoreResult<Settings> {
         let mut conn = self.pool.acquire().await?;

@@ -198,7 +198,26 @@ async fn timeouts_vanished_boxes_orphans_and_a_never_timed_out_queue() {
     w.worker.drain().await.unwrap();
     assert_eq!(w.status(&a).await, AgentStatus::Provisioning);
     assert_eq!(w.status(&b).await, AgentStatus::Queued);
+    let installation = w.store().installation_id().await.unwrap();
     w.boxes.add("orphan-1", "no-such-task");
+    w.boxes
+        .boxes
+        .lock()
+        .unwrap()
+        .get_mut("orphan-1")
+        .unwrap()
+        .labels
+        .insert(apiary_boxes::INSTALLATION_LABEL.into(), installation.clone());
+    // A box of another installation on the same host: never this one's to sweep.
+    w.boxes.add("theirs-1", "their-task");
+    w.boxes
+        .boxes
+        .lock()
+        .unwrap()
+        .get_mut("theirs-1")
+        .unwrap()
+        .labels
+        .insert(apiary_boxes::INSTALLATION_LABEL.into(), "inst-someone-else".into());
 
     // Past the provisioning budget: a fails; b, capacity-blocked, does not time out.
     let budget = w.store().settings().await.unwrap().timeouts.provisioning_s as i64 * 1000;
@@ -216,6 +235,12 @@ async fn timeouts_vanished_boxes_orphans_and_a_never_timed_out_queue() {
         .lock()
         .unwrap()
         .contains(&"orphan-1".to_string()));
+    assert!(w.boxes.boxes.lock().unwrap().contains_key("theirs-1"));
+    assert_eq!(
+        w.store().installation_id().await.unwrap(),
+        installation,
+        "one id for good"
+    );
 
     // The failed box goes after the grace period; then b gets the free box.
     let grace = w.store().settings().await.unwrap().timeouts.failed_grace_s as i64 * 1000;

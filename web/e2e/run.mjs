@@ -104,6 +104,8 @@ try {
   await step("turn orchestration on in the settings", async () => {
     await page.getByRole("link", { name: "Settings" }).click();
     await page.getByLabel("Agent orchestration on").check();
+    // The test's repository sits beside the data folder: allow its folder for local repositories.
+    await page.getByLabel(/Local repository folders/).fill(work);
     await page.getByRole("button", { name: "Save settings" }).click();
     await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
   });

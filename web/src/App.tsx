@@ -41,7 +41,7 @@ export function App() {
   let page;
   let m;
   if ((m = match("/projects/:id", path))) page = <Board projectId={m.id} me={user} />;
-  else if ((m = match("/projects/:id/agent", path))) page = <ProjectAgentTab projectId={m.id} />;
+  else if ((m = match("/projects/:id/agent", path))) page = <ProjectAgentTab projectId={m.id} admin={user.role === "admin"} />;
   else if ((m = match("/tasks/:id/review", path))) page = <ReviewPage taskId={m.id} me={user} />;
   else if ((m = match("/tasks/:id", path))) page = <TaskSheet taskId={m.id} me={user} />;
   else if (path === "/settings") page = <SettingsPage />;

@@ -116,6 +116,9 @@ pub struct Settings {
     pub callback_base_url: String,
     /// The GitHub REST API base the `github` forge uses.
     pub github_api_base: String,
+    /// Folders (absolute paths) under which a project's local `repo_url` may point, besides
+    /// the data folder's `repos/`; only admins set a local repository.
+    pub local_repo_roots: Vec<String>,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
     /// Most bytes of agent output kept per task; past it one marker line is stored and
@@ -142,6 +145,7 @@ impl Default for Settings {
             box_host_url: String::new(),
             callback_base_url: String::new(),
             github_api_base: "https://api.github.com".into(),
+            local_repo_roots: Vec::new(),
             default_template: "default".into(),
             max_concurrent_boxes: 5,
             task_log_bytes: DEFAULT_TASK_LOG_BYTES,
@@ -200,6 +204,19 @@ impl Settings {
             .find(|a| !a.contains('@') || a.len() > 254)
         {
             return Err(("email.to", format!("{bad:?} is not an email address")));
+        }
+        if self.local_repo_roots.len() > 20 {
+            return Err(("local_repo_roots", "at most 20 folders".into()));
+        }
+        if let Some(bad) = self
+            .local_repo_roots
+            .iter()
+            .find(|r| !r.starts_with('/') || r.len() > 4096 || r.split('/').any(|c| c == ".."))
+        {
+            return Err((
+                "local_repo_roots",
+                format!("{bad:?} is not an absolute path without `..`"),
+            ));
         }
         if self.webhooks.len() > 20 {
             return Err(("webhooks", "at most 20 webhooks".into()));

@@ -49,6 +49,12 @@ impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
+    /// 403 for one field the caller may not set.
+    pub fn forbidden_field(field: &str, message: impl Into<String>) -> Self {
+        let mut e = ApiError::forbidden(message);
+        e.extra = json!({ "field": field });
+        e
+    }
     pub fn not_found(what: &str) -> Self {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod json;
 pub mod limits;
 pub mod openapi;
+pub mod repos;
 pub mod routes;
 pub mod ui;
 pub mod wire;
@@ -43,6 +44,9 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
+    /// Apiary's data folder: its `repos/` is an allowed root for local repositories, and no
+    /// project may point at the folder itself or anything else inside it.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             body_limit: 1024 * 1024,
             trust_forwarded_for: false,
             metrics_token: None,
+            data_dir: None,
         }
     }
 }

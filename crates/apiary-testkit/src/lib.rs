@@ -125,7 +125,11 @@ impl TestApp {
             apiary_boxes::local::Sandbox::Auto,
         )
         .expect("local provider");
-        let app = Self::spawn_with(move |o| o.with_local_boxes(Arc::new(provider))).await;
+        let app = Self::spawn_inner(
+            move |o| o.with_local_boxes(Arc::new(provider)),
+            Some(dir.path().join("data")),
+        )
+        .await;
         app.start_worker();
         (app, dir)
     }
@@ -145,12 +149,27 @@ impl TestApp {
 
     /// Starts the server with the orchestrator shaped by `f`.
     pub async fn spawn_with(f: impl FnOnce(Orchestrator) -> Orchestrator) -> TestApp {
+        Self::spawn_inner(f, None).await
+    }
+
+    /// Starts the server; `data_dir` is the data folder the server guards. The system's temp
+    /// folder is an allowed root for local repositories, since tests keep theirs there.
+    pub async fn spawn_inner(
+        f: impl FnOnce(Orchestrator) -> Orchestrator,
+        data_dir: Option<std::path::PathBuf>,
+    ) -> TestApp {
         let db = test_store().await;
         let store = db.store.clone();
         store
             .bootstrap(Some(ADMIN_EMAIL.into()), Some(ADMIN_PASSWORD.into()))
             .await
             .expect("bootstrap");
+        let mut settings = store.settings().await.expect("settings");
+        settings.local_repo_roots = vec![std::fs::canonicalize(std::env::temp_dir())
+            .expect("temp dir")
+            .display()
+            .to_string()];
+        store.save_settings(&settings).await.expect("settings");
         let orch = f(Orchestrator::new(
             store.clone(),
             Arc::new(Metrics::default()),
@@ -159,7 +178,10 @@ impl TestApp {
             store: store.clone(),
             orch: orch.clone(),
             hub: apiary_server::fanout::Hub::start(&orch.bus),
-            config: Arc::new(ServerConfig::default()),
+            config: Arc::new(ServerConfig {
+                data_dir,
+                ..ServerConfig::default()
+            }),
             limits: Arc::new(apiary_server::limits::Limits::default()),
         };
         let server = HttpServer::bind("127.0.0.1:0".parse().unwrap(), state)

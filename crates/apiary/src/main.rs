@@ -273,6 +273,9 @@ async fn serve(
     demo: bool,
 ) -> Result<()> {
     let store = open_store(&db).await?;
+    // The default home of local repositories projects may point at (DESIGN §3).
+    let repos = db.data_dir.join("repos");
+    std::fs::create_dir_all(&repos).with_context(|| format!("creating {}", repos.display()))?;
     if let Some((admin, generated)) = store
         .bootstrap(
             nonempty_env("APIARY_ADMIN_EMAIL"),
@@ -408,6 +411,7 @@ async fn main() -> Result<()> {
                 secure_cookies,
                 trust_forwarded_for,
                 metrics_token: metrics_token.filter(|t| !t.trim().is_empty()),
+                data_dir: Some(db.data_dir.clone()),
                 ..ServerConfig::default()
             };
             serve(db, bind, config, sandbox, demo).await

@@ -9,7 +9,7 @@ use axum::Json;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::wire::{ErrorBody, MemberIn, ProjectIn, ProjectOut, ProjectPatchIn};
+use crate::wire::{ErrorBody, MemberIn, ProjectAgentPatch, ProjectIn, ProjectOut, ProjectPatchIn};
 use crate::AppState;
 
 /// The projects the caller can see.
@@ -78,7 +78,10 @@ pub async fn update_project(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ProjectPatchIn>,
 ) -> ApiResult<Json<ProjectOut>> {
-    caller.writable_project(&state, &id).await?;
+    let before = caller.writable_project(&state, &id).await?;
+    if let Some(a) = &body.agent {
+        check_host_fields(&state, &caller, &before, a).await?;
+    }
     let token = body.github_token();
     if token
         .as_ref()
@@ -98,6 +101,49 @@ pub async fn update_project(
         p = state.store.get_project(&id).await?;
     }
     Ok(Json(ProjectOut::new(p, ProjectAccess::Write)))
+}
+
+/// The agent fields that are host-level power: the custom command, the box template and a
+/// repository on this host. Only admins change them (403 naming the field); an admin's local
+/// repository must be a git repository under an allowed root (400). A value sent unchanged
+/// passes, so a form that sends every field works for members too.
+async fn check_host_fields(
+    state: &AppState,
+    caller: &Caller,
+    before: &apiary_store::Project,
+    a: &ProjectAgentPatch,
+) -> ApiResult<()> {
+    let admin = caller.user.role == apiary_core::Role::Admin;
+    let changed = |new: &Option<String>, old: &str| new.as_deref().is_some_and(|v| v != old);
+    for (field, new, old) in [
+        ("agent.command", &a.command, &before.agent.command),
+        ("agent.template", &a.template, &before.agent.template),
+    ] {
+        if !admin && changed(new, old) {
+            return Err(ApiError::forbidden_field(
+                field,
+                format!("{field}: only admins may set it; choose a preset instead"),
+            ));
+        }
+    }
+    let Some(url) = a.repo_url.as_deref() else {
+        return Ok(());
+    };
+    if url == before.agent.repo_url || url.is_empty() || crate::repos::is_remote(url) {
+        return Ok(());
+    }
+    if !admin {
+        return Err(ApiError::forbidden_field(
+            "agent.repo_url",
+            "agent.repo_url: only admins may point a project at a repository on this host; use a remote git URL",
+        ));
+    }
+    let settings = state.store.settings().await?;
+    let data = state.config.data_dir.as_deref();
+    let roots = crate::repos::allowed_roots(data, &settings.local_repo_roots);
+    crate::repos::check_local(url, data, &roots)
+        .map_err(|m| ApiError::bad_request("agent.repo_url", m))?;
+    Ok(())
 }
 
 /// Grants a user read or write access to a project (write access).

@@ -68,6 +68,8 @@ pub struct SettingsOut {
     pub box_host_key: SecretState,
     pub callback_base_url: String,
     pub github_api_base: String,
+    /// Folders a project's local repository may sit under, besides the data folder's `repos/`.
+    pub local_repo_roots: Vec<String>,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
     /// Most bytes of agent output kept per task (then one marker line, then nothing).
@@ -159,6 +161,8 @@ pub struct SettingsPatch {
     pub box_host_key: Option<Option<String>>,
     pub callback_base_url: Option<String>,
     pub github_api_base: Option<String>,
+    /// Replaces the list of folders local repositories may sit under (absolute paths).
+    pub local_repo_roots: Option<Vec<String>>,
     pub default_template: Option<String>,
     pub max_concurrent_boxes: Option<u32>,
     pub task_log_bytes: Option<u64>,
@@ -218,6 +222,7 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         box_host_url: s.box_host_url,
         callback_base_url: s.callback_base_url,
         github_api_base: s.github_api_base,
+        local_repo_roots: s.local_repo_roots,
         default_template: s.default_template,
         max_concurrent_boxes: s.max_concurrent_boxes,
         task_log_bytes: s.task_log_bytes,
@@ -266,6 +271,7 @@ pub async fn update_settings(
     set(&mut s.box_host_url, p.box_host_url);
     set(&mut s.callback_base_url, p.callback_base_url);
     set(&mut s.github_api_base, p.github_api_base);
+    set(&mut s.local_repo_roots, p.local_repo_roots);
     set(&mut s.default_template, p.default_template);
     set(&mut s.max_concurrent_boxes, p.max_concurrent_boxes);
     set(&mut s.task_log_bytes, p.task_log_bytes);
@@ -337,6 +343,8 @@ pub async fn update_settings(
     }
     s.validate()
         .map_err(|(field, msg)| ApiError::bad_request(field, format!("{field}: {msg}")))?;
+    crate::repos::check_roots(state.config.data_dir.as_deref(), &s.local_repo_roots)
+        .map_err(|m| ApiError::bad_request("local_repo_roots", m))?;
     let writes: Vec<(String, Option<String>)> = writes
         .into_iter()
         .filter_map(|(name, w)| match w {

@@ -6,6 +6,7 @@ mod auth;
 mod authz;
 mod box_input;
 mod exposure;
+mod host_power;
 mod limits;
 mod log_cap;
 mod notify;

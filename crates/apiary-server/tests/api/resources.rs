@@ -33,7 +33,7 @@ async fn login_create_project_create_task_and_list_tasks() {
     assert_eq!(tasks[0]["title"], "Fix the footer");
 
     let (status, patched) = admin
-        .patch(&format!("/api/v1/projects/{pid}"), json!({ "agent": { "enabled": true, "repo_url": "/srv/repo.git", "prompts": { "spec": "Spec {{ task.title }}" } } }))
+        .patch(&format!("/api/v1/projects/{pid}"), json!({ "agent": { "enabled": true, "repo_url": "https://git.example.test/repo.git", "prompts": { "spec": "Spec {{ task.title }}" } } }))
         .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["agent"]["enabled"], true);

@@ -890,6 +890,8 @@ export interface components {
             default_template: string;
             email: components["schemas"]["EmailOut"];
             github_api_base: string;
+            /** @description Folders a project's local repository may sit under, besides the data folder's `repos/`. */
+            local_repo_roots: string[];
             log_notifications: boolean;
             /** Format: int32 */
             max_concurrent_boxes: number;
@@ -918,6 +920,8 @@ export interface components {
             default_template?: string | null;
             email?: null | components["schemas"]["EmailPatch"];
             github_api_base?: string | null;
+            /** @description Replaces the list of folders local repositories may sit under (absolute paths). */
+            local_repo_roots?: string[] | null;
             log_notifications?: boolean | null;
             /** Format: int32 */
             max_concurrent_boxes?: number | null;

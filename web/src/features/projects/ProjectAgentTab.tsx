@@ -10,8 +10,18 @@ const PRESETS = ["claude-code", "codex", "aider", "opencode", "gemini", "script"
 const KINDS = ["spec", "revise", "implement", "changes"] as const;
 type Kind = (typeof KINDS)[number];
 
-/** A project's agent: on/off, repository, branch, template, preset, forge, prompt overrides. */
-export function ProjectAgentTab({ projectId }: { projectId: string }) {
+/** Whether a repository URL names a remote git repository (what members may choose). */
+export function isRemoteRepo(url: string): boolean {
+  if (url.includes("::") || /\s/.test(url)) return false;
+  const scheme = /^([a-z]+):\/\/(.+)$/i.exec(url);
+  if (scheme) return ["https", "http", "ssh", "git"].includes(scheme[1].toLowerCase()) && !scheme[2].startsWith("/");
+  return /^[A-Za-z0-9@._[\]-]+:.+$/.test(url) && !url.startsWith("-");
+}
+
+/** A project's agent: on/off, repository, branch, template, preset, forge, prompt overrides.
+ * The custom command, the box template and a repository on the host are admins' to set: a
+ * member sees them read-only. */
+export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin: boolean }) {
   const client = useQueryClient();
   const project = useQuery({ queryKey: ["project", projectId], queryFn: () => api.get<Project>(`/api/v1/projects/${projectId}`) });
   const defaults = useQuery({ queryKey: ["prompt-defaults"], queryFn: () => api.get<PromptDefaults>("/api/v1/prompts/defaults") });
@@ -34,7 +44,9 @@ export function ProjectAgentTab({ projectId }: { projectId: string }) {
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const { enabled, repo_url, base_branch, template, preset, command, forge } = a;
-    save.mutate({ agent: { enabled, repo_url, base_branch, template, preset, command, forge, prompts: a.prompts, github_token: token } });
+    // Members leave the admin-only fields out (the server would refuse a change to them).
+    const hostLevel = admin ? { template, command } : {};
+    save.mutate({ agent: { enabled, repo_url, base_branch, preset, forge, ...hostLevel, prompts: a.prompts, github_token: token } });
   };
   const fallback = (k: Kind) => {
     const g = (defaults.data?.global as Record<Kind, string> | undefined)?.[k];
@@ -47,15 +59,18 @@ export function ProjectAgentTab({ projectId }: { projectId: string }) {
       <fieldset className="card">
         <legend>Agent</legend>
         <label className="check"><input type="checkbox" checked={a.enabled} onChange={(e) => upd({ enabled: e.target.checked })} /> Agent enabled for this project</label>
-        <label>Repository URL<input value={a.repo_url} onChange={(e) => upd({ repo_url: e.target.value })} placeholder="/srv/git/app.git or https://…" /></label>
+        <label>Repository URL<input value={a.repo_url} onChange={(e) => upd({ repo_url: e.target.value })} placeholder={admin ? "/srv/git/app.git or https://…" : "https://… or git@host:owner/repo.git"} aria-describedby="repo-url-hint" /></label>
+        <p id="repo-url-hint" className="hint">{admin ? "A repository on this host must sit under a folder allowed in the settings." : "A remote git URL; only admins may point a project at a repository on this host."}</p>
+        {!admin && a.repo_url && !isRemoteRepo(a.repo_url) && <p className="hint" role="note">This project uses a repository on the host, set by an admin.</p>}
         <label>Base branch<input value={a.base_branch} onChange={(e) => upd({ base_branch: e.target.value })} /></label>
-        <label>Box template<input value={a.template} onChange={(e) => upd({ template: e.target.value })} placeholder="the global default" /></label>
+        {admin && <label>Box template<input value={a.template} onChange={(e) => upd({ template: e.target.value })} placeholder="the global default" /></label>}
         <label>Agent preset
           <select value={a.preset} onChange={(e) => upd({ preset: e.target.value })}>
             {PRESETS.map((p) => <option key={p} value={p}>{p}</option>)}
           </select>
         </label>
-        <label>Custom command (wins over the preset)<input value={a.command} onChange={(e) => upd({ command: e.target.value })} /></label>
+        {admin && <label>Custom command (wins over the preset)<input value={a.command} onChange={(e) => upd({ command: e.target.value })} /></label>}
+        {!admin && a.command && <p className="hint" role="note">An admin set a custom command for this project; it wins over the preset.</p>}
         <label>Forge
           <select value={a.forge} onChange={(e) => upd({ forge: e.target.value })}>
             <option value="local">local (Apiary's review page)</option>

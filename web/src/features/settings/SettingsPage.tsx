@@ -17,6 +17,7 @@ export function SettingsPage() {
   const [hooks, setHooks] = useState<{ id?: string; url: string; enabled: boolean; secretSet: boolean; secret?: string | null }[] | null>(null);
   const [previewTask, setPreviewTask] = useState("");
   const [saved, setSaved] = useState(false);
+  const [roots, setRoots] = useState<string | null>(null);
   useEffect(() => {
     if (settings.data && !draft) {
       setDraft(settings.data);
@@ -30,6 +31,7 @@ export function SettingsPage() {
       setDraft(s);
       setHooks(s.webhooks.map((w) => ({ id: w.id, url: w.url, enabled: w.enabled, secretSet: w.secret.set })));
       setSecrets({});
+      setRoots(null);
       setSaved(true);
     },
   });
@@ -49,6 +51,7 @@ export function SettingsPage() {
       box_host_url: d.box_host_url,
       callback_base_url: d.callback_base_url,
       default_template: d.default_template,
+      local_repo_roots: (roots ?? d.local_repo_roots.join("\n")).split("\n").map((l) => l.trim()).filter(Boolean),
       max_concurrent_boxes: d.max_concurrent_boxes,
       timeouts: d.timeouts,
       watchdog_interval_s: d.watchdog_interval_s,
@@ -82,6 +85,9 @@ export function SettingsPage() {
         <label>Box host URL<input value={d.box_host_url} onChange={(e) => upd({ box_host_url: e.target.value })} /></label>
         <SecretField label="Box host key" set={d.box_host_key.set} onChange={(v) => setSecrets({ ...secrets, box_host_key: v })} />
         <label>Callback base URL<input value={d.callback_base_url} onChange={(e) => upd({ callback_base_url: e.target.value })} placeholder="where boxes reach Apiary" /></label>
+        <label>Local repository folders (one absolute path a line; the data folder's repos/ is always allowed)
+          <textarea className="mono" rows={3} value={roots ?? d.local_repo_roots.join("\n")} onChange={(e) => { setRoots(e.target.value); setSaved(false); }} />
+        </label>
         <label>Default template<input value={d.default_template} onChange={(e) => upd({ default_template: e.target.value })} /></label>
         <label>Max concurrent boxes<input type="number" min={1} value={d.max_concurrent_boxes} onChange={(e) => upd({ max_concurrent_boxes: Number(e.target.value) })} /></label>
         <label>Watchdog interval (s)<input type="number" min={1} value={d.watchdog_interval_s} onChange={(e) => upd({ watchdog_interval_s: Number(e.target.value) })} /></label>

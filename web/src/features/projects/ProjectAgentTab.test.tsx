@@ -1,0 +1,57 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { isRemoteRepo, ProjectAgentTab } from "./ProjectAgentTab";
+
+const project = {
+  id: "p1", name: "Site", description: "", access: "write", created_at: "", updated_at: "",
+  agent: {
+    enabled: true, repo_url: "/srv/git/site.git", base_branch: "main", template: "big", preset: "script",
+    command: "sh /opt/agent.sh", forge: "local", github_token: { set: false },
+    prompts: { spec: "", implement: "", changes: "", revise: "" },
+  },
+};
+
+function mount(admin: boolean) {
+  const sent: unknown[] = [];
+  vi.stubGlobal("fetch", vi.fn(async (path: string, init?: RequestInit) => {
+    if (init?.method === "PATCH") sent.push(JSON.parse(String(init.body)));
+    const body = path.includes("prompts/defaults") ? { global: {}, built_in: {} } : project;
+    return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+  }));
+  render(
+    <QueryClientProvider client={new QueryClient()}>
+      <ProjectAgentTab projectId="p1" admin={admin} />
+    </QueryClientProvider>,
+  );
+  return sent;
+}
+
+afterEach(() => { cleanup(); vi.unstubAllGlobals(); });
+
+describe("ProjectAgentTab", () => {
+  it("hides the command and template from members and leaves them out of the save", async () => {
+    const sent = mount(false);
+    await screen.findByRole("heading", { name: "Agent for Site" });
+    expect(screen.queryByLabelText(/Custom command/)).toBeNull();
+    expect(screen.queryByLabelText("Box template")).toBeNull();
+    expect(screen.getByText(/repository on the host, set by an admin/)).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Save agent settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    const agent = (sent[0] as { agent: Record<string, unknown> }).agent;
+    expect(agent).not.toHaveProperty("command");
+    expect(agent).not.toHaveProperty("template");
+  });
+
+  it("shows admins every field", async () => {
+    mount(true);
+    await screen.findByRole("heading", { name: "Agent for Site" });
+    expect(screen.getByLabelText(/Custom command/)).toBeTruthy();
+    expect(screen.getByLabelText("Box template")).toBeTruthy();
+  });
+
+  it("tells remote git URLs from paths on the host", () => {
+    for (const u of ["https://github.com/a/b.git", "ssh://git@h/x", "git@github.com:a/b.git"]) expect(isRemoteRepo(u)).toBe(true);
+    for (const u of ["/srv/x.git", "file:///srv/x.git", "./x", "ext::sh -c id", "https:///etc"]) expect(isRemoteRepo(u)).toBe(false);
+  });
+});

@@ -66,6 +66,34 @@ impl DispatchHandler {
     }
 }
 
+/// Why a parked task cannot get a fresh box now, if it cannot: orchestration off, the
+/// project's agent off, or every box of `max_concurrent_boxes` taken.
+async fn resume_blocked(
+    orch: &Orchestrator,
+    task: &apiary_store::Task,
+) -> Result<Option<String>, StoreError> {
+    let settings = orch.store.settings().await?;
+    if !settings.agent_orchestration_enabled {
+        return Ok(Some("agent orchestration is off".into()));
+    }
+    if !orch
+        .store
+        .get_project(&task.project_id)
+        .await?
+        .agent
+        .enabled
+    {
+        return Ok(Some("the project's agent is disabled".into()));
+    }
+    let cap = settings.max_concurrent_boxes;
+    if orch.store.live_box_count().await? >= i64::from(cap) {
+        return Ok(Some(format!(
+            "all {cap} boxes (max_concurrent_boxes) are taken; waiting for a free box"
+        )));
+    }
+    Ok(None)
+}
+
 fn store_err(e: StoreError) -> JobFailure {
     JobFailure::Retryable(e.to_string())
 }
@@ -86,6 +114,15 @@ impl JobHandler for DispatchHandler {
         // A parked task (its box was taken away while it waited on a human) gets a fresh box
         // that resumes from the pushed branch and the stored spec.
         let task = if task.box_torn_down {
+            // A fresh box obeys the kill switch and the cap like any other.
+            if let Some(why) = resume_blocked(orch, &task).await.map_err(store_err)? {
+                let error = format!("resuming waits: {why}");
+                store
+                    .set_last_error(&task.id, Some(&error))
+                    .await
+                    .map_err(store_err)?;
+                return Err(JobFailure::Retryable(error));
+            }
             let note = vec!["resuming: starting a fresh box from the pushed branch".to_string()];
             if let Ok(done) = store.append_logs(&task.id, note).await {
                 orch.publish_log(&task.id, &done.project_id, done.event_id, done.last_seq);

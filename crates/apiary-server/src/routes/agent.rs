@@ -61,7 +61,8 @@ async fn act(
     message: Option<String>,
 ) -> ApiResult<Json<TransitionOut>> {
     reviewer(caller)?;
-    writable_task(state, caller, id).await?;
+    let task = writable_task(state, caller, id).await?;
+    require_box_for_resume(state, &task, to).await?;
     let mut req =
         TransitionRequest::new(id, to, Actor::Human(caller.user.id.clone())).with_writes(writes);
     req.message = message;
@@ -326,6 +327,7 @@ pub async fn retry(
             },
         ));
     }
+    require_agent_on(&state, &task.project_id).await?;
     act(
         &state,
         &caller,
@@ -414,6 +416,73 @@ fn reviewer(caller: &Caller) -> ApiResult<()> {
     Ok(())
 }
 
+/// Refuses to queue work nothing would pick up: with the kill switch off or the project's
+/// agent disabled a hand-off would wait in `queued` for ever (409 saying what is off).
+pub async fn require_agent_on(state: &AppState, project_id: &str) -> ApiResult<()> {
+    let settings = state.store.settings().await?;
+    if !settings.agent_orchestration_enabled {
+        let mut e = ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "orchestration_off",
+            "agent orchestration is off (the agent_orchestration_enabled setting): nothing is provisioned, so the task would wait for ever; an admin turns it on in the settings",
+        );
+        e.extra = json!({ "field": "agent_orchestration_enabled" });
+        return Err(e);
+    }
+    let project = state.store.get_project(project_id).await?;
+    if !project.agent.enabled {
+        let mut e = ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "agent_disabled",
+            "the project's agent is disabled (agent.enabled): nothing is provisioned for it, so the task would wait for ever; enable it in the project's agent settings",
+        );
+        e.extra = json!({ "field": "agent.enabled" });
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Whether a hand-off from `status` queues the task (rather than being a no-op or a 409).
+pub fn hand_off_queues(status: AgentStatus) -> bool {
+    matches!(
+        status,
+        AgentStatus::None | AgentStatus::Cancelled | AgentStatus::Merged
+    )
+}
+
+/// A parked task (its box taken away while it waited on a human) needs a fresh box for the
+/// action that moves it to `to`: refused while the kill switch or the project's agent is off,
+/// or while every box of `max_concurrent_boxes` is taken.
+async fn require_box_for_resume(
+    state: &AppState,
+    task: &apiary_store::Task,
+    to: AgentStatus,
+) -> ApiResult<()> {
+    let resumes = matches!(
+        to,
+        AgentStatus::SpecApproved | AgentStatus::Speccing | AgentStatus::ChangesRequested
+    );
+    if !resumes
+        || !task.box_torn_down
+        || !apiary_core::allowed_targets(task.agent_status, apiary_core::ActorKind::Human)
+            .contains(&to)
+    {
+        return Ok(());
+    }
+    require_agent_on(state, &task.project_id).await?;
+    let cap = state.store.settings().await?.max_concurrent_boxes;
+    if state.store.live_box_count().await? >= i64::from(cap) {
+        let mut e = ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "no_free_box",
+            format!("this task's box was parked and all {cap} boxes (max_concurrent_boxes) are taken; try again when one is free"),
+        );
+        e.extra = json!({ "field": "max_concurrent_boxes" });
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Hands the task to the agent (the same path as assigning it to the Agent user).
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/handoff", tag = "agent",
     responses((status = 200, body = TransitionOut), (status = 409, body = ErrorBody)))]
@@ -423,7 +492,10 @@ pub async fn handoff(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TransitionOut>> {
     reviewer(&caller)?;
-    writable_task(&state, &caller, &id).await?;
+    let task = writable_task(&state, &caller, &id).await?;
+    if hand_off_queues(task.agent_status) {
+        require_agent_on(&state, &task.project_id).await?;
+    }
     let outcome = state.store.hand_off(&id, &caller.user).await?;
     state.orch.publish(&outcome);
     Ok(Json(TransitionOut {

@@ -58,6 +58,11 @@ pub async fn create_task(
     ApiJson(body): ApiJson<TaskIn>,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
     caller.writable_project(&state, &id).await?;
+    if let Some(a) = &body.assignee_id {
+        if *a == state.store.agent_user().await?.id {
+            crate::routes::agent::require_agent_on(&state, &id).await?;
+        }
+    }
     let (task, outcome) = state
         .store
         .create_task(
@@ -98,7 +103,16 @@ pub async fn update_task(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TaskPatchIn>,
 ) -> ApiResult<Json<TaskOut>> {
-    writable_task(&state, &caller, &id).await?;
+    let current = writable_task(&state, &caller, &id).await?;
+    if let Some(Some(a)) = &body.assignee_id {
+        let agent = state.store.agent_user().await?.id;
+        if *a == agent
+            && current.assignee_id.as_deref() != Some(agent.as_str())
+            && crate::routes::agent::hand_off_queues(current.agent_status)
+        {
+            crate::routes::agent::require_agent_on(&state, &current.project_id).await?;
+        }
+    }
     let (task, outcome) = state
         .store
         .update_task(

@@ -47,6 +47,24 @@ impl ControlPlane {
     }
 }
 
+/// Orchestration on and the project's agent enabled, so hand-offs are accepted.
+pub async fn agent_on(admin: &Client, pid: &str) {
+    let (status, body) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "agent_orchestration_enabled": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": { "enabled": true } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// A project and a task handed to the agent, provisioned by hand onto `control_url`.
 pub async fn provisioned_task(
     app: &TestApp,
@@ -63,6 +81,7 @@ pub async fn provisioned_task(
         )
         .await;
     assert_eq!(status, 200);
+    agent_on(admin, &pid).await;
     let (_, task) = admin
         .post(
             &format!("/api/v1/projects/{pid}/tasks"),

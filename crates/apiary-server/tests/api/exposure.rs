@@ -115,6 +115,7 @@ async fn a_removed_member_stops_getting_live_events_at_once() {
         )
         .await;
     assert_eq!(status, 204);
+    crate::agent_loop::agent_on(&admin, &pid).await;
     let mut tids = Vec::new();
     for title in ["One", "Two"] {
         let (_, t) = admin

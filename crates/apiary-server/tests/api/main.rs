@@ -7,6 +7,7 @@ mod authz;
 mod box_input;
 mod exposure;
 mod host_power;
+mod kill_switch;
 mod limits;
 mod log_cap;
 mod notify;

@@ -157,6 +157,7 @@ async fn assigning_to_the_agent_hands_over_live_and_in_the_audit_trail() {
     let mut live = app.orch.bus.subscribe();
     let (_, project) = admin.post("/api/v1/projects", json!({ "name": "P" })).await;
     let pid = project["id"].as_str().unwrap();
+    crate::agent_loop::agent_on(&admin, pid).await;
     let (_, task) = admin
         .post(
             &format!("/api/v1/projects/{pid}/tasks"),

@@ -3,14 +3,23 @@
 //! only says "the log now ends at seq N"), and puts every event on the wire once. Streams get
 //! the whole flush as shared bytes and write it in one go, so a thousand listeners cost a
 //! thousand writes per flush, not a thousand serialisations and writes per event.
+//!
+//! Events reach streams strictly in id order. Events are published after their commits by
+//! different tasks (and replicas), so they can reach the hub out of order; the hub holds an
+//! event back until every lower id has been seen. The store commits events in id order (see
+//! `Store::order_events`), so once an event is here every lower id is final: a missing one that
+//! is not published within [`GAP_WAIT`] is read from the audit trail (or was rolled back and
+//! never exists). A client's `Last-Event-ID` therefore never skips an event it has not had.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use apiary_orchestrator::{EventBus, LiveEvent, LiveEventKind};
+use apiary_store::{Store, TaskEvent};
 use axum::body::Bytes;
+use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
@@ -21,6 +30,117 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// `FLUSH_EVERY / SHARDS`), so a thousand streams never all write at the same moment and
 /// callbacks are not left waiting behind them.
 pub const SHARDS: usize = 5;
+
+/// How long the hub waits for a missing lower id to be published before reading it from the
+/// audit trail.
+pub const GAP_WAIT: Duration = Duration::from_millis(20);
+/// A hole wider than this is not read event by event: streams reload from the audit trail.
+const MAX_BACKFILL: i64 = 1000;
+
+/// Reads the committed events with ids in `(after, before)` (the audit trail).
+pub type Backfill = Arc<dyn Fn(i64, i64) -> BoxFuture<'static, Vec<LiveEvent>> + Send + Sync>;
+
+/// A stored event as the live event it was (or `None` for kinds streams do not carry).
+pub fn live_from_stored(e: &TaskEvent) -> Option<LiveEvent> {
+    let (kind, agent_status, seq) = match e.kind.as_str() {
+        "transition" => (
+            LiveEventKind::AgentUpdate,
+            e.to_status.as_deref().and_then(|s| s.parse().ok()),
+            None,
+        ),
+        "log" => (
+            LiveEventKind::AgentLog,
+            None,
+            e.message.as_deref().and_then(|m| m.parse::<i64>().ok()),
+        ),
+        _ => return None,
+    };
+    Some(LiveEvent {
+        id: e.id,
+        kind,
+        task_id: e.task_id.clone(),
+        project_id: e.project_id.clone(),
+        agent_status,
+        seq,
+    })
+}
+
+/// The audit trail as the hub's backfill.
+fn store_backfill(store: Store) -> Backfill {
+    Arc::new(move |after, before| {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.events_after(after, before - after - 1).await {
+                Ok(rows) => rows
+                    .iter()
+                    .filter(|e| e.id < before)
+                    .filter_map(live_from_stored)
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "live events: cannot read the audit trail");
+                    Vec::new()
+                }
+            }
+        })
+    })
+}
+
+/// Puts events back in id order: releases an event once every lower id has been released,
+/// read from the audit trail, or found never to exist.
+struct Sequencer {
+    /// Every id up to here is done with.
+    released: i64,
+    held: BTreeMap<i64, LiveEvent>,
+    /// Since when the lowest held event waits for the ids below it.
+    waiting_since: Option<Instant>,
+}
+
+impl Sequencer {
+    /// Takes one event; returns what is now ready, in order.
+    fn offer(&mut self, e: LiveEvent) -> Vec<LiveEvent> {
+        if e.id <= self.released {
+            return Vec::new(); // Read from the audit trail already (or a repeat).
+        }
+        self.held.insert(e.id, e);
+        self.ready()
+    }
+
+    fn ready(&mut self) -> Vec<LiveEvent> {
+        let mut out = Vec::new();
+        while let Some(entry) = self.held.first_entry() {
+            if *entry.key() != self.released + 1 {
+                break;
+            }
+            self.released += 1;
+            out.push(entry.remove());
+        }
+        self.waiting_since = match self.held.is_empty() {
+            true => None,
+            false => Some(self.waiting_since.unwrap_or_else(Instant::now)),
+        };
+        out
+    }
+
+    /// The hole below the lowest held event, when it has waited long enough: `(after, before)`.
+    fn overdue(&self) -> Option<(i64, i64)> {
+        let since = self.waiting_since?;
+        let (&lowest, _) = self.held.first_key_value()?;
+        (since.elapsed() >= GAP_WAIT).then_some((self.released, lowest))
+    }
+
+    /// Fills the hole `(after, before)` with what the audit trail holds; the rest never exists.
+    fn fill(&mut self, before: i64, found: Vec<LiveEvent>) -> Vec<LiveEvent> {
+        let mut out: Vec<LiveEvent> = found
+            .into_iter()
+            .filter(|e| e.id > self.released && e.id < before)
+            .collect();
+        out.sort_by_key(|e| e.id);
+        self.released = self.released.max(before - 1);
+        self.waiting_since = None;
+        out.extend(self.ready());
+        out
+    }
+}
 
 /// One event as it goes on the wire, with what streams filter on.
 #[derive(Debug)]
@@ -61,11 +181,28 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the fan-out task on the current runtime; it ends when the bus closes.
-    pub fn start(bus: &EventBus) -> Hub {
-        let shards: Vec<_> = (0..SHARDS).map(|_| broadcast::channel(256).0).collect();
+    /// Starts the fan-out task on the current runtime over `store`'s audit trail (where it
+    /// starts, and what it reads when an event was not published); it ends when the bus closes.
+    pub fn start(bus: &EventBus, store: Store) -> Hub {
         let rx = bus.subscribe();
-        tokio::spawn(run(rx, shards.clone()));
+        let backfill = store_backfill(store.clone());
+        Self::spawn(rx, backfill, async move {
+            store.latest_event_id().await.unwrap_or(0)
+        })
+    }
+
+    /// The hub over any backfill, starting after the id `start` resolves to.
+    fn spawn(
+        rx: broadcast::Receiver<LiveEvent>,
+        backfill: Backfill,
+        start: impl std::future::Future<Output = i64> + Send + 'static,
+    ) -> Hub {
+        let shards: Vec<_> = (0..SHARDS).map(|_| broadcast::channel(256).0).collect();
+        let out = shards.clone();
+        tokio::spawn(async move {
+            let released = start.await;
+            run(rx, out, backfill, released).await
+        });
         Hub {
             shards: Arc::new(shards),
             next: Arc::default(),
@@ -141,35 +278,77 @@ fn batch(events: Vec<Arc<Framed>>) -> Option<Batch> {
     })
 }
 
-async fn run(mut rx: broadcast::Receiver<LiveEvent>, shards: Vec<broadcast::Sender<Flush>>) {
+/// What woke the hub.
+enum Wake {
+    Bus(Result<LiveEvent, RecvError>),
+    Flush,
+    Hole,
+}
+
+async fn run(
+    mut rx: broadcast::Receiver<LiveEvent>,
+    shards: Vec<broadcast::Sender<Flush>>,
+    backfill: Backfill,
+    released: i64,
+) {
     let tick = FLUSH_EVERY / SHARDS as u32;
     let mut pending: Vec<Vec<Arc<Framed>>> = vec![Vec::new(); shards.len()];
     let mut gap = vec![false; shards.len()];
     let mut turn = 0;
     let mut next_tick = Instant::now();
-    loop {
-        let idle = pending.iter().all(Vec::is_empty) && !gap.contains(&true);
-        let received = if idle {
-            // Nothing waits: sleep on the bus; the shard whose turn it is flushes at once.
-            let r = rx.recv().await;
-            next_tick = next_tick.max(Instant::now());
-            Some(r)
-        } else {
-            tokio::select! {
-                r = rx.recv() => Some(r),
-                _ = tokio::time::sleep_until(next_tick) => None,
+    let mut seq = Sequencer {
+        released,
+        held: BTreeMap::new(),
+        waiting_since: None,
+    };
+    let push = |pending: &mut Vec<Vec<Arc<Framed>>>, ready: Vec<LiveEvent>| {
+        for e in ready {
+            let f = Arc::new(frame_live(&e));
+            for p in pending.iter_mut() {
+                p.push(f.clone());
             }
-        };
-        match received {
-            Some(Ok(e)) => {
-                let f = Arc::new(frame_live(&e));
-                for p in &mut pending {
-                    p.push(f.clone());
+        }
+    };
+    loop {
+        if let Some((after, before)) = seq.overdue() {
+            if before - after - 1 > MAX_BACKFILL {
+                // Too wide to read event by event: streams reload from the audit trail.
+                let ready = seq.fill(before, Vec::new());
+                gap.fill(true);
+                push(&mut pending, ready);
+            } else {
+                let found = backfill(after, before).await;
+                let ready = seq.fill(before, found);
+                push(&mut pending, ready);
+            }
+            continue;
+        }
+        let idle = pending.iter().all(Vec::is_empty) && !gap.contains(&true);
+        let hole = seq.waiting_since.map(|since| since + GAP_WAIT);
+        let wake = match (idle, hole) {
+            // Nothing waits: sleep on the bus; the shard whose turn it is flushes at once.
+            (true, None) => Wake::Bus(rx.recv().await),
+            (_, hole) => {
+                let hole_at = hole.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                tokio::select! {
+                    r = rx.recv() => Wake::Bus(r),
+                    _ = tokio::time::sleep_until(next_tick), if !idle => Wake::Flush,
+                    _ = tokio::time::sleep_until(hole_at), if hole.is_some() => Wake::Hole,
                 }
             }
-            Some(Err(RecvError::Lagged(_))) => gap.fill(true),
-            Some(Err(RecvError::Closed)) => return,
-            None => {
+        };
+        if idle {
+            next_tick = next_tick.max(Instant::now());
+        }
+        match wake {
+            Wake::Bus(Ok(e)) => {
+                let ready = seq.offer(e);
+                push(&mut pending, ready);
+            }
+            Wake::Bus(Err(RecvError::Lagged(_))) => gap.fill(true),
+            Wake::Bus(Err(RecvError::Closed)) => return,
+            Wake::Hole => {} // Read at the top of the loop.
+            Wake::Flush => {
                 if std::mem::take(&mut gap[turn]) {
                     let _ = shards[turn].send(Flush::Gap);
                 }
@@ -217,7 +396,11 @@ mod tests {
     #[tokio::test]
     async fn every_shard_gets_each_burst_folded_and_framed_once() {
         let bus = EventBus::new(64);
-        let hub = Hub::start(&bus);
+        let hub = Hub::spawn(
+            bus.subscribe(),
+            Arc::new(|_, _| Box::pin(async { Vec::new() })),
+            async { 0 },
+        );
         let mut streams: Vec<_> = (0..SHARDS * 2).map(|_| hub.subscribe()).collect();
         tokio::task::yield_now().await;
         for id in 1..=10 {

@@ -192,6 +192,23 @@ impl Store {
     }
 
     /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transactions are exclusive.
+    /// A write transaction that may add to the audit trail. From its start to its commit no
+    /// other such transaction runs, so events commit in id order on both backends (SQLite
+    /// writes one transaction at a time anyway; PostgreSQL takes a transaction-scoped advisory
+    /// lock as the first statement, before any row lock, so the lock order is the same for
+    /// everyone and no deadlock can form). A live stream can then hold an event back until
+    /// every lower id is known, and resuming after an id is exact. Every transaction that
+    /// inserts into `task_events` starts here.
+    pub(crate) async fn begin_events(&self) -> StoreResult<Tx> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7305926143)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     pub(crate) fn for_update(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "",

@@ -190,7 +190,7 @@ impl Store {
         let mut ids: Vec<&str> = group.iter().map(|b| b.task_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_events().await?;
         let cap = crate::settings::read_settings(&mut tx)
             .await?
             .task_log_bytes as i64;

@@ -22,7 +22,7 @@ impl Store {
     /// lock every drainer takes (SQLite's write lock; an advisory lock on PostgreSQL), so the
     /// cap holds with any number of workers.
     pub async fn drain_queue(&self, cap: i64) -> StoreResult<Vec<TransitionOutcome>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_events().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
                 .execute(&mut *tx)

@@ -215,7 +215,7 @@ impl Store {
         validate_description(&new.description)?;
         let id = new_id();
         let now = self.now();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_events().await?;
         let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1")
             .bind(project_id)
             .fetch_optional(&mut *tx)
@@ -317,7 +317,7 @@ impl Store {
         if let Some(d) = &patch.description {
             validate_description(d)?;
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_events().await?;
         let current = self.lock_task(&mut tx, id).await?;
         let agent_id = self.agent_id_in(&mut tx).await?;
         let was_agent = current.assignee_id.as_deref() == Some(agent_id.as_str());
@@ -367,7 +367,7 @@ impl Store {
     /// Hands a task to the agent: assigns it to the Agent user and moves it to `queued`.
     /// The one code path behind the hand-off action and assignment to the Agent.
     pub async fn hand_off(&self, id: &str, by: &User) -> StoreResult<TransitionOutcome> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_events().await?;
         let outcome = self.hand_off_in(&mut tx, id, by).await?;
         tx.commit().await?;
         Ok(outcome)

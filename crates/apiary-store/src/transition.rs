@@ -184,16 +184,32 @@ impl Store {
         Ok(())
     }
 
+    /// Runs one transition whose commit waits for `hold`: for tests that need a transaction
+    /// held open at a chosen moment (concurrent commits, live-event ordering).
+    #[doc(hidden)]
+    pub async fn transition_held(
+        &self,
+        req: TransitionRequest,
+        hold: impl std::future::Future<Output = ()>,
+    ) -> StoreResult<TransitionOutcome> {
+        let mut tx = self.begin_events().await?;
+        let outcome = self.transition_in(&mut tx, req).await?;
+        hold.await;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     /// Runs one transition in its own transaction.
     pub async fn transition(&self, req: TransitionRequest) -> StoreResult<TransitionOutcome> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_events().await?;
         let outcome = self.transition_in(&mut tx, req).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
     /// Runs one transition inside the caller's transaction (so an edit and the transition it
-    /// implies commit or roll back together).
+    /// implies commit or roll back together); that transaction must come from
+    /// `begin_events`, since a transition adds to the audit trail.
     pub(crate) async fn transition_in(
         &self,
         tx: &mut Tx,

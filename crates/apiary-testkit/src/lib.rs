@@ -177,7 +177,7 @@ impl TestApp {
         let state = AppState {
             store: store.clone(),
             orch: orch.clone(),
-            hub: apiary_server::fanout::Hub::start(&orch.bus),
+            hub: apiary_server::fanout::Hub::start(&orch.bus, store.clone()),
             config: Arc::new(ServerConfig {
                 data_dir,
                 ..ServerConfig::default()

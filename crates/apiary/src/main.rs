@@ -302,7 +302,7 @@ async fn serve(
     let state = AppState {
         store: store.clone(),
         orch: orch.clone(),
-        hub: apiary_server::fanout::Hub::start(&orch.bus),
+        hub: apiary_server::fanout::Hub::start(&orch.bus, store.clone()),
         limits: Arc::new(apiary_server::limits::Limits::default()),
         config: Arc::new(config),
     };

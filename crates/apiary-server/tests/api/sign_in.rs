@@ -20,7 +20,7 @@ pub async fn spawn(limits: Arc<Limits>, config: ServerConfig) -> (String, TestSt
     let orch = Orchestrator::new(db.store.clone(), Arc::new(Metrics::default()));
     let state = AppState {
         store: db.store.clone(),
-        hub: apiary_server::fanout::Hub::start(&orch.bus),
+        hub: apiary_server::fanout::Hub::start(&orch.bus, db.store.clone()),
         orch,
         config: Arc::new(config),
         limits,

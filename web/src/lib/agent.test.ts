@@ -8,6 +8,9 @@ describe("agent status helpers", () => {
     expect(actionsFor("pr_ready", true)).toEqual(["review", "mark-merged", "cancel"]);
     expect(actionsFor("failed", false)).toEqual(["retry", "cancel", "teardown"]);
     expect(actionsFor("merged", true)).toEqual(["handoff"]);
+    for (const working of ["provisioning", "speccing", "spec_approved", "implementing", "changes_requested"] as const) {
+      expect(actionsFor(working, false)).toEqual(["cancel"]);
+    }
   });
   it("says who must act", () => {
     expect(caption("spec_ready")).toMatch(/Your turn/);

@@ -41,6 +41,8 @@ export type Action = "handoff" | "approve-spec" | "revise-spec" | "review" | "ma
 
 const ACTIVE: AgentStatus[] = ["queued", "provisioning", "speccing", "spec_ready", "spec_approved", "implementing", "pr_ready", "changes_requested", "failed"];
 
+const TEARDOWN_OK: AgentStatus[] = ["spec_ready", "pr_ready", "failed"];
+
 /** The actions the status allows (the server checks again). */
 export function actionsFor(status: AgentStatus, boxTornDown: boolean): Action[] {
   const out: Action[] = [];
@@ -49,7 +51,9 @@ export function actionsFor(status: AgentStatus, boxTornDown: boolean): Action[] 
   if (status === "spec_ready") out.push("approve-spec", "revise-spec");
   if (status === "pr_ready") out.push("review", "mark-merged");
   if (ACTIVE.includes(status)) out.push("cancel");
-  if (!boxTornDown) out.push("teardown");
+  // Only a box that waits on a human (it is parked) or has failed may go now; the server
+  // refuses a box at work.
+  if (!boxTornDown && TEARDOWN_OK.includes(status)) out.push("teardown");
   return out;
 }
 

@@ -358,9 +358,23 @@ pub async fn cancel(
     .await
 }
 
-/// Destroys the task's box now and keeps its status (a box waiting on a human is parked).
+/// Whether the box is busy with the task (being made, writing the spec, implementing, or
+/// about to be told to): a teardown then is refused.
+fn box_is_working(status: AgentStatus) -> bool {
+    matches!(
+        status,
+        AgentStatus::Provisioning
+            | AgentStatus::Speccing
+            | AgentStatus::SpecApproved
+            | AgentStatus::Implementing
+            | AgentStatus::ChangesRequested
+    )
+}
+
+/// Destroys the task's box now and keeps its status (a box waiting on a human is parked);
+/// refused (409 `box_working`) while the box works on the task.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/teardown", tag = "agent",
-    responses((status = 202, body = TransitionOut)))]
+    responses((status = 202, body = TransitionOut), (status = 409, body = ErrorBody)))]
 pub async fn teardown(
     State(state): State<AppState>,
     caller: Caller,
@@ -368,6 +382,20 @@ pub async fn teardown(
 ) -> ApiResult<(axum::http::StatusCode, Json<TransitionOut>)> {
     reviewer(&caller)?;
     let task = writable_task(&state, &caller, &id).await?;
+    if box_is_working(task.agent_status) {
+        // Taking the box away now would leave the task waiting out its phase budget.
+        let mut e = ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "box_working",
+            format!(
+                "the box is working on the task (status {}); tear it down once it waits on you \
+                 (spec_ready, pr_ready) or has failed, or cancel the task to stop it now",
+                task.agent_status
+            ),
+        );
+        e.extra = json!({ "current": task.agent_status });
+        return Err(e);
+    }
     state
         .store
         .enqueue(

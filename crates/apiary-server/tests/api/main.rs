@@ -14,4 +14,5 @@ mod log_cap;
 mod notify;
 mod resources;
 mod sign_in;
+mod teardown;
 mod templates;

@@ -518,7 +518,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Destroys the task's box now and keeps its status (a box waiting on a human is parked). */
+        /**
+         * Destroys the task's box now and keeps its status (a box waiting on a human is parked);
+         *     refused (409 `box_working`) while the box works on the task.
+         */
         post: operations["teardown"];
         delete?: never;
         options?: never;
@@ -2223,6 +2226,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TransitionOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -114,6 +114,9 @@ pub struct Settings {
     pub box_provider: String,
     pub box_host_url: String,
     pub callback_base_url: String,
+    /// Where people reach Apiary (links in notifications); blank falls back to the callback
+    /// base (itself the bound address when blank).
+    pub public_url: String,
     /// The GitHub REST API base the `github` forge uses.
     pub github_api_base: String,
     /// Folders (absolute paths) under which a project's local `repo_url` may point, besides
@@ -144,6 +147,7 @@ impl Default for Settings {
             box_provider: "local".into(),
             box_host_url: String::new(),
             callback_base_url: String::new(),
+            public_url: String::new(),
             github_api_base: "https://api.github.com".into(),
             local_repo_roots: Vec::new(),
             default_template: "default".into(),
@@ -225,6 +229,7 @@ impl Settings {
             ("telegram.api_base", &self.telegram.api_base),
             ("box_host_url", &self.box_host_url),
             ("callback_base_url", &self.callback_base_url),
+            ("public_url", &self.public_url),
         ]
         .into_iter()
         .chain(self.webhooks.iter().map(|w| ("webhooks.url", &w.url)))

@@ -122,6 +122,15 @@ impl Orchestrator {
         Ok(self.apiary_url.read().expect("url lock").clone())
     }
 
+    /// The base of links people click (notifications): `public_url`, else the callback URL.
+    pub async fn public_url(&self) -> StoreResult<String> {
+        let s = self.store.settings().await?;
+        if !s.public_url.trim().is_empty() {
+            return Ok(s.public_url.trim().trim_end_matches('/').to_string());
+        }
+        self.callback_url().await
+    }
+
     /// The box provider the settings choose: the local one, or a Box Host API client.
     pub async fn provider(&self) -> Result<Arc<dyn BoxProvider>, String> {
         let s = self.store.settings().await.map_err(|e| e.to_string())?;

@@ -73,7 +73,7 @@ impl Deliver {
     ) -> Result<Message, StoreError> {
         let task = orch.store.get_task(task_id).await?;
         let project = orch.store.get_project(&task.project_id).await?;
-        let base = orch.callback_url().await?;
+        let base = orch.public_url().await?;
         let task_url = format!("{base}/tasks/{}", task.id);
         Ok(Message {
             event,

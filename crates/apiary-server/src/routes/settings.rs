@@ -67,6 +67,8 @@ pub struct SettingsOut {
     pub box_host_url: String,
     pub box_host_key: SecretState,
     pub callback_base_url: String,
+    /// Where people reach Apiary: the base of links in notifications (blank: the callback base).
+    pub public_url: String,
     pub github_api_base: String,
     /// Folders a project's local repository may sit under, besides the data folder's `repos/`.
     pub local_repo_roots: Vec<String>,
@@ -160,6 +162,7 @@ pub struct SettingsPatch {
     #[schema(value_type = Option<String>, nullable)]
     pub box_host_key: Option<Option<String>>,
     pub callback_base_url: Option<String>,
+    pub public_url: Option<String>,
     pub github_api_base: Option<String>,
     /// Replaces the list of folders local repositories may sit under (absolute paths).
     pub local_repo_roots: Option<Vec<String>>,
@@ -221,6 +224,7 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         box_provider: s.box_provider,
         box_host_url: s.box_host_url,
         callback_base_url: s.callback_base_url,
+        public_url: s.public_url,
         github_api_base: s.github_api_base,
         local_repo_roots: s.local_repo_roots,
         default_template: s.default_template,
@@ -270,6 +274,7 @@ pub async fn update_settings(
     set(&mut s.box_provider, p.box_provider);
     set(&mut s.box_host_url, p.box_host_url);
     set(&mut s.callback_base_url, p.callback_base_url);
+    set(&mut s.public_url, p.public_url);
     set(&mut s.github_api_base, p.github_api_base);
     set(&mut s.local_repo_roots, p.local_repo_roots);
     set(&mut s.default_template, p.default_template);

@@ -356,3 +356,59 @@ async fn prompts_show_their_source_render_the_task_and_bad_templates_are_refused
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn links_in_notifications_use_the_public_url_falling_back_to_the_callback_base() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let hook = Hook::default();
+    let url = start_hook(hook.clone()).await;
+    let (status, body) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({
+                "webhooks": [{ "url": url, "secret": "s" }],
+                "callback_base_url": "http://10.0.0.5:7878",
+                "public_url": "https://apiary.example.com/",
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["public_url"], "https://apiary.example.com/");
+    let (status, body) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "public_url": "apiary.example.com" }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "public_url");
+
+    let links = |i: usize| {
+        let got = hook.got.lock().unwrap().clone();
+        let payload: Value = serde_json::from_slice(&got[i].1).unwrap();
+        payload["links"].clone()
+    };
+    let first = spec_ready(&app, &admin).await;
+    app.worker.drain().await.unwrap();
+    assert_eq!(
+        links(0)["task"],
+        format!("https://apiary.example.com/tasks/{first}")
+    );
+    assert_eq!(
+        links(0)["spec"],
+        format!("https://apiary.example.com/tasks/{first}#spec")
+    );
+
+    // Blank: the callback base, as before.
+    let (status, _) = admin
+        .patch("/api/v1/settings", json!({ "public_url": "" }))
+        .await;
+    assert_eq!(status, 200);
+    let second = spec_ready(&app, &admin).await;
+    app.worker.drain().await.unwrap();
+    assert_eq!(
+        links(1)["task"],
+        format!("http://10.0.0.5:7878/tasks/{second}")
+    );
+}

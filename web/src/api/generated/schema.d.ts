@@ -900,6 +900,8 @@ export interface components {
             max_concurrent_boxes: number;
             notifications_enabled: boolean;
             prompts: components["schemas"]["PromptsIo"];
+            /** @description Where people reach Apiary: the base of links in notifications (blank: the callback base). */
+            public_url: string;
             /**
              * Format: int64
              * @description Most bytes of agent output kept per task (then one marker line, then nothing).
@@ -930,6 +932,7 @@ export interface components {
             max_concurrent_boxes?: number | null;
             notifications_enabled?: boolean | null;
             prompts?: null | components["schemas"]["PromptsPatch"];
+            public_url?: string | null;
             /** Format: int64 */
             task_log_bytes?: number | null;
             telegram?: null | components["schemas"]["TelegramPatch"];

@@ -50,6 +50,7 @@ export function SettingsPage() {
       box_provider: d.box_provider,
       box_host_url: d.box_host_url,
       callback_base_url: d.callback_base_url,
+      public_url: d.public_url,
       default_template: d.default_template,
       local_repo_roots: (roots ?? d.local_repo_roots.join("\n")).split("\n").map((l) => l.trim()).filter(Boolean),
       max_concurrent_boxes: d.max_concurrent_boxes,
@@ -85,6 +86,7 @@ export function SettingsPage() {
         <label>Box host URL<input value={d.box_host_url} onChange={(e) => upd({ box_host_url: e.target.value })} /></label>
         <SecretField label="Box host key" set={d.box_host_key.set} onChange={(v) => setSecrets({ ...secrets, box_host_key: v })} />
         <label>Callback base URL<input value={d.callback_base_url} onChange={(e) => upd({ callback_base_url: e.target.value })} placeholder="where boxes reach Apiary" /></label>
+        <label>Public URL<input value={d.public_url} onChange={(e) => upd({ public_url: e.target.value })} placeholder="where people reach Apiary (links in notifications); blank: the callback base" /></label>
         <label>Local repository folders (one absolute path a line; the data folder's repos/ is always allowed)
           <textarea className="mono" rows={3} value={roots ?? d.local_repo_roots.join("\n")} onChange={(e) => { setRoots(e.target.value); setSaved(false); }} />
         </label>

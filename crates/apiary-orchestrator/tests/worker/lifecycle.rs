@@ -207,7 +207,10 @@ async fn timeouts_vanished_boxes_orphans_and_a_never_timed_out_queue() {
         .get_mut("orphan-1")
         .unwrap()
         .labels
-        .insert(apiary_boxes::INSTALLATION_LABEL.into(), installation.clone());
+        .insert(
+            apiary_boxes::INSTALLATION_LABEL.into(),
+            installation.clone(),
+        );
     // A box of another installation on the same host: never this one's to sweep.
     w.boxes.add("theirs-1", "their-task");
     w.boxes
@@ -217,7 +220,10 @@ async fn timeouts_vanished_boxes_orphans_and_a_never_timed_out_queue() {
         .get_mut("theirs-1")
         .unwrap()
         .labels
-        .insert(apiary_boxes::INSTALLATION_LABEL.into(), "inst-someone-else".into());
+        .insert(
+            apiary_boxes::INSTALLATION_LABEL.into(),
+            "inst-someone-else".into(),
+        );
 
     // Past the provisioning budget: a fails; b, capacity-blocked, does not time out.
     let budget = w.store().settings().await.unwrap().timeouts.provisioning_s as i64 * 1000;

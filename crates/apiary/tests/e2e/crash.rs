@@ -199,7 +199,9 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
     healthy(&base).await;
     let admin = sign_in(&base).await;
     let (status, body) = admin
-        .patch("/api/v1/settings", json!({ "agent_orchestration_enabled": true, "watchdog_interval_s": 1, "webhooks": [{ "url": hook_url, "secret": "s" }] }))
+        .patch("/api/v1/settings", json!({ "agent_orchestration_enabled": true, "watchdog_interval_s": 1, "webhooks": [{ "url": hook_url, "secret": "s" }],
+            // The test's repository sits beside the data folder.
+            "local_repo_roots": [std::fs::canonicalize(dir.path()).unwrap()] }))
         .await;
     assert_eq!(status, 200, "{body}");
     let repo = bare_repo(dir.path());
@@ -208,10 +210,11 @@ async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
         .post("/api/v1/projects", json!({ "name": "Crash" }))
         .await;
     let pid = p["id"].as_str().unwrap().to_string();
-    admin
+    let (status, body) = admin
         .patch(&format!("/api/v1/projects/{pid}"), json!({ "agent": { "enabled": true, "repo_url": repo.display().to_string(), "preset": "script", "command": command,
             "prompts": { "changes": "Review:\n{% for c in comments %}- {{ c.body }}\n{% endfor %}" } } }))
         .await;
+    assert_eq!(status, 200, "{body}");
     let (_, t) = admin
         .post(
             &format!("/api/v1/projects/{pid}/tasks"),

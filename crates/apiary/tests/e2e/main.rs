@@ -654,3 +654,99 @@ async fn a_hostile_agent_cannot_make_the_boxs_git_run_its_commands() {
         "hello from the agent\n"
     );
 }
+
+/// Cap 1, a box killed from outside, the watchdog's verdict, then a retry: the retried task
+/// gets a new box (the dead one holds no slot) and no later pass fails it again.
+#[tokio::test]
+async fn a_retry_after_a_vanished_box_gets_a_new_box_within_the_cap() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = boxes_dir(dir.path());
+    let _reaper = BoxReaper(boxes.clone());
+    let (admin, _, tid) = handed_over(
+        &app,
+        dir.path(),
+        AGENT,
+        "Again",
+        json!({ "max_concurrent_boxes": 1 }),
+    )
+    .await;
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    let dead_box = t["agent"]["box_id"].as_str().unwrap().to_string();
+    let agent_pid = box_pid(&boxes, &dead_box);
+    unsafe { libc::kill(-agent_pid, libc::SIGKILL) };
+    let start = Instant::now();
+    while unsafe { libc::kill(agent_pid, 0) } == 0 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sum = app.orch.watchdog_pass("test").await.unwrap();
+    assert_eq!(sum.vanished, 1, "{sum:?}");
+    let t = wait_for(&admin, &tid, "failed", Duration::from_secs(5)).await;
+    assert_eq!(
+        t["agent"]["box_torn_down"], true,
+        "a vanished box is let go at once: {t}"
+    );
+
+    let (status, body) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Passes while it waits or starts never take the dead box for the new attempt's.
+    for _ in 0..3 {
+        let sum = app.orch.watchdog_pass("test").await.unwrap();
+        assert_eq!(sum.vanished, 0, "{sum:?}");
+    }
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    assert_ne!(t["agent"]["box_id"], dead_box.as_str(), "a new box: {t}");
+    // The dead box's leftovers went with the orphan sweep.
+    let start = Instant::now();
+    while boxes.join(&dead_box).exists() && start.elapsed() < Duration::from_secs(10) {
+        app.orch.watchdog_pass("test").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !boxes.join(&dead_box).exists(),
+        "the dead box's folder is swept"
+    );
+}
+
+/// An agent that fails until the test lets it pass (a file the agent can only read).
+const FAILS_ONCE: &str = r#"#!/bin/sh
+if [ ! -f "$APIARY_TEST_MARKER" ]; then echo "this attempt fails" >&2; exit 3; fi
+mkdir -p .apiary; printf '# Spec\n\nSecond time lucky.\n' > .apiary/SPEC.md
+"#;
+
+/// A retry within the failed grace period, cap 1: the failed attempt's box (still up for the
+/// grace period) is let go, so the retry starts at once instead of waiting behind it.
+#[tokio::test]
+async fn a_retry_within_the_grace_period_does_not_wait_behind_its_own_failed_box() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let boxes = boxes_dir(dir.path());
+    let _reaper = BoxReaper(boxes.clone());
+    let marker = dir.path().join("let-it-pass");
+    let script = FAILS_ONCE.replace("$APIARY_TEST_MARKER", &marker.display().to_string());
+    let (admin, _, tid) = handed_over(
+        &app,
+        dir.path(),
+        &script,
+        "Flaky",
+        json!({ "max_concurrent_boxes": 1, "timeouts": { "failed_grace_s": 3600 } }),
+    )
+    .await;
+    let t = wait_for(&admin, &tid, "failed", Duration::from_secs(60)).await;
+    assert_eq!(
+        t["agent"]["box_torn_down"], false,
+        "kept for the grace period: {t}"
+    );
+    let first_box = t["agent"]["box_id"].as_str().unwrap().to_string();
+    std::fs::write(&marker, "").unwrap();
+    let (status, body) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(30)).await;
+    assert_ne!(t["agent"]["box_id"], first_box.as_str());
+    assert!(t["agent"]["spec"]
+        .as_str()
+        .unwrap()
+        .contains("Second time lucky"));
+}

@@ -180,17 +180,19 @@ try {
     await page.getByTestId("agent-status").filter({ hasText: "PR ready" }).waitFor({ timeout: 60_000 });
   });
 
-  await step("review: comment on a line and request changes; round 2 arrives live", async () => {
+  await step("review: comment on a line and on the whole change, request changes; round 2 arrives live", async () => {
     await page.getByRole("link", { name: "Review PR" }).click();
     await page.getByRole("heading", { name: /Review:/ }).waitFor();
     await page.getByRole("button", { name: "Comment on hello.txt line 2" }).click();
     await page.getByLabel("Comment on line 2").fill("say goodbye too");
     await page.getByRole("button", { name: "Add comment" }).click();
+    await page.getByLabel("Review comment (for the whole change)").fill("wave as well");
     await page.screenshot({ path: join(shots, "review.png"), fullPage: true });
     await page.getByRole("button", { name: "Request changes" }).click();
     await page.getByText("round 2").waitFor();
     await page.getByTestId("agent-status").filter({ hasText: "PR ready" }).waitFor({ timeout: 60_000 });
     await page.getByRole("table", { name: "Changes in hello.txt" }).getByText("say goodbye too").waitFor();
+    await page.getByRole("table", { name: "Changes in hello.txt" }).getByText("wave as well").waitFor();
   });
 
   await step("mark merged; the card shows merged and the box is gone", async () => {

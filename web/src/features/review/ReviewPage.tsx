@@ -10,8 +10,9 @@ import { parseDiff } from "./parseDiff";
 
 type Draft = { path: string; line: number; body: string };
 
-/** Apiary's own pull request page (the `local` forge): the diff file by file, line comments
- *  that become the review, request changes, mark merged. */
+/** The review of a task's pull request. On the `local` forge it is Apiary's own PR page: the
+ *  diff file by file and line comments. On either forge a general comment (not tied to a line)
+ *  can be part of the review, so changes can be requested of a `github` PR too; mark merged. */
 export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
   const client = useQueryClient();
   const task = useQuery({ queryKey: ["task", taskId], queryFn: () => api.get<Task>(`/api/v1/tasks/${taskId}`) });
@@ -23,18 +24,22 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
   const diff = useQuery({
     queryKey: ["diff", taskId, task.data?.agent.round, task.data?.agent.status],
     queryFn: () => api.get<Diff>(`/api/v1/tasks/${taskId}/agent/diff`),
-    enabled: !!task.data?.agent.branch,
+    enabled: !!task.data?.agent.branch && project.data?.agent.forge === "local",
   });
   const [drafts, setDrafts] = useState<Draft[]>([]);
   const [open, setOpen] = useState<{ path: string; line: number } | null>(null);
   const [text, setText] = useState("");
+  const [general, setGeneral] = useState("");
   const canWrite = project.data?.access === "write" && me.role !== "agent";
   const done = (out: TransitionOut) => {
     client.setQueryData(["task", taskId], out.task);
     setDrafts([]);
+    setGeneral("");
   };
+  // The review: the general comment (no path) first, then the line comments.
+  const review = [...(general.trim() ? [{ body: general.trim() }] : []), ...drafts];
   const requestChanges = useMutation({
-    mutationFn: () => api.post<TransitionOut>(`/api/v1/tasks/${taskId}/agent/request-changes`, { comments: drafts }),
+    mutationFn: () => api.post<TransitionOut>(`/api/v1/tasks/${taskId}/agent/request-changes`, { comments: review }),
     onSuccess: done,
   });
   const merge = useMutation({
@@ -46,6 +51,7 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
   const t = task.data!;
   const files = diff.data ? parseDiff(diff.data.diff) : [];
   const ready = t.agent.status === "pr_ready";
+  const local = project.data?.agent.forge === "local";
   const addDraft = () => {
     if (open && text.trim()) setDrafts([...drafts, { ...open, body: text.trim() }]);
     setOpen(null);
@@ -59,7 +65,13 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
         <StatusBadge status={t.agent.status} /> {diff.data && <code>{diff.data.base}...{diff.data.branch}</code>}{" "}
         <span className="muted">round {t.agent.round}</span>
       </p>
-      {diff.isPending && t.agent.branch && <Loading what="diff" />}
+      {project.data && !local && (
+        <p>
+          The change is reviewed on the project's forge{t.agent.pr_url ? <>: <a href={t.agent.pr_url} target="_blank" rel="noreferrer">open the pull request</a></> : ""}.
+          Requesting changes here sends your comment to the agent for another round.
+        </p>
+      )}
+      {local && diff.isPending && t.agent.branch && <Loading what="diff" />}
       <ErrorBox error={diff.error} />
       {files.map((f) => (
         <div key={f.path} className="card diff-file">
@@ -100,8 +112,12 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
       {diff.data && files.length === 0 && <p className="muted">No changes between the base and the branch.</p>}
       {canWrite && ready && (
         <div className="card review-actions" role="group" aria-label="Review">
-          <p>{drafts.length} comment(s) in this review.</p>
-          <button type="button" disabled={drafts.length === 0 || requestChanges.isPending} onClick={() => requestChanges.mutate()}>
+          <label>
+            Review comment (for the whole change)
+            <textarea value={general} onChange={(e) => setGeneral(e.target.value)} rows={3} />
+          </label>
+          {local && <p>{drafts.length} line comment(s) in this review.</p>}
+          <button type="button" disabled={review.length === 0 || requestChanges.isPending} onClick={() => requestChanges.mutate()}>
             Request changes
           </button>
           <ConfirmButton label="Mark merged" question="Merge the branch into the base branch?" disabled={merge.isPending} onConfirm={() => merge.mutate()} />

@@ -80,10 +80,12 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 ## What the suites need besides Rust: a real SMTP server (aiosmtpd) for the email channel tests,
-## and bubblewrap, which sandboxes boxes and the agents inside them (the hostile-agent test needs it).
+## bubblewrap, which sandboxes boxes and the agents inside them (the hostile-agent test needs it),
+## and curl, which the egress test's agent uses.
 test-deps:
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
+	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
 nextest:
 	@command -v cargo-nextest >/dev/null || $(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked

@@ -21,6 +21,39 @@ pub struct BootInput {
     pub forge: String,
     /// For the `github` forge: the API base and the project's token.
     pub github: Option<(String, String)>,
+    /// Hosts the agent may reach through the box's egress proxy.
+    pub egress_allow: Vec<String>,
+}
+
+/// What a box's agent may reach: the admin's list, Apiary's own URL (`host:port`) and the
+/// project's git host (a local path has none).
+pub fn egress_allow(admin: &[String], apiary_url: &str, repo_url: &str) -> Vec<String> {
+    fn host_port(url: &str) -> Option<String> {
+        let rest = url.split_once("://")?.1;
+        let auth = rest.split(['/', '?', '#']).next()?;
+        let auth = auth.rsplit_once('@').map_or(auth, |(_, a)| a);
+        (!auth.is_empty()).then(|| auth.to_ascii_lowercase())
+    }
+    let mut out: Vec<String> = admin.to_vec();
+    out.extend(host_port(apiary_url));
+    let git_host = host_port(repo_url)
+        .map(|a| a.split(':').next().unwrap_or_default().to_string())
+        .or_else(|| {
+            // scp-like `git@host:owner/repo`
+            let (user_host, _) = repo_url.split_once(':')?;
+            (!repo_url.starts_with('/')).then(|| {
+                user_host
+                    .rsplit('@')
+                    .next()
+                    .unwrap_or(user_host)
+                    .to_ascii_lowercase()
+            })
+        })
+        .filter(|h| !h.is_empty());
+    out.extend(git_host);
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The agent's run timeouts, a little inside the watchdog's phase budgets so the box reports
@@ -49,6 +82,7 @@ pub fn boot_env(input: &BootInput, timeouts: &Timeouts) -> BTreeMap<String, Stri
         ("APIARY_IMPL_RUN_TIMEOUT".into(), impl_s.to_string()),
         ("APIARY_AGENT".into(), input.preset.clone()),
         ("APIARY_ORPHAN_S".into(), timeouts.orphan_s.to_string()),
+        ("APIARY_EGRESS_ALLOW".into(), input.egress_allow.join(",")),
     ]);
     if !input.command.trim().is_empty() {
         env.insert("APIARY_AGENT_COMMAND".into(), input.command.clone());
@@ -110,6 +144,7 @@ mod tests {
             command: "./agent.sh".into(),
             forge: "local".into(),
             github: None,
+            egress_allow: vec!["pypi.org".into()],
         };
         let t = Timeouts {
             speccing_s: 100,
@@ -122,6 +157,7 @@ mod tests {
         assert_eq!(env["APIARY_IMPL_RUN_TIMEOUT"], "900");
         assert_eq!(env["APIARY_AGENT_COMMAND"], "./agent.sh");
         assert_eq!(env["APIARY_ORPHAN_S"], "1800");
+        assert_eq!(env["APIARY_EGRESS_ALLOW"], "pypi.org");
         for k in [
             "APIARY_TASK_ID",
             "APIARY_CALLBACK_TOKEN",
@@ -134,5 +170,30 @@ mod tests {
         ] {
             assert!(env.contains_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn the_agent_may_reach_apiary_and_its_git_host_besides_the_admins_list() {
+        let admin = vec!["pypi.org".to_string()];
+        assert_eq!(
+            egress_allow(
+                &admin,
+                "http://127.0.0.1:7878",
+                "https://x:tok@GitHub.com/a/b.git"
+            ),
+            vec!["127.0.0.1:7878", "github.com", "pypi.org"]
+        );
+        assert_eq!(
+            egress_allow(
+                &admin,
+                "https://apiary.example",
+                "git@gitlab.example:a/b.git"
+            ),
+            vec!["apiary.example", "gitlab.example", "pypi.org"]
+        );
+        assert_eq!(
+            egress_allow(&[], "http://127.0.0.1:7878", "/srv/repos/site.git"),
+            vec!["127.0.0.1:7878"]
+        );
     }
 }

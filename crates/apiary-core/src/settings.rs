@@ -3,6 +3,24 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where a box's agent may connect by default: the model providers' APIs and the common
+/// package registries.
+pub const DEFAULT_EGRESS_ALLOW: [&str; 13] = [
+    "api.anthropic.com",
+    "api.openai.com",
+    "generativelanguage.googleapis.com",
+    "registry.npmjs.org",
+    "registry.yarnpkg.com",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "crates.io",
+    "index.crates.io",
+    "static.crates.io",
+    "proxy.golang.org",
+    "sum.golang.org",
+    "repo.maven.apache.org",
+];
+
 /// Budgets of the watchdog, in seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -122,6 +140,9 @@ pub struct Settings {
     /// Folders (absolute paths) under which a project's local `repo_url` may point, besides
     /// the data folder's `repos/`; only admins set a local repository.
     pub local_repo_roots: Vec<String>,
+    /// Hosts (`host`, `host:port`, `*.domain`) a box's agent may reach through the egress
+    /// proxy, besides Apiary's own URL and the project's git host, which are always allowed.
+    pub egress_allow: Vec<String>,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
     /// Most bytes of agent output kept per task; past it one marker line is stored and
@@ -150,6 +171,7 @@ impl Default for Settings {
             public_url: String::new(),
             github_api_base: "https://api.github.com".into(),
             local_repo_roots: Vec::new(),
+            egress_allow: DEFAULT_EGRESS_ALLOW.iter().map(|h| h.to_string()).collect(),
             default_template: "default".into(),
             max_concurrent_boxes: 5,
             task_log_bytes: DEFAULT_TASK_LOG_BYTES,
@@ -208,6 +230,22 @@ impl Settings {
             .find(|a| !a.contains('@') || a.len() > 254)
         {
             return Err(("email.to", format!("{bad:?} is not an email address")));
+        }
+        if self.egress_allow.len() > 200 {
+            return Err(("egress_allow", "at most 200 hosts".into()));
+        }
+        if let Some(bad) = self.egress_allow.iter().find(|h| {
+            let name = h.strip_prefix("*.").unwrap_or(h);
+            name.is_empty()
+                || h.len() > 260
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        }) {
+            return Err((
+                "egress_allow",
+                format!("{bad:?} is not a host, host:port or *.domain"),
+            ));
         }
         if self.local_repo_roots.len() > 20 {
             return Err(("local_repo_roots", "at most 20 folders".into()));

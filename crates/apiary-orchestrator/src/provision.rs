@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use apiary_boxes::{CreateBox, INSTALLATION_LABEL, TASK_LABEL};
-use apiary_core::boot::{boot_env, branch_name, BootInput};
+use apiary_core::boot::{boot_env, branch_name, egress_allow, BootInput};
 use apiary_core::AgentStatus;
 use apiary_store::{Actor, BoxAddress, Job, JobFailure, StoreError, TransitionRequest};
 use async_trait::async_trait;
@@ -103,8 +103,10 @@ pub async fn start_box(
         .map_err(|e| e.to_string())?
         .branch
         .unwrap_or_else(|| branch_name(&task.id, &task.title));
+    let apiary_url = orch.callback_url().await.map_err(|e| e.to_string())?;
     let input = BootInput {
-        apiary_url: orch.callback_url().await.map_err(|e| e.to_string())?,
+        egress_allow: egress_allow(&settings.egress_allow, &apiary_url, &project.agent.repo_url),
+        apiary_url,
         task_id: task.id.clone(),
         callback_token: tokens.callback_token,
         control_token: tokens.control_token,

@@ -80,6 +80,15 @@ enum Command {
     },
     /// Run inside a box: clone, run the agent, serve the control plane (reads the boot env).
     BoxAgent,
+    /// Inside an agent's sandbox: relay LISTEN to the box's egress proxy at SOCKET while the
+    /// command runs (the box agent starts this; not for people).
+    #[command(hide = true)]
+    EgressRelay {
+        listen: String,
+        socket: PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Print the OpenAPI document of the HTTP API (the web UI's types are generated from it).
     Openapi,
     /// Measure Apiary (figures for docs/PERFORMANCE.md).
@@ -423,6 +432,14 @@ async fn main() -> Result<()> {
             orphan_s,
         } => boxd(bind, data_dir, sandbox, orphan_s).await,
         Command::BoxAgent => box_agent().await,
+        Command::EgressRelay {
+            listen,
+            socket,
+            command,
+        } => {
+            let code = apiary_box_agent::egress::relay(&listen, &socket, &command).await?;
+            std::process::exit(code);
+        }
         Command::Openapi => {
             use utoipa::OpenApi;
             println!(

@@ -61,6 +61,9 @@ pub struct BoxAgentConfig {
     /// How long the box waits for an Apiary it cannot reach before it gives up for good
     /// (`APIARY_ORPHAN_S`, seconds).
     pub orphan_s: u64,
+    /// Where the sandboxed agent may connect, through the box's egress proxy
+    /// (`APIARY_EGRESS_ALLOW`); `None`: no network at all for the agent.
+    pub egress: Option<crate::egress::Allowlist>,
 }
 
 impl BoxAgentConfig {
@@ -124,6 +127,7 @@ impl BoxAgentConfig {
             sandbox,
             bwrap: opt("APIARY_BWRAP").unwrap_or_else(|| "bwrap".into()),
             orphan_s: seconds("APIARY_ORPHAN_S", 1800)?.max(1),
+            egress: get("APIARY_EGRESS_ALLOW").map(|l| crate::egress::Allowlist::parse(&l)),
         })
     }
 
@@ -183,6 +187,7 @@ impl std::fmt::Debug for BoxAgentConfig {
             .field("sandbox", &self.sandbox)
             .field("bwrap", &self.bwrap)
             .field("orphan_s", &self.orphan_s)
+            .field("egress", &self.egress)
             .finish()
     }
 }

@@ -120,6 +120,7 @@ mod tests {
             sandbox: crate::config::AgentSandbox::Bwrap,
             bwrap: "bwrap".into(),
             orphan_s: 1800,
+            egress: None,
         }
     }
 

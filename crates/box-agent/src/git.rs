@@ -294,6 +294,7 @@ mod tests {
             sandbox: AgentSandbox::Bwrap,
             bwrap: "bwrap".into(),
             orphan_s: 1800,
+            egress: None,
         }
     }
 

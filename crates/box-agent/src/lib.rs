@@ -23,6 +23,7 @@
 mod callback;
 mod config;
 mod control;
+pub mod egress;
 mod forge;
 mod git;
 mod logs;
@@ -59,6 +60,15 @@ pub async fn run_until(
     let port = listener.local_addr()?.port();
     let orphan_after = Duration::from_secs(config.orphan_s);
     let agent = Arc::new(phases::Agent::new(config)?);
+    // The agent's only way out (under its sandbox): the allowlisting proxy on a Unix socket.
+    let _egress = match (&agent.cfg.egress, agent.cfg.sandbox) {
+        (Some(allow), AgentSandbox::Bwrap) => Some(egress::serve(
+            &runner::egress_socket(&agent.cfg.box_dir),
+            allow.clone(),
+            agent.logs(),
+        )?),
+        _ => None,
+    };
     agent.announce(port)?;
     let setup = agent.clone();
     tokio::spawn(async move { setup.start().await });

@@ -88,6 +88,11 @@ impl Agent {
         })
     }
 
+    /// The task's log.
+    pub fn logs(&self) -> LogStream {
+        self.logs.clone()
+    }
+
     /// What the callback answers tell about Apiary.
     pub fn liveness(&self) -> Arc<crate::orphan::Liveness> {
         self.cb.liveness()

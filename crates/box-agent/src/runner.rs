@@ -106,6 +106,7 @@ fn agent_command(
         cmd.arg("-c").arg(command);
         return cmd;
     }
+    // Its own network namespace: only its loopback, and the egress proxy through it.
     let ws = workspace.display().to_string();
     let prompt = prompt_file.display().to_string();
     let mut cmd = tokio::process::Command::new(&cfg.bwrap);
@@ -118,6 +119,7 @@ fn agent_command(
         "--proc",
         "/proc",
         "--unshare-pid",
+        "--unshare-net",
         "--die-with-parent",
     ]);
     // The box's folder becomes an empty scratch space with only the workspace, its git
@@ -138,8 +140,40 @@ fn agent_command(
     }
     cmd.args(["--ro-bind", &prompt, &prompt, "--chdir", &ws]);
     cmd.args(["--setenv", "HOME", &home, "--setenv", "TMPDIR", &tmp]);
-    cmd.args(["--", "sh", "-c", command]);
+    let relay = std::env::current_exe()
+        .ok()
+        .filter(|_| cfg.egress.is_some());
+    match relay {
+        Some(exe) => {
+            let sock = egress_socket(&cfg.box_dir).display().to_string();
+            cmd.args(["--bind", &sock, &sock]);
+            let proxy = format!("http://{}", crate::egress::PROXY_ADDR);
+            for var in [
+                "HTTPS_PROXY",
+                "HTTP_PROXY",
+                "ALL_PROXY",
+                "https_proxy",
+                "http_proxy",
+                "all_proxy",
+            ] {
+                cmd.args(["--setenv", var, &proxy]);
+            }
+            cmd.args(["--unsetenv", "NO_PROXY", "--unsetenv", "no_proxy"]);
+            cmd.arg("--")
+                .arg(exe)
+                .args(["egress-relay", crate::egress::PROXY_ADDR, &sock, "--"]);
+            cmd.args(["sh", "-c", command]);
+        }
+        None => {
+            cmd.args(["--", "sh", "-c", command]);
+        }
+    }
     cmd
+}
+
+/// The egress proxy's socket in the box's folder.
+pub fn egress_socket(box_dir: &Path) -> std::path::PathBuf {
+    box_dir.join("egress.sock")
 }
 
 /// Runs the agent through `sh -c`, sandboxed when possible; fails on a non-zero exit or past
@@ -155,8 +189,15 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         .process_group(0)
         .kill_on_drop(true);
     cfg.scrub_env(&mut cmd);
-    if cfg.sandbox == AgentSandbox::None {
-        logs.line("the agent runs without a sandbox (the box was started with --sandbox none)");
+    match (cfg.sandbox, &cfg.egress) {
+        (AgentSandbox::None, _) => logs.line(
+            "the agent runs without a sandbox, its network unrestricted (the box was started with --sandbox none)",
+        ),
+        (AgentSandbox::Bwrap, None) => logs.line("the agent has no network (no egress allowlist)"),
+        (AgentSandbox::Bwrap, Some(allow)) => logs.line(format!(
+            "the agent reaches the network only through Apiary's egress proxy, to: {}",
+            allow.entries().join(", ")
+        )),
     }
     let mut child = cmd.spawn().with_context(|| match cfg.sandbox {
         AgentSandbox::Bwrap => format!(
@@ -238,6 +279,7 @@ mod tests {
             sandbox: crate::config::AgentSandbox::Bwrap,
             bwrap: "bwrap".into(),
             orphan_s: 1800,
+            egress: None,
         }
     }
 

@@ -72,6 +72,8 @@ pub struct SettingsOut {
     pub github_api_base: String,
     /// Folders a project's local repository may sit under, besides the data folder's `repos/`.
     pub local_repo_roots: Vec<String>,
+    /// Hosts a box's agent may reach through the egress proxy (besides Apiary and the git host).
+    pub egress_allow: Vec<String>,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
     /// Most bytes of agent output kept per task (then one marker line, then nothing).
@@ -166,6 +168,8 @@ pub struct SettingsPatch {
     pub github_api_base: Option<String>,
     /// Replaces the list of folders local repositories may sit under (absolute paths).
     pub local_repo_roots: Option<Vec<String>>,
+    /// Replaces the hosts a box's agent may reach (`host`, `host:port`, `*.domain`).
+    pub egress_allow: Option<Vec<String>>,
     pub default_template: Option<String>,
     pub max_concurrent_boxes: Option<u32>,
     pub task_log_bytes: Option<u64>,
@@ -227,6 +231,7 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         public_url: s.public_url,
         github_api_base: s.github_api_base,
         local_repo_roots: s.local_repo_roots,
+        egress_allow: s.egress_allow,
         default_template: s.default_template,
         max_concurrent_boxes: s.max_concurrent_boxes,
         task_log_bytes: s.task_log_bytes,
@@ -277,6 +282,7 @@ pub async fn update_settings(
     set(&mut s.public_url, p.public_url);
     set(&mut s.github_api_base, p.github_api_base);
     set(&mut s.local_repo_roots, p.local_repo_roots);
+    set(&mut s.egress_allow, p.egress_allow);
     set(&mut s.default_template, p.default_template);
     set(&mut s.max_concurrent_boxes, p.max_concurrent_boxes);
     set(&mut s.task_log_bytes, p.task_log_bytes);

@@ -334,6 +334,7 @@ async fn settings_are_admin_only_secrets_write_only_and_bad_values_name_their_fi
         (json!({ "timeouts": { "idle_s": 0 } }), "timeouts.idle_s"),
         (json!({ "max_concurrent_boxes": 0 }), "max_concurrent_boxes"),
         (json!({ "box_provider": "cloud" }), "box_provider"),
+        (json!({ "egress_allow": ["not a host!"] }), "egress_allow"),
         (
             json!({ "callback_base_url": "ftp://x" }),
             "callback_base_url",

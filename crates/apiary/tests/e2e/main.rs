@@ -750,3 +750,76 @@ async fn a_retry_within_the_grace_period_does_not_wait_behind_its_own_failed_box
         .unwrap()
         .contains("Second time lucky"));
 }
+
+/// An agent that tries the host's loopback directly and through the proxy, then an allowed host.
+const NETWORK_PROBE: &str = r#"#!/bin/sh
+mkdir -p .apiary; out=.apiary/SPEC.md; : > "$out"
+r() { echo "$1" >> "$out"; }
+if curl -s --noproxy '*' --max-time 3 http://127.0.0.1:FORBIDDEN/ >/dev/null 2>&1; then r "direct: REACHED"; else r "direct: refused"; fi
+r "proxied forbidden: $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:FORBIDDEN/)"
+r "allowed: $(curl -s --max-time 5 http://127.0.0.1:ALLOWED/hello)"
+r "tunnel: $(curl -s --max-time 5 --proxytunnel http://127.0.0.1:ALLOWED/hello)"
+"#;
+
+#[tokio::test]
+async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
+    // A service on the host's loopback the agent must not reach, and one it may.
+    let forbidden = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let forbidden_port = forbidden.local_addr().unwrap().port();
+    let touched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = touched.clone();
+    tokio::spawn(async move {
+        while forbidden.accept().await.is_ok() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let allowed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let allowed_port = allowed.local_addr().unwrap().port();
+    let app_allowed = axum::Router::new().route(
+        "/hello",
+        axum::routing::get(|| async { "hello-from-allowed" }),
+    );
+    tokio::spawn(async move { axum::serve(allowed, app_allowed).await });
+
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
+    let script = NETWORK_PROBE
+        .replace("FORBIDDEN", &forbidden_port.to_string())
+        .replace("ALLOWED", &allowed_port.to_string());
+    let (admin, _, tid) = handed_over(
+        &app,
+        dir.path(),
+        &script,
+        "Egress",
+        json!({ "egress_allow": [format!("127.0.0.1:{allowed_port}")] }),
+    )
+    .await;
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    let report = t["agent"]["spec"].as_str().unwrap().to_string();
+    for want in [
+        "direct: refused",
+        "proxied forbidden: 403",
+        "allowed: hello-from-allowed",
+        "tunnel: hello-from-allowed",
+    ] {
+        assert!(
+            report.lines().any(|l| l == want),
+            "expected {want:?} in:\n{report}"
+        );
+    }
+    assert_eq!(
+        touched.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the forbidden port saw no connection"
+    );
+    let (_, logs) = admin
+        .get(&format!("/api/v1/tasks/{tid}/agent/logs?limit=500"))
+        .await;
+    let refused = format!("egress refused: 127.0.0.1:{forbidden_port}");
+    assert!(logs.to_string().contains(&refused), "{logs}");
+    assert!(
+        logs.to_string()
+            .contains("only through Apiary's egress proxy"),
+        "{logs}"
+    );
+}

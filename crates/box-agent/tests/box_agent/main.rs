@@ -121,6 +121,7 @@ fn config(apiary: &FakeApiary, root: &Path, repo: &Path, command: String) -> Box
         sandbox: apiary_box_agent::AgentSandbox::Bwrap,
         bwrap: "bwrap".into(),
         orphan_s: 1800,
+        egress: None,
     }
 }
 

@@ -891,6 +891,8 @@ export interface components {
             callback_base_url: string;
             chatty_events: boolean;
             default_template: string;
+            /** @description Hosts a box's agent may reach through the egress proxy (besides Apiary and the git host). */
+            egress_allow: string[];
             email: components["schemas"]["EmailOut"];
             github_api_base: string;
             /** @description Folders a project's local repository may sit under, besides the data folder's `repos/`. */
@@ -923,6 +925,8 @@ export interface components {
             callback_base_url?: string | null;
             chatty_events?: boolean | null;
             default_template?: string | null;
+            /** @description Replaces the hosts a box's agent may reach (`host`, `host:port`, `*.domain`). */
+            egress_allow?: string[] | null;
             email?: null | components["schemas"]["EmailPatch"];
             github_api_base?: string | null;
             /** @description Replaces the list of folders local repositories may sit under (absolute paths). */

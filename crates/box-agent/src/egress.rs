@@ -1,0 +1,325 @@
+//! The agent's way out. Under bubblewrap the coding agent runs in a network namespace of its
+//! own: nothing but its own loopback, so no service on the host's loopback (databases, other
+//! boxes' control planes, Apiary's internals) and nothing on the network is reachable
+//! directly. Inside it, [`relay`] listens on `127.0.0.1:3128` (the agent's `HTTPS_PROXY` and
+//! `HTTP_PROXY`) and carries each connection over a Unix socket bound into the sandbox to
+//! [`serve`], an allowlisting proxy the box agent runs outside: HTTP `CONNECT` (for https and
+//! anything tunnelled) and plain HTTP with an absolute URL, each only to a host (or host:port)
+//! on the box's allowlist. A refused connection answers 403 and is written to the task's log
+//! with its host.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::logs::LogStream;
+
+/// Where the agent's proxy listens inside its namespace.
+pub const PROXY_ADDR: &str = "127.0.0.1:3128";
+/// Longest request head the proxy reads.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Hosts the agent may reach: `host`, `host:port`, or `*.domain` (any subdomain).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowlist(Vec<String>);
+
+impl Allowlist {
+    /// From a comma- or whitespace-separated list (`APIARY_EGRESS_ALLOW`).
+    pub fn parse(list: &str) -> Self {
+        Allowlist(
+            list.split(|c: char| c == ',' || c.is_whitespace())
+                .map(|e| e.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether a connection to `host:port` is allowed.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let with_port = format!("{host}:{port}");
+        self.0.iter().any(|e| {
+            e == &with_port
+                || e == &host
+                || e.strip_prefix("*.")
+                    .is_some_and(|d| host.ends_with(&format!(".{d}")))
+        })
+    }
+
+    pub fn entries(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// `host` and `port` of a `CONNECT` target (`host:port`, `[v6]:port`).
+fn authority(target: &str, default_port: u16) -> Option<(String, u16)> {
+    let (host, port) = match target.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().ok()?,
+                None => default_port,
+            };
+            (h.to_string(), port)
+        }
+        None => match target.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (target.to_string(), default_port),
+        },
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// Where a request head wants to go: `(is CONNECT, host, port)`.
+fn destination(head: &str) -> Option<(bool, String, u16)> {
+    let line = head.lines().next()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?;
+    let target = parts.next()?;
+    if method.eq_ignore_ascii_case("CONNECT") {
+        let (h, p) = authority(target, 443)?;
+        return Some((true, h, p));
+    }
+    let rest = target.strip_prefix("http://")?;
+    let auth = rest.split(['/', '?', '#']).next()?;
+    let auth = auth.rsplit_once('@').map_or(auth, |(_, a)| a);
+    let (h, p) = authority(auth, 80)?;
+    Some((false, h, p))
+}
+
+async fn answer(client: &mut UnixStream, status: &str, why: &str) {
+    let body = format!("{why}\n");
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(reply.as_bytes()).await;
+}
+
+async fn handle(mut client: UnixStream, allow: Arc<Allowlist>, logs: LogStream) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if head.len() > MAX_HEAD {
+            return answer(
+                &mut client,
+                "431 Request Header Fields Too Large",
+                "head too long",
+            )
+            .await;
+        }
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    };
+    let text = String::from_utf8_lossy(&head[..end]).into_owned();
+    let Some((tunnel, host, port)) = destination(&text) else {
+        return answer(
+            &mut client,
+            "400 Bad Request",
+            "Apiary's egress proxy takes CONNECT host:port or an absolute http:// URL",
+        )
+        .await;
+    };
+    if !allow.allows(&host, port) {
+        logs.line(format!(
+            "egress refused: {host}:{port} is not on this box's allowlist (settings: egress_allow)"
+        ));
+        return answer(
+            &mut client,
+            "403 Forbidden",
+            &format!(
+                "Apiary does not let this box reach {host}:{port} (not on its egress allowlist)"
+            ),
+        )
+        .await;
+    }
+    let upstream = tokio::time::timeout(
+        Duration::from_secs(15),
+        TcpStream::connect((host.as_str(), port)),
+    )
+    .await;
+    let mut upstream = match upstream {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return answer(
+                &mut client,
+                "502 Bad Gateway",
+                &format!("{host}:{port}: {e}"),
+            )
+            .await
+        }
+        Err(_) => {
+            return answer(
+                &mut client,
+                "504 Gateway Timeout",
+                &format!("{host}:{port}"),
+            )
+            .await
+        }
+    };
+    let sent = if tunnel {
+        client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .and(upstream.write_all(&head[end..]).await)
+    } else {
+        upstream.write_all(&head).await
+    };
+    if sent.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+}
+
+/// Serves the proxy on `socket` (made anew) until the task is dropped.
+pub fn serve(
+    socket: &Path,
+    allow: Allowlist,
+    logs: LogStream,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)
+        .with_context(|| format!("binding the egress proxy at {}", socket.display()))?;
+    let allow = Arc::new(allow);
+    Ok(tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(handle(client, allow.clone(), logs.clone()));
+        }
+    }))
+}
+
+/// Inside the agent's namespace: relays `listen` to the proxy at `socket` while `command`
+/// runs; returns the command's exit code (128 + signal when killed).
+pub async fn relay(listen: &str, socket: &Path, command: &[String]) -> Result<i32> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("egress-relay needs a command to run");
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen} inside the sandbox"))?;
+    let socket = socket.to_path_buf();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Ok(mut out) = UnixStream::connect(&socket).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .status()
+        .await
+        .with_context(|| format!("running {program}"))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allowlist_matches_hosts_ports_and_subdomains() {
+        let a =
+            Allowlist::parse("registry.npmjs.org, *.pythonhosted.org 127.0.0.1:7878,GitHub.com.");
+        assert!(a.allows("registry.npmjs.org", 443));
+        assert!(a.allows("files.pythonhosted.org", 443));
+        assert!(!a.allows("pythonhosted.org.evil.test", 443));
+        assert!(a.allows("github.com", 22));
+        assert!(a.allows("127.0.0.1", 7878));
+        assert!(!a.allows("127.0.0.1", 6379));
+        assert!(!a.allows("npmjs.org", 443));
+        assert!(!Allowlist::parse("").allows("localhost", 80));
+    }
+
+    #[test]
+    fn connect_and_absolute_urls_name_their_destination() {
+        assert_eq!(
+            destination("CONNECT api.openai.com:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some((true, "api.openai.com".into(), 443))
+        );
+        assert_eq!(
+            destination("GET http://user:pw@example.test:8080/a?b HTTP/1.1\r\n\r\n"),
+            Some((false, "example.test".into(), 8080))
+        );
+        assert_eq!(
+            destination("CONNECT [::1]:6379 HTTP/1.1\r\n\r\n"),
+            Some((true, "::1".into(), 6379))
+        );
+        assert_eq!(destination("GET /relative HTTP/1.1\r\n\r\n"), None);
+    }
+
+    #[tokio::test]
+    async fn the_proxy_tunnels_to_allowed_hosts_and_refuses_and_logs_the_rest() {
+        // An allowed upstream that echoes one line back.
+        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up_port = up.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = up.accept().await {
+                tokio::spawn(async move {
+                    let mut b = [0u8; 64];
+                    let n = s.read(&mut b).await.unwrap_or(0);
+                    let _ = s.write_all(&b[..n]).await;
+                });
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("egress.sock");
+        let rec = Recorder::default();
+        let logs = LogStream::start(rec.clone());
+        let _proxy = serve(
+            &sock,
+            Allowlist::parse(&format!("127.0.0.1:{up_port}")),
+            logs.clone(),
+        )
+        .unwrap();
+        let mut c = UnixStream::connect(&sock).await.unwrap();
+        c.write_all(format!("CONNECT 127.0.0.1:{up_port} HTTP/1.1\r\n\r\nping").as_bytes())
+            .await
+            .unwrap();
+        let mut got = vec![0u8; 256];
+        let mut n = 0;
+        while !String::from_utf8_lossy(&got[..n]).ends_with("ping") {
+            n += c.read(&mut got[n..]).await.unwrap();
+        }
+        assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
+
+        let mut c = UnixStream::connect(&sock).await.unwrap();
+        c.write_all(b"CONNECT 127.0.0.1:6379 HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
+        logs.flush().await;
+        let lines = rec.0.lock().unwrap().concat();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("egress refused: 127.0.0.1:6379")),
+            "{lines:?}"
+        );
+    }
+
+    #[derive(Clone, Default)]
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+
+    impl crate::logs::Sink for Recorder {
+        async fn send(&self, lines: Vec<String>) {
+            self.0.lock().unwrap().push(lines);
+        }
+    }
+}

@@ -474,7 +474,7 @@ pub async fn require_agent_on(state: &AppState, project_id: &str) -> ApiResult<(
 pub fn hand_off_queues(status: AgentStatus) -> bool {
     matches!(
         status,
-        AgentStatus::None | AgentStatus::Cancelled | AgentStatus::Merged
+        AgentStatus::None | AgentStatus::Cancelled | AgentStatus::Merged | AgentStatus::Failed
     )
 }
 

@@ -102,6 +102,14 @@ async fn a_hand_off_is_refused_while_orchestration_or_the_projects_agent_is_off(
         "orchestration_off",
         "agent_orchestration_enabled",
     );
+    // ... and so is a hand-off of the failed task.
+    let (status, body) = admin.post(&handoff, json!({})).await;
+    refused(
+        status,
+        &body,
+        "orchestration_off",
+        "agent_orchestration_enabled",
+    );
     settings(&admin, json!({ "agent_orchestration_enabled": true })).await;
     let (status, body) = admin
         .post(&format!("/api/v1/tasks/{tid}/agent/retry"), json!({}))

@@ -67,7 +67,8 @@ impl DispatchHandler {
 }
 
 /// Why a parked task cannot get a fresh box now, if it cannot: orchestration off, the
-/// project's agent off, or every box of `max_concurrent_boxes` taken.
+/// project's agent off, or every box of `max_concurrent_boxes` taken. When it can, its slot is
+/// taken already (atomically with the queue drain's count).
 async fn resume_blocked(
     orch: &Orchestrator,
     task: &apiary_store::Task,
@@ -86,7 +87,11 @@ async fn resume_blocked(
         return Ok(Some("the project's agent is disabled".into()));
     }
     let cap = settings.max_concurrent_boxes;
-    if orch.store.live_box_count().await? >= i64::from(cap) {
+    if !orch
+        .store
+        .reserve_box_slot(&task.id, i64::from(cap))
+        .await?
+    {
         return Ok(Some(format!(
             "all {cap} boxes (max_concurrent_boxes) are taken; waiting for a free box"
         )));
@@ -128,6 +133,8 @@ impl JobHandler for DispatchHandler {
                 orch.publish_log(&task.id, &done.project_id, done.event_id, done.last_seq);
             }
             if let Err(e) = crate::provision::start_box(orch, &task.id).await {
+                // The slot goes back; the task stays parked for the next attempt.
+                store.detach_box(&task.id, true).await.map_err(store_err)?;
                 store
                     .set_last_error(&task.id, Some(&format!("resuming failed: {e}")))
                     .await

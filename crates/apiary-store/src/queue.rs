@@ -17,6 +17,38 @@ impl Store {
         Ok(n)
     }
 
+    /// Takes one of the `cap` box slots for a parked task about to get a fresh box, under the
+    /// lock the queue drain takes, so a resume and a drain together never pass the cap; `false`
+    /// when every slot is taken. The slot is held as `box_torn_down = 0` without a box until
+    /// the box attaches (or `detach_box` gives it back).
+    pub async fn reserve_box_slot(&self, task_id: &str, cap: i64) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (live,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM tasks WHERE box_torn_down = 0 OR agent_status = 'provisioning'",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if live >= cap {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE tasks SET box_torn_down = 0, box_id = NULL, control_url = NULL, updated_at = $1 \
+             WHERE id = $2 AND box_torn_down = 1",
+        )
+        .bind(self.now())
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Moves the oldest queued tasks (of projects whose agent is enabled) to `provisioning`
     /// while fewer than `cap` boxes exist. Count and moves happen in one transaction under a
     /// lock every drainer takes (SQLite's write lock; an advisory lock on PostgreSQL), so the

@@ -179,15 +179,35 @@ async fn handle(mut client: UnixStream, allow: Arc<Allowlist>, logs: LogStream) 
     }
 }
 
-/// Serves the proxy on `socket` (made anew) until the task is dropped.
+/// A Unix socket's path must fit in `sun_path` (108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 100;
+
+/// Serves the proxy on `socket` (made anew) until the task is dropped. A path too long for a
+/// socket address is bound through `/proc/self/fd/<its folder>/…`, which the kernel resolves.
 pub fn serve(
     socket: &Path,
     allow: Allowlist,
     logs: LogStream,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket)
-        .with_context(|| format!("binding the egress proxy at {}", socket.display()))?;
+    // Kept open while binding: a long path is reached through its folder's descriptor.
+    let mut _dir = None;
+    let bound = if socket.as_os_str().len() < MAX_SOCKET_PATH {
+        UnixListener::bind(socket)
+    } else {
+        let parent = socket.parent().context("the socket has a folder")?;
+        let name = socket.file_name().context("the socket has a name")?;
+        let dir =
+            std::fs::File::open(parent).with_context(|| format!("opening {}", parent.display()))?;
+        use std::os::fd::AsRawFd;
+        let short = Path::new("/proc/self/fd")
+            .join(dir.as_raw_fd().to_string())
+            .join(name);
+        _dir = Some(dir);
+        UnixListener::bind(short)
+    };
+    let listener =
+        bound.with_context(|| format!("binding the egress proxy at {}", socket.display()))?;
     let allow = Arc::new(allow);
     Ok(tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
@@ -277,7 +297,11 @@ mod tests {
             }
         });
         let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("egress.sock");
+        // A folder deep enough that its socket's path does not fit a socket address.
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let sock = deep.join("egress.sock");
+        assert!(sock.as_os_str().len() > MAX_SOCKET_PATH);
         let rec = Recorder::default();
         let logs = LogStream::start(rec.clone());
         let _proxy = serve(
@@ -286,7 +310,9 @@ mod tests {
             logs.clone(),
         )
         .unwrap();
-        let mut c = UnixStream::connect(&sock).await.unwrap();
+        // Clients reach it relatively, as the relay does from the workspace.
+        std::env::set_current_dir(&deep).unwrap();
+        let mut c = UnixStream::connect("egress.sock").await.unwrap();
         c.write_all(format!("CONNECT 127.0.0.1:{up_port} HTTP/1.1\r\n\r\nping").as_bytes())
             .await
             .unwrap();
@@ -297,7 +323,7 @@ mod tests {
         }
         assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
 
-        let mut c = UnixStream::connect(&sock).await.unwrap();
+        let mut c = UnixStream::connect("egress.sock").await.unwrap();
         c.write_all(b"CONNECT 127.0.0.1:6379 HTTP/1.1\r\n\r\n")
             .await
             .unwrap();

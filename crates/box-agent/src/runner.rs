@@ -147,6 +147,13 @@ fn agent_command(
         Some(exe) => {
             let sock = egress_socket(&cfg.box_dir).display().to_string();
             cmd.args(["--bind", &sock, &sock]);
+            // The relay starts in the workspace, beside which the socket is: a long path is
+            // reached relatively (a socket address holds at most ~100 bytes).
+            let reach = if sock.len() < crate::egress::MAX_SOCKET_PATH {
+                sock.clone()
+            } else {
+                "../egress.sock".to_string()
+            };
             let proxy = format!("http://{}", crate::egress::PROXY_ADDR);
             for var in [
                 "HTTPS_PROXY",
@@ -161,7 +168,7 @@ fn agent_command(
             cmd.args(["--unsetenv", "NO_PROXY", "--unsetenv", "no_proxy"]);
             cmd.arg("--")
                 .arg(exe)
-                .args(["egress-relay", crate::egress::PROXY_ADDR, &sock, "--"]);
+                .args(["egress-relay", crate::egress::PROXY_ADDR, &reach, "--"]);
             cmd.args(["sh", "-c", command]);
         }
         None => {

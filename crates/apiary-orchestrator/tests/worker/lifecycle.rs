@@ -433,3 +433,33 @@ async fn a_dispatch_that_ran_out_of_attempts_is_sent_again_and_its_budget_ends_i
     );
     assert!(error.contains("control plane"), "{error}");
 }
+
+#[tokio::test]
+async fn a_resumed_task_holds_its_slot_so_a_drain_never_passes_the_cap() {
+    let w = World::new(1).await;
+    let a = w.task("a").await;
+    w.hand_off(&a).await;
+    w.worker.drain().await.unwrap();
+    let b = Actor::Box("box".into());
+    w.to(&a, AgentStatus::Speccing, b.clone()).await;
+    w.to(&a, AgentStatus::SpecReady, b).await;
+    // Parked: its box goes, the only slot is free.
+    w.store().detach_box(&a, true).await.unwrap();
+    assert_eq!(w.store().live_box_count().await.unwrap(), 0);
+    let queued = w.task("queued").await;
+    let o = w.store().hand_off(&queued, &w.admin).await.unwrap();
+    let _ = o;
+    // The resume takes the slot first; the drain that comes while its box is being made
+    // finds none free.
+    assert!(w.store().reserve_box_slot(&a, 1).await.unwrap());
+    assert!(w.store().drain_queue(1).await.unwrap().is_empty());
+    assert_eq!(w.store().live_box_count().await.unwrap(), 1);
+    assert!(
+        !w.store().reserve_box_slot(&queued, 1).await.unwrap(),
+        "no second slot"
+    );
+    // Given back (the fresh box could not be made): the queue gets it.
+    w.store().detach_box(&a, true).await.unwrap();
+    assert_eq!(w.store().drain_queue(1).await.unwrap().len(), 1);
+    assert_eq!(w.store().live_box_count().await.unwrap(), 1);
+}

@@ -25,32 +25,48 @@ pub struct BootInput {
     pub egress_allow: Vec<String>,
 }
 
-/// What a box's agent may reach: the admin's list, Apiary's own URL (`host:port`) and the
-/// project's git host (a local path has none).
+/// What a box's agent may reach: the admin's list, Apiary's own URL and the project's git
+/// remote, each as exactly `host:port` (a bare host would open every port of it — on a
+/// loopback forge, every service of the host); a local path has no git host.
 pub fn egress_allow(admin: &[String], apiary_url: &str, repo_url: &str) -> Vec<String> {
     fn host_port(url: &str) -> Option<String> {
-        let rest = url.split_once("://")?.1;
+        let (scheme, rest) = url.split_once("://")?;
         let auth = rest.split(['/', '?', '#']).next()?;
-        let auth = auth.rsplit_once('@').map_or(auth, |(_, a)| a);
-        (!auth.is_empty()).then(|| auth.to_ascii_lowercase())
+        let auth = auth
+            .rsplit_once('@')
+            .map_or(auth, |(_, a)| a)
+            .to_ascii_lowercase();
+        let has_port = match auth.rfind(']') {
+            Some(end) => auth[end..].contains(':'),
+            None => auth.contains(':'),
+        };
+        if auth.is_empty() {
+            return None;
+        }
+        if has_port {
+            return Some(auth);
+        }
+        let port = match scheme.to_ascii_lowercase().as_str() {
+            "https" => 443,
+            "http" => 80,
+            "ssh" | "git+ssh" => 22,
+            "git" => 9418,
+            _ => return None,
+        };
+        Some(format!("{auth}:{port}"))
+    }
+    /// `git@host:owner/repo` (scp-like, over ssh).
+    fn scp_host(url: &str) -> Option<String> {
+        if url.starts_with('/') || url.contains("://") {
+            return None;
+        }
+        let (user_host, path) = url.split_once(':')?;
+        let host = user_host.rsplit('@').next()?.to_ascii_lowercase();
+        (!host.is_empty() && !path.is_empty() && !host.contains('/')).then(|| format!("{host}:22"))
     }
     let mut out: Vec<String> = admin.to_vec();
     out.extend(host_port(apiary_url));
-    let git_host = host_port(repo_url)
-        .map(|a| a.split(':').next().unwrap_or_default().to_string())
-        .or_else(|| {
-            // scp-like `git@host:owner/repo`
-            let (user_host, _) = repo_url.split_once(':')?;
-            (!repo_url.starts_with('/')).then(|| {
-                user_host
-                    .rsplit('@')
-                    .next()
-                    .unwrap_or(user_host)
-                    .to_ascii_lowercase()
-            })
-        })
-        .filter(|h| !h.is_empty());
-    out.extend(git_host);
+    out.extend(host_port(repo_url).or_else(|| scp_host(repo_url)));
     out.sort();
     out.dedup();
     out
@@ -181,7 +197,7 @@ mod tests {
                 "http://127.0.0.1:7878",
                 "https://x:tok@GitHub.com/a/b.git"
             ),
-            vec!["127.0.0.1:7878", "github.com", "pypi.org"]
+            vec!["127.0.0.1:7878", "github.com:443", "pypi.org"]
         );
         assert_eq!(
             egress_allow(
@@ -189,7 +205,16 @@ mod tests {
                 "https://apiary.example",
                 "git@gitlab.example:a/b.git"
             ),
-            vec!["apiary.example", "gitlab.example", "pypi.org"]
+            vec!["apiary.example:443", "gitlab.example:22", "pypi.org"]
+        );
+        // A forge on the host's loopback opens its own port, not every port of the host.
+        assert_eq!(
+            egress_allow(
+                &[],
+                "http://127.0.0.1:7878",
+                "http://127.0.0.1:3000/a/b.git"
+            ),
+            vec!["127.0.0.1:3000", "127.0.0.1:7878"]
         );
         assert_eq!(
             egress_allow(&[], "http://127.0.0.1:7878", "/srv/repos/site.git"),

@@ -87,11 +87,13 @@ async fn resume_blocked(
         return Ok(Some("the project's agent is disabled".into()));
     }
     let cap = settings.max_concurrent_boxes;
-    if !orch
-        .store
-        .reserve_box_slot(&task.id, i64::from(cap))
-        .await?
-    {
+    // A slot reserved by an earlier run of this resume is still ours.
+    let reserved = !task.box_torn_down
+        || orch
+            .store
+            .reserve_box_slot(&task.id, i64::from(cap))
+            .await?;
+    if !reserved {
         return Ok(Some(format!(
             "all {cap} boxes (max_concurrent_boxes) are taken; waiting for a free box"
         )));
@@ -118,7 +120,10 @@ impl JobHandler for DispatchHandler {
         }
         // A parked task (its box was taken away while it waited on a human) gets a fresh box
         // that resumes from the pushed branch and the stored spec.
-        let task = if task.box_torn_down {
+        // Resuming: parked without a box, or a resume that reserved its slot and was cut off
+        // before the box attached.
+        let resuming = task.box_torn_down || (task.parked && task.box_id.is_none());
+        let task = if resuming {
             // A fresh box obeys the kill switch and the cap like any other.
             if let Some(why) = resume_blocked(orch, &task).await.map_err(store_err)? {
                 let error = format!("resuming waits: {why}");

@@ -177,7 +177,112 @@ async fn diff_capped(repo: &str, base: &str, head: &str) -> Result<String, Forge
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Merges `branch` into `base` with a merge commit and pushes it; a conflict changes nothing.
+/// Settings for git run by the host in a repository a box can write: none of the programs its
+/// config or hooks could name run (a box may have planted them).
+const HOST_SAFE: [&str; 10] = [
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "gc.auto=0",
+    "-c",
+    "maintenance.auto=false",
+    "-c",
+    "core.alternateRefsCommand=true",
+];
+
+/// A repository on this host (a path or `file://`), which the host merges in place.
+fn local_repo(repo: &str) -> Option<&Path> {
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    path.starts_with('/').then(|| Path::new(path))
+}
+
+/// Plumbing in a local repository with [`HOST_SAFE`]: (success, stdout, stderr).
+async fn plumbing(repo: &Path, args: &[&str]) -> Result<(bool, String, String), ForgeError> {
+    let git_dir = if repo.join(".git").is_dir() {
+        repo.join(".git")
+    } else {
+        repo.to_path_buf()
+    };
+    let out = tokio::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(HOST_SAFE)
+        .args([
+            "-c",
+            "user.name=Apiary",
+            "-c",
+            "user.email=apiary@localhost",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .await
+        .map_err(|e| ForgeError::Git(format!("cannot run git: {e}")))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    ))
+}
+
+/// Merges in a repository on this host without a clone or a push: `merge-tree`, then
+/// `commit-tree`, then a compare-and-swap `update-ref`, all plumbing that runs no hook and no
+/// program the repository's (box-writable) config names.
+async fn merge_in_place(
+    repo: &Path,
+    base: &str,
+    branch: &str,
+    message: &str,
+) -> Result<String, ForgeError> {
+    let sha = |name: String| async move {
+        match plumbing(repo, &["rev-parse", "--verify", "--quiet", &name]).await? {
+            (true, out, _) => Ok(out),
+            _ => Err(ForgeError::Git(format!(
+                "no branch {name} in the repository"
+            ))),
+        }
+    };
+    let old = sha(format!("refs/heads/{base}^{{commit}}")).await?;
+    let head = sha(format!("refs/heads/{branch}^{{commit}}")).await?;
+    let tree = match plumbing(repo, &["merge-tree", "--write-tree", &old, &head]).await? {
+        (true, out, _) => out.lines().next().unwrap_or_default().to_string(),
+        (false, out, err) => {
+            let why: Vec<&str> = out.lines().skip(1).filter(|l| !l.is_empty()).collect();
+            return Err(ForgeError::Conflict(if why.is_empty() {
+                err
+            } else {
+                why.join("; ")
+            }));
+        }
+    };
+    let commit = match plumbing(
+        repo,
+        &["commit-tree", &tree, "-p", &old, "-p", &head, "-m", message],
+    )
+    .await?
+    {
+        (true, out, _) => out,
+        (false, _, err) => return Err(ForgeError::Git(format!("git commit-tree failed: {err}"))),
+    };
+    let target = format!("refs/heads/{base}");
+    match plumbing(
+        repo,
+        &["update-ref", "-m", "apiary: merge", &target, &commit, &old],
+    )
+    .await?
+    {
+        (true, _, _) => Ok(commit),
+        (false, _, err) => Err(ForgeError::Conflict(format!(
+            "{base} moved while merging ({err}); nothing changed"
+        ))),
+    }
+}
+
+/// Merges `branch` into `base` with a merge commit; a conflict changes nothing. A repository on
+/// this host is merged in place (no hook of it runs); any other is cloned, merged and pushed.
 pub async fn merge(
     repo: &str,
     base: &str,
@@ -186,6 +291,9 @@ pub async fn merge(
 ) -> Result<String, ForgeError> {
     check_ref(base)?;
     check_ref(branch)?;
+    if let Some(path) = local_repo(repo) {
+        return merge_in_place(path, base, branch, message).await;
+    }
     let scratch = tempfile::tempdir().map_err(|e| ForgeError::Git(e.to_string()))?;
     let dir = scratch.path().join("w");
     let dir_s = dir.display().to_string();
@@ -293,5 +401,91 @@ mod diff_tests {
             let e = diff(remote, "main", "apiary/t1").await.unwrap_err();
             assert!(e.to_string().contains("on this host"), "{remote}: {e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_merge_in_a_local_repository_runs_none_of_the_hooks_a_box_planted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("w");
+        let bare = tmp.path().join("r.git");
+        std::fs::create_dir(&work).unwrap();
+        sh(&work, &["init", "-q", "-b", "main"]);
+        std::fs::write(work.join("a.txt"), "a\n").unwrap();
+        sh(&work, &["add", "."]);
+        sh(&work, &["commit", "-q", "-m", "base"]);
+        sh(&work, &["checkout", "-q", "-b", "apiary/t1"]);
+        std::fs::write(work.join("b.txt"), "b\n").unwrap();
+        sh(&work, &["add", "."]);
+        sh(&work, &["commit", "-q", "-m", "box work"]);
+        sh(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                work.to_str().unwrap(),
+                bare.to_str().unwrap(),
+            ],
+        );
+        // What a box with the repository mounted writable could plant.
+        let marker = tmp.path().join("PWNED");
+        let evil = format!("#!/bin/sh\ntouch {}\n", marker.display());
+        let planted = tmp.path().join("planted-hooks");
+        std::fs::create_dir_all(&planted).unwrap();
+        for dir in [bare.join("hooks"), planted.clone()] {
+            std::fs::create_dir_all(&dir).unwrap();
+            for hook in [
+                "pre-receive",
+                "update",
+                "post-receive",
+                "post-update",
+                "reference-transaction",
+                "pre-auto-gc",
+            ] {
+                let f = dir.join(hook);
+                std::fs::write(&f, &evil).unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        sh(
+            &bare,
+            &["config", "core.hooksPath", planted.to_str().unwrap()],
+        );
+        sh(
+            &bare,
+            &[
+                "config",
+                "core.alternateRefsCommand",
+                &format!("touch {}", marker.display()),
+            ],
+        );
+
+        let path = bare.display().to_string();
+        let merged = merge(&path, "main", "apiary/t1", "Merge apiary/t1")
+            .await
+            .unwrap();
+        assert!(!marker.exists(), "a planted hook ran on the host");
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&bare)
+            .args(["log", "-1", "--format=%H %P %s", "main"])
+            .output()
+            .unwrap();
+        let line = String::from_utf8(out.stdout).unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[0], merged, "{line}");
+        assert_eq!(
+            words[3..],
+            ["Merge", "apiary/t1"],
+            "a merge commit with two parents: {line}"
+        );
+        let tree = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&bare)
+            .args(["ls-tree", "--name-only", "main"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(tree.stdout).unwrap(), "a.txt\nb.txt\n");
     }
 }

@@ -96,6 +96,27 @@ pub async fn start_box(
         .mint_box_tokens(task_id)
         .await
         .map_err(|e| e.to_string())?;
+    // Whatever fails from here gives the slot back (the minted tokens die with it).
+    match boot_box(orch, &task, &project, &settings, provider.as_ref(), tokens).await {
+        Ok(info) => Ok(info),
+        Err(e) => {
+            let _ = store.detach_box(task_id, false).await;
+            Err(e)
+        }
+    }
+}
+
+/// Makes the box of a task whose tokens were just minted, and records its address.
+async fn boot_box(
+    orch: &Orchestrator,
+    task: &apiary_store::Task,
+    project: &apiary_store::Project,
+    settings: &apiary_core::Settings,
+    provider: &dyn apiary_boxes::BoxProvider,
+    tokens: apiary_store::BoxTokens,
+) -> Result<apiary_boxes::BoxInfo, String> {
+    let store = &orch.store;
+    let task_id = task.id.as_str();
     // Minting recorded the branch (a box may submit only this one).
     let branch = store
         .get_task(task_id)
@@ -143,13 +164,7 @@ pub async fn start_box(
             ),
         ]),
     };
-    let info = match provider.create(req).await {
-        Ok(info) => info,
-        Err(e) => {
-            let _ = store.detach_box(task_id, false).await;
-            return Err(e.to_string());
-        }
-    };
+    let info = provider.create(req).await.map_err(|e| e.to_string())?;
     store
         .set_box_address(
             task_id,

@@ -60,9 +60,14 @@ impl Orchestrator {
         // has the provisioning budget; its failure names the dispatch's last error.
         for task in &active {
             let budget = match task.agent_status {
-                AgentStatus::Provisioning
-                | AgentStatus::SpecApproved
-                | AgentStatus::ChangesRequested => t.provisioning_s,
+                AgentStatus::Provisioning => t.provisioning_s,
+                // A parked task waiting for a free box to resume on is capacity-blocked, like
+                // a queued one: no budget until it holds a slot.
+                AgentStatus::SpecApproved | AgentStatus::ChangesRequested
+                    if !task.box_torn_down =>
+                {
+                    t.provisioning_s
+                }
                 AgentStatus::Speccing => t.speccing_s,
                 AgentStatus::Implementing => t.implementing_s,
                 _ => continue,
@@ -138,7 +143,17 @@ impl Orchestrator {
                         false
                     }
                 };
+                // The pass's snapshot may be stale: only the box the task still holds counts
+                // (a person may have torn it down meanwhile, parking the task).
+                let still_held = || async {
+                    store
+                        .get_task(&task.id)
+                        .await
+                        .map(|now| !now.box_torn_down && now.box_id.as_deref() == Some(box_id))
+                        .unwrap_or(false)
+                };
                 if gone
+                    && still_held().await
                     && self
                         .transition(
                             TransitionRequest::new(&task.id, AgentStatus::Failed, Actor::System)

@@ -37,8 +37,10 @@ pub const GAP_WAIT: Duration = Duration::from_millis(20);
 /// A hole wider than this is not read event by event: streams reload from the audit trail.
 const MAX_BACKFILL: i64 = 1000;
 
-/// Reads the committed events with ids in `(after, before)` (the audit trail).
-pub type Backfill = Arc<dyn Fn(i64, i64) -> BoxFuture<'static, Vec<LiveEvent>> + Send + Sync>;
+/// Reads the committed events with ids in `(after, before)` (the audit trail); `None` when it
+/// could not (streams then reload from the audit trail themselves, so nothing is lost).
+pub type Backfill =
+    Arc<dyn Fn(i64, i64) -> BoxFuture<'static, Option<Vec<LiveEvent>>> + Send + Sync>;
 
 /// A stored event as the live event it was (or `None` for kinds streams do not carry).
 pub fn live_from_stored(e: &TaskEvent) -> Option<LiveEvent> {
@@ -71,14 +73,15 @@ fn store_backfill(store: Store) -> Backfill {
         let store = store.clone();
         Box::pin(async move {
             match store.events_after(after, before - after - 1).await {
-                Ok(rows) => rows
-                    .iter()
-                    .filter(|e| e.id < before)
-                    .filter_map(live_from_stored)
-                    .collect(),
+                Ok(rows) => Some(
+                    rows.iter()
+                        .filter(|e| e.id < before)
+                        .filter_map(live_from_stored)
+                        .collect(),
+                ),
                 Err(e) => {
                     tracing::warn!(error = %e, "live events: cannot read the audit trail");
-                    Vec::new()
+                    None
                 }
             }
         })
@@ -317,8 +320,14 @@ async fn run(
                 gap.fill(true);
                 push(&mut pending, ready);
             } else {
-                let found = backfill(after, before).await;
-                let ready = seq.fill(before, found);
+                let ready = match backfill(after, before).await {
+                    Some(found) => seq.fill(before, found),
+                    None => {
+                        // Unreadable now: streams reload from the audit trail instead.
+                        gap.fill(true);
+                        seq.fill(before, Vec::new())
+                    }
+                };
                 push(&mut pending, ready);
             }
             continue;
@@ -398,7 +407,7 @@ mod tests {
         let bus = EventBus::new(64);
         let hub = Hub::spawn(
             bus.subscribe(),
-            Arc::new(|_, _| Box::pin(async { Vec::new() })),
+            Arc::new(|_, _| Box::pin(async { Some(Vec::new()) })),
             async { 0 },
         );
         let mut streams: Vec<_> = (0..SHARDS * 2).map(|_| hub.subscribe()).collect();

@@ -37,16 +37,17 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE tasks SET box_torn_down = 0, box_id = NULL, control_url = NULL, updated_at = $1 \
-             WHERE id = $2 AND box_torn_down = 1",
+        // `parked` stays set until the box attaches, so a re-run of the resume knows it.
+        let done = sqlx::query(
+            "UPDATE tasks SET box_torn_down = 0, box_id = NULL, control_url = NULL, parked = 1, \
+             updated_at = $1 WHERE id = $2 AND box_torn_down = 1",
         )
         .bind(self.now())
         .bind(task_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(done.rows_affected() == 1)
     }
 
     /// Moves the oldest queued tasks (of projects whose agent is enabled) to `provisioning`

@@ -265,7 +265,8 @@ impl Store {
             "UPDATE tasks SET agent_status = $1, status_changed_at = $2, updated_at = $2, \
              last_error = $3, \
              queued_at = CASE WHEN $4 = 1 THEN $2 ELSE queued_at END, \
-             attempt = CASE WHEN $4 = 1 AND agent_status = 'failed' THEN attempt + 1 ELSE attempt END, \
+             attempt = CASE WHEN $4 = 1 AND agent_status <> 'none' THEN attempt + 1 ELSE attempt END, \
+             log_bytes = CASE WHEN $4 = 1 THEN 0 ELSE log_bytes END, \
              round = CASE WHEN $4 = 1 THEN 0 WHEN $5 = 1 THEN round + 1 ELSE round END, \
              parked = CASE WHEN $4 = 1 THEN 0 ELSE parked END, \
              spec_feedback = CASE WHEN $4 = 1 THEN NULL ELSE spec_feedback END, \
@@ -281,10 +282,11 @@ impl Store {
         .bind(i64::from(approving))
         .execute(&mut **tx)
         .await?;
-        // Back in the queue (a retry): the failed attempt's box is let go at once — its tokens
-        // die and it no longer counts toward the cap; the box exits at its next callback and
-        // the orphan sweep removes what is left. The new attempt never inherits it.
-        if requeue && !task.box_torn_down && task.box_id.is_some() {
+        // Back in the queue (a retry or a new hand-off: a new attempt, with its own review
+        // rounds and log budget): the last attempt's box — or the slot it held while one was
+        // being made — is let go at once; its tokens die and it no longer counts toward the
+        // cap; the box exits at its next callback and the orphan sweep removes what is left.
+        if requeue && !task.box_torn_down {
             self.detach_in(tx, &task, false).await?;
         }
         let (event_id,): (i64,) = sqlx::query_as(

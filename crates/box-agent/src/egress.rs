@@ -310,9 +310,11 @@ mod tests {
             logs.clone(),
         )
         .unwrap();
-        // Clients reach it relatively, as the relay does from the workspace.
-        std::env::set_current_dir(&deep).unwrap();
-        let mut c = UnixStream::connect("egress.sock").await.unwrap();
+        // Clients reach it by a short path too (the relay's is relative to the workspace).
+        let folder = std::fs::File::open(&deep).unwrap();
+        use std::os::fd::AsRawFd;
+        let short = format!("/proc/self/fd/{}/egress.sock", folder.as_raw_fd());
+        let mut c = UnixStream::connect(&short).await.unwrap();
         c.write_all(format!("CONNECT 127.0.0.1:{up_port} HTTP/1.1\r\n\r\nping").as_bytes())
             .await
             .unwrap();
@@ -323,7 +325,7 @@ mod tests {
         }
         assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
 
-        let mut c = UnixStream::connect("egress.sock").await.unwrap();
+        let mut c = UnixStream::connect(&short).await.unwrap();
         c.write_all(b"CONNECT 127.0.0.1:6379 HTTP/1.1\r\n\r\n")
             .await
             .unwrap();

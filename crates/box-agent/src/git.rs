@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::BoxAgentConfig;
 
 /// Settings that keep repository-controlled programs out of the box's own git runs.
-const SAFE: [&str; 22] = [
+const SAFE: [&str; 28] = [
     "-c",
     "core.hooksPath=/dev/null",
     "-c",
@@ -41,10 +41,47 @@ const SAFE: [&str; 22] = [
     "-c",
     "protocol.ext.allow=never",
     "-c",
+    "diff.ignoreSubmodules=all",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "status.submoduleSummary=false",
+    "-c",
     "remote.origin.receivepack=git-receive-pack",
     "-c",
     "remote.origin.uploadpack=git-upload-pack",
 ];
+
+/// Removes every `.git` below the workspace's root (never following a link): a nested
+/// repository's own config (a filter, a driver) would be read by the git that `git add`
+/// starts inside it to check a submodule, outside the agent's sandbox. Returns what went,
+/// relative to the workspace.
+pub fn remove_nested_git(workspace: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, gone: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(kind) = e.file_type() else { continue };
+            if e.file_name() == ".git" && dir != root {
+                let removed = if kind.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                if removed.is_ok() {
+                    gone.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+                }
+            } else if kind.is_dir() {
+                walk(root, &path, gone);
+            }
+        }
+    }
+    let mut gone = Vec::new();
+    walk(workspace, workspace, &mut gone);
+    gone
+}
 
 /// Where the box keeps its git directory: beside the workspace, never inside it.
 pub fn git_dir(box_dir: &Path) -> PathBuf {
@@ -243,7 +280,13 @@ impl<'a> Git<'a> {
 
     /// Commits everything (an empty commit when nothing changed, so the PR exists), pushes the
     /// box's branch, and returns the new head.
-    pub async fn commit_and_push(&self, dir: &Path, message: &str) -> Result<String> {
+    /// Also returns the nested `.git`s it removed first (see [`remove_nested_git`]).
+    pub async fn commit_and_push(
+        &self,
+        dir: &Path,
+        message: &str,
+    ) -> Result<(String, Vec<PathBuf>)> {
+        let nested = remove_nested_git(dir);
         self.run(Some(dir), &["add", "-A"]).await?;
         self.run(
             Some(dir),
@@ -260,11 +303,8 @@ impl<'a> Git<'a> {
         let refspec = format!("HEAD:refs/heads/{}", self.cfg.branch);
         self.run(Some(dir), &["push", "-q", "-f", "origin", &refspec])
             .await?;
-        Ok(self
-            .run(Some(dir), &["rev-parse", "HEAD"])
-            .await?
-            .trim()
-            .to_string())
+        let head = self.run(Some(dir), &["rev-parse", "HEAD"]).await?;
+        Ok((head.trim().to_string(), nested))
     }
 }
 
@@ -319,6 +359,34 @@ mod tests {
         assert!(!git_env(&away).contains("ghp_the_projects_token"));
         let line = Git::new(&away).token_withheld().unwrap();
         assert!(line.contains("collector.evil.example"), "{line}");
+    }
+
+    #[test]
+    fn nested_git_folders_and_files_are_removed_and_links_never_followed() {
+        let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let w = ws.path();
+        std::fs::write(w.join(".git"), "gitdir: /elsewhere\n").unwrap();
+        std::fs::create_dir_all(w.join("sub/.git")).unwrap();
+        std::fs::write(
+            w.join("sub/.git/config"),
+            "[filter \"x\"]\n\tclean = evil\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(w.join("a/b")).unwrap();
+        std::fs::write(w.join("a/b/.git"), "gitdir: ../../sub/.git\n").unwrap();
+        // A link into a folder outside: not walked into, so nothing there is touched.
+        std::fs::create_dir_all(outside.path().join(".git")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), w.join("link")).unwrap();
+        let mut gone = super::remove_nested_git(w);
+        gone.sort();
+        assert_eq!(
+            gone,
+            vec![std::path::PathBuf::from("a/b/.git"), "sub/.git".into()]
+        );
+        assert!(w.join(".git").exists(), "the workspace's own .git stays");
+        assert!(!w.join("sub/.git").exists() && !w.join("a/b/.git").exists());
+        assert!(outside.path().join(".git").exists());
     }
 
     #[test]

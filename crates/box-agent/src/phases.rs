@@ -283,10 +283,16 @@ impl Agent {
                     message.push_str(&format!("\n\nReview round {}.", ctx.round));
                 }
                 self.logs.line(format!("pushing {}", cfg.branch));
-                let head = Git::new(cfg)
+                let (head, nested) = Git::new(cfg)
                     .commit_and_push(&self.workspace, &message)
                     .await
                     .with_context(|| format!("committing and pushing {}", cfg.branch))?;
+                for path in nested {
+                    self.logs.line(format!(
+                        "removed {} before committing: the box does not commit nested git repositories",
+                        path.display()
+                    ));
+                }
                 let url = forge::pr_url(cfg, title)
                     .await
                     .context("opening the pull request")?;

@@ -601,7 +601,10 @@ printf '#!/bin/sh\ntouch %s/PWNED-planted-hook\n' "$ws" > planted-hooks/pre-comm
 chmod +x planted-hooks/pre-commit
 mv .git .git-moved
 echo "gitdir: $ws/planted.git" > .git
-# 4. Its home's git config (the box agent's home is not the agent's).
+# 4. A nested repository with its own filter, which a submodule check would read.
+git init -q nested && printf '[filter "evil"]\n\tclean = %s\n' "$(evil nested-filter)" >> nested/.git/config
+printf '* filter=evil\n' > nested/.gitattributes; echo x > nested/file
+# 5. Its home's git config (the box agent's home is not the agent's).
 git config --global filter.evil.clean "$(evil global)" 2>/dev/null || true
 "#;
 
@@ -648,6 +651,16 @@ async fn a_hostile_agent_cannot_make_the_boxs_git_run_its_commands() {
     let branch = t["agent"]["branch"].as_str().unwrap();
     let tree = git(&repo, &["ls-tree", "-r", "--name-only", branch]);
     assert!(tree.lines().any(|l| l == "hello.txt"), "{tree}");
+    assert!(
+        tree.lines().any(|l| l == "nested/file"),
+        "nested files are plain files: {tree}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("removed nested/.git before committing")),
+        "{lines:#?}"
+    );
     assert!(!tree.contains("PWNED"), "{tree}");
     assert_eq!(
         git(&repo, &["show", &format!("{branch}:hello.txt")]),

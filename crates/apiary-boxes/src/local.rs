@@ -114,9 +114,17 @@ fn start_time(pid: u32) -> Option<u64> {
 
 /// Whether the box's process is the one recorded, and alive. Boxes are reaped by their
 /// waiter task (or by init after a restart), so a dead box is no zombie that still "exists".
-fn alive(state: &State) -> bool {
+fn alive(state: &State, dir: &Path) -> bool {
     match (state.pid, state.started) {
         (Some(pid), Some(started)) if pid > 1 => start_time(pid) == Some(started),
+        // A box made before start times were recorded (its folder was its own box folder):
+        // the process counts as this box's only if its environment names that folder.
+        (Some(pid), None) if pid > 1 => {
+            let want = format!("APIARY_BOX_DIR={}", dir.display());
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()))
+                .unwrap_or(false)
+        }
         _ => false,
     }
 }
@@ -202,7 +210,7 @@ impl LocalProvider {
     }
 
     fn info(&self, state: &State) -> BoxInfo {
-        let running = alive(state);
+        let running = alive(state, &self.dir(&state.id));
         BoxInfo {
             id: state.id.clone(),
             state: if running {
@@ -381,13 +389,13 @@ impl BoxProvider for LocalProvider {
         }
         let dir = self.dir(id);
         // Only the recorded process, still the same one, leading its own group.
-        if let Some(state) = self.read_state(id).filter(alive) {
+        if let Some(state) = self.read_state(id).filter(|s| alive(s, &dir)) {
             let pid = state.pid.expect("alive has a pid") as i32;
             // SAFETY: getpgid(2) and kill(2) have no memory effects.
             if unsafe { libc::getpgid(pid) } == pid {
                 unsafe { libc::kill(-pid, libc::SIGTERM) };
                 let deadline = Instant::now() + Duration::from_secs(3);
-                while alive(&state) && Instant::now() < deadline {
+                while alive(&state, &dir) && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 unsafe { libc::kill(-pid, libc::SIGKILL) };

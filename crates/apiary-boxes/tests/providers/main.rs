@@ -374,3 +374,44 @@ async fn a_box_host_reaps_the_boxes_their_owner_stopped_touching() {
     );
     owner.destroy(&kept.id).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_box_made_before_start_times_were_recorded_is_still_found_and_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data").join("boxes");
+    let p = LocalProvider::new(root.clone(), fake_agent(dir.path()), Sandbox::None).unwrap();
+    let root = std::fs::canonicalize(&root).unwrap();
+    // The old layout: the box's own folder, its state without a start time.
+    let legacy = root.join("box-legacy1");
+    std::fs::create_dir_all(&legacy).unwrap();
+    let mut old_box = std::process::Command::new("sleep");
+    old_box.arg("600").env("APIARY_BOX_DIR", &legacy);
+    std::os::unix::process::CommandExt::process_group(&mut old_box, 0);
+    let mut old_box = old_box.spawn().unwrap();
+    let mut stranger = std::process::Command::new("sleep");
+    stranger.arg("600");
+    std::os::unix::process::CommandExt::process_group(&mut stranger, 0);
+    let mut stranger = stranger.spawn().unwrap();
+    let record = |pid: u32| {
+        serde_json::json!({ "id": "box-legacy1", "template": "default", "labels": {}, "pid": pid, "port": 4242 })
+            .to_string()
+    };
+    // A record naming a process that is not this box's: gone, and never signalled.
+    std::fs::write(legacy.join("state.json"), record(stranger.id())).unwrap();
+    assert_eq!(
+        p.get("box-legacy1").await.unwrap().unwrap().state,
+        BoxState::Exited
+    );
+    // The box's own process: running, and ended by destroy.
+    std::fs::write(legacy.join("state.json"), record(old_box.id())).unwrap();
+    assert_eq!(
+        p.get("box-legacy1").await.unwrap().unwrap().state,
+        BoxState::Running
+    );
+    p.destroy("box-legacy1").await.unwrap();
+    let status = old_box.wait().unwrap();
+    assert!(!status.success(), "the old box was ended: {status:?}");
+    assert!(alive(stranger.id() as i32), "the stranger lives on");
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}

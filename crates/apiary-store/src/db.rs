@@ -56,6 +56,8 @@ pub struct Store {
     /// Bumped whenever this process changes who may see a project, so open live streams
     /// check their access again.
     pub(crate) access_gen: Arc<std::sync::atomic::AtomicU64>,
+    /// This installation's id, once read (it never changes).
+    pub(crate) installation: Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// A write transaction on the store's database. On SQLite it also holds this process's writer
@@ -137,6 +139,7 @@ impl Store {
             logs: Arc::default(),
             tokens: Arc::default(),
             access_gen: Arc::default(),
+            installation: Arc::default(),
         })
     }
 

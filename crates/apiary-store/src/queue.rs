@@ -2,19 +2,31 @@
 
 use apiary_core::AgentStatus;
 
-use crate::db::{Backend, Store};
+use crate::db::{Backend, Store, Tx};
 use crate::error::StoreResult;
 use crate::transition::{Actor, TransitionOutcome, TransitionRequest};
+
+/// Boxes that exist or are being made.
+const LIVE_BOXES: &str =
+    "SELECT COUNT(*) FROM tasks WHERE box_torn_down = 0 OR agent_status = 'provisioning'";
 
 impl Store {
     /// Boxes that exist or are being made: they count against `max_concurrent_boxes`.
     pub async fn live_box_count(&self) -> StoreResult<i64> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM tasks WHERE box_torn_down = 0 OR agent_status = 'provisioning'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (n,): (i64,) = sqlx::query_as(LIVE_BOXES).fetch_one(&self.pool).await?;
         Ok(n)
+    }
+
+    /// Takes the lock every move against the cap takes (SQLite's write lock is held already;
+    /// an advisory lock on PostgreSQL), then counts the boxes that exist or are being made.
+    async fn lock_and_count_boxes(&self, tx: &mut Tx) -> StoreResult<i64> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
+                .execute(&mut **tx)
+                .await?;
+        }
+        let (live,): (i64,) = sqlx::query_as(LIVE_BOXES).fetch_one(&mut **tx).await?;
+        Ok(live)
     }
 
     /// Takes one of the `cap` box slots for a parked task about to get a fresh box, under the
@@ -23,16 +35,7 @@ impl Store {
     /// the box attaches (or `detach_box` gives it back).
     pub async fn reserve_box_slot(&self, task_id: &str, cap: i64) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let (live,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM tasks WHERE box_torn_down = 0 OR agent_status = 'provisioning'",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let live = self.lock_and_count_boxes(&mut tx).await?;
         if live >= cap {
             tx.rollback().await?;
             return Ok(false);
@@ -56,16 +59,7 @@ impl Store {
     /// cap holds with any number of workers.
     pub async fn drain_queue(&self, cap: i64) -> StoreResult<Vec<TransitionOutcome>> {
         let mut tx = self.begin_events().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let (live,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM tasks WHERE box_torn_down = 0 OR agent_status = 'provisioning'",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let live = self.lock_and_count_boxes(&mut tx).await?;
         let room = cap - live;
         let mut out = Vec::new();
         if room > 0 {

@@ -13,6 +13,14 @@ impl Store {
     /// This installation's id (made once, on first use, and the same for every replica):
     /// its boxes carry it, so it never takes another installation's boxes for its own.
     pub async fn installation_id(&self) -> StoreResult<String> {
+        self.installation
+            .get_or_try_init(|| self.read_installation_id())
+            .await
+            .cloned()
+    }
+
+    /// Makes the id on first use; reads it (the same for every replica).
+    async fn read_installation_id(&self) -> StoreResult<String> {
         let fresh = serde_json::Value::String(format!("inst-{}", crate::db::new_id()));
         sqlx::query(
             "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",

@@ -119,6 +119,14 @@ pub(crate) async fn sign_in(base: &str) -> Client {
     c
 }
 
+/// A fresh database of the suite's backend, and its URL when that is PostgreSQL (on SQLite a
+/// serve keeps its own in its data folder). Keep the store: it owns the database.
+pub(crate) async fn suite_database() -> (apiary_testkit::TestStore, Option<String>) {
+    let db = apiary_testkit::test_store().await;
+    let url = (db.store.backend() == apiary_store::Backend::Postgres).then(|| db.url.clone());
+    (db, url)
+}
+
 /// A free loopback port.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -141,9 +149,7 @@ fn boxes_alive(boxes: &Path) -> Vec<String> {
 #[tokio::test]
 async fn serve_killed_at_each_step_recovers_without_loss_leaks_or_repeats() {
     // A fresh database of the suite's backend; on SQLite serve keeps its own in `data`.
-    let db = apiary_testkit::test_store().await;
-    let database_url =
-        (db.store.backend() == apiary_store::Backend::Postgres).then(|| db.url.clone());
+    let (db, database_url) = suite_database().await;
     let database_url = database_url.as_deref();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use apiary_testkit::bare_repo;
 use serde_json::{json, Value};
 
-use crate::crash::{free_port, healthy, sign_in, start, wait_until};
-use crate::{exe, write_script, AGENT};
+use crate::crash::{free_port, healthy, sign_in, start, suite_database, wait_until};
+use crate::{box_pid, exe, write_script, AGENT};
 
 /// Alive and not a zombie waiting for its reaper.
 fn alive(pid: i32) -> bool {
@@ -21,13 +21,6 @@ fn alive(pid: i32) -> bool {
         .and_then(|r| r.split_whitespace().next());
     let exists = unsafe { libc::kill(pid, 0) == 0 };
     exists && state != Some("Z")
-}
-
-fn box_pid(boxes: &Path, id: &str) -> i32 {
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(boxes.join(id).join("state.json")).unwrap())
-            .unwrap();
-    state["pid"].as_i64().unwrap() as i32
 }
 
 /// Serve on a fresh data folder (and the suite's database), signed in, with orchestration on,
@@ -80,9 +73,7 @@ async fn serve_with_project(
 
 #[tokio::test]
 async fn a_box_killed_while_serve_is_down_is_found_vanished_and_a_retry_gets_a_new_box() {
-    let db = apiary_testkit::test_store().await;
-    let database_url =
-        (db.store.backend() == apiary_store::Backend::Postgres).then(|| db.url.clone());
+    let (_db, database_url) = suite_database().await;
     let database_url = database_url.as_deref();
     let dir = tempfile::tempdir().unwrap();
     let (mut serve, admin, data, base, port, pid) = serve_with_project(
@@ -131,9 +122,7 @@ async fn a_box_killed_while_serve_is_down_is_found_vanished_and_a_retry_gets_a_n
 
 #[tokio::test]
 async fn a_box_survives_a_restart_of_serve_but_not_its_end() {
-    let db = apiary_testkit::test_store().await;
-    let database_url =
-        (db.store.backend() == apiary_store::Backend::Postgres).then(|| db.url.clone());
+    let (_db, database_url) = suite_database().await;
     let database_url = database_url.as_deref();
     let dir = tempfile::tempdir().unwrap();
     let orphan_s = 6;

@@ -23,6 +23,12 @@ pub struct BootInput {
     pub github: Option<(String, String)>,
     /// Hosts the agent may reach through the box's egress proxy.
     pub egress_allow: Vec<String>,
+    /// The agent's key to Apiary's model gateway (bound to this box).
+    pub gateway_token: String,
+    /// The model the preset's CLI is told to use (blank: the CLI's own default).
+    pub model: String,
+    /// Plain environment variables for the agent (global, then the project's).
+    pub agent_env: BTreeMap<String, String>,
 }
 
 /// What a box's agent may reach: the admin's list, Apiary's own URL and the project's git
@@ -99,7 +105,16 @@ pub fn boot_env(input: &BootInput, timeouts: &Timeouts) -> BTreeMap<String, Stri
         ("APIARY_AGENT".into(), input.preset.clone()),
         ("APIARY_ORPHAN_S".into(), timeouts.orphan_s.to_string()),
         ("APIARY_EGRESS_ALLOW".into(), input.egress_allow.join(",")),
+        ("APIARY_GATEWAY_TOKEN".into(), input.gateway_token.clone()),
     ]);
+    if !input.model.trim().is_empty() {
+        env.insert("APIARY_AGENT_MODEL".into(), input.model.trim().to_string());
+    }
+    if !input.agent_env.is_empty() {
+        // One variable, as JSON: the box agent hands each to the agent (never to itself).
+        let json = serde_json::to_string(&input.agent_env).unwrap_or_default();
+        env.insert("APIARY_AGENT_ENV".into(), json);
+    }
     if !input.command.trim().is_empty() {
         env.insert("APIARY_AGENT_COMMAND".into(), input.command.clone());
     }
@@ -161,6 +176,9 @@ mod tests {
             forge: "local".into(),
             github: None,
             egress_allow: vec!["pypi.org".into()],
+            gateway_token: "gw".into(),
+            model: " claude-haiku-4-5 ".into(),
+            agent_env: BTreeMap::from([("NODE_OPTIONS".into(), "--max-old-space-size=4096".into())]),
         };
         let t = Timeouts {
             speccing_s: 100,
@@ -174,6 +192,12 @@ mod tests {
         assert_eq!(env["APIARY_AGENT_COMMAND"], "./agent.sh");
         assert_eq!(env["APIARY_ORPHAN_S"], "1800");
         assert_eq!(env["APIARY_EGRESS_ALLOW"], "pypi.org");
+        assert_eq!(env["APIARY_GATEWAY_TOKEN"], "gw");
+        assert_eq!(env["APIARY_AGENT_MODEL"], "claude-haiku-4-5");
+        assert_eq!(
+            env["APIARY_AGENT_ENV"],
+            r#"{"NODE_OPTIONS":"--max-old-space-size=4096"}"#
+        );
         for k in [
             "APIARY_TASK_ID",
             "APIARY_CALLBACK_TOKEN",

@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod callback;
 pub mod clock;
+pub mod gateway;
 pub mod model;
 pub mod notify;
 pub mod prompts;
@@ -15,7 +16,7 @@ pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{BoardStatus, ProjectAccess, Role};
-pub use settings::{EmailSettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings};
+pub use settings::{EmailSettings, GatewaySettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings};
 pub use state::{
     allowed_targets, decide, ActorKind, AgentStatus, Decision, NotifyEvent, SideEffect,
     TransitionError,

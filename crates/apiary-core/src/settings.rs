@@ -1,7 +1,11 @@
 //! The global agent settings of DESIGN §3 and §5 (non-secret part), with their defaults.
 //! Persisted as versioned JSON; fields added later fall back to their defaults.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::gateway::{check_agent_env, check_prices, default_prices, Price, Provider, DEFAULT_MODELS};
 
 /// Where a box's agent may connect by default: the model providers' APIs and the common
 /// package registries.
@@ -33,6 +37,9 @@ pub struct Timeouts {
     /// A box that cannot reach its Apiary this long (or a `boxd` box its owner has not
     /// listed or touched this long) stops its agent, cleans its folder and exits.
     pub orphan_s: u64,
+    /// An agent that makes no model request and writes no log line this long, in a phase
+    /// where it works, is stopped (`failed`, "agent stalled").
+    pub stall_s: u64,
 }
 
 impl Default for Timeouts {
@@ -44,6 +51,7 @@ impl Default for Timeouts {
             idle_s: 3600,
             failed_grace_s: 600,
             orphan_s: 1800,
+            stall_s: 900,
         }
     }
 }
@@ -121,8 +129,112 @@ pub struct WebhookSettings {
 /// The default cap on a task's stored log: 50 MB.
 pub const DEFAULT_TASK_LOG_BYTES: u64 = 50 * 1024 * 1024;
 
+/// The model gateway (DESIGN §9): where each provider is reached, the model of each preset,
+/// the agent's plain environment, prices and budgets. Provider keys are secrets, stored apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewaySettings {
+    /// Upstream base of each provider by name (`anthropic`, `openai`, `gemini`); blank or
+    /// absent means the provider's public API. An OpenAI-compatible server goes under `openai`.
+    pub base_urls: BTreeMap<String, String>,
+    /// The model of each preset (`claude-code`, `codex`, …); absent: [`DEFAULT_MODELS`].
+    pub models: BTreeMap<String, String>,
+    /// Plain (non-secret) environment variables for every agent, e.g. `NODE_OPTIONS`.
+    pub agent_env: BTreeMap<String, String>,
+    pub prices: Vec<Price>,
+    /// Most a task may spend, in US dollars (0: no limit); a project may set its own.
+    pub task_budget_usd: f64,
+    /// Most a project may spend in a calendar month (UTC), in US dollars (0: no limit).
+    pub project_month_budget_usd: f64,
+    /// The same model request this many times in a row stops the agent (0: never).
+    pub stall_repeats: u32,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            base_urls: BTreeMap::new(),
+            models: BTreeMap::new(),
+            agent_env: BTreeMap::new(),
+            prices: default_prices(),
+            task_budget_usd: 10.0,
+            project_month_budget_usd: 0.0,
+            stall_repeats: 5,
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// The upstream base of a provider, without a trailing slash.
+    pub fn base_url(&self, p: Provider) -> String {
+        self.base_urls
+            .get(p.name())
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .unwrap_or(p.default_base())
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The model of a preset: the admin's, else the built-in default.
+    pub fn model(&self, preset: &str) -> String {
+        self.models
+            .get(preset)
+            .map(|m| m.trim())
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .or_else(|| {
+                DEFAULT_MODELS
+                    .iter()
+                    .find(|(p, _)| *p == preset)
+                    .map(|(_, m)| m.to_string())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Checks the values; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(bad) = self.base_urls.keys().find(|k| Provider::from_name(k).is_none()) {
+            return Err((
+                "gateway.base_urls",
+                format!("{bad:?} is not a provider (anthropic, openai, gemini)"),
+            ));
+        }
+        if let Some(bad) = self.base_urls.values().find(|u| {
+            !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2000
+        }) {
+            return Err(("gateway.base_urls", format!("{bad:?} is not an http(s) URL")));
+        }
+        if self.models.len() > 20
+            || self
+                .models
+                .iter()
+                .any(|(k, v)| k.len() > 50 || v.len() > 200 || v.contains(char::is_whitespace))
+        {
+            return Err((
+                "gateway.models",
+                "a preset name and a model name without spaces (at most 20)".into(),
+            ));
+        }
+        check_agent_env(&self.agent_env).map_err(|e| ("gateway.agent_env", e))?;
+        check_prices(&self.prices).map_err(|e| ("gateway.prices", e))?;
+        for (field, v) in [
+            ("gateway.task_budget_usd", self.task_budget_usd),
+            ("gateway.project_month_budget_usd", self.project_month_budget_usd),
+        ] {
+            if !v.is_finite() || !(0.0..=1_000_000.0).contains(&v) {
+                return Err((field, "must be 0 (no limit) to 1000000 dollars".into()));
+            }
+        }
+        if self.stall_repeats > 1000 {
+            return Err(("gateway.stall_repeats", "must be 0 (off) to 1000".into()));
+        }
+        Ok(())
+    }
+}
+
 /// The orchestration settings an admin edits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// Schema version of this JSON document.
@@ -158,6 +270,7 @@ pub struct Settings {
     pub email: EmailSettings,
     pub webhooks: Vec<WebhookSettings>,
     pub prompts: Prompts,
+    pub gateway: GatewaySettings,
 }
 
 impl Default for Settings {
@@ -184,6 +297,7 @@ impl Default for Settings {
             email: EmailSettings::default(),
             webhooks: Vec::new(),
             prompts: Prompts::default(),
+            gateway: GatewaySettings::default(),
         }
     }
 }
@@ -205,6 +319,7 @@ impl Settings {
             ("timeouts.idle_s", t.idle_s),
             ("timeouts.failed_grace_s", t.failed_grace_s),
             ("timeouts.orphan_s", t.orphan_s),
+            ("timeouts.stall_s", t.stall_s),
             ("watchdog_interval_s", self.watchdog_interval_s),
         ] {
             if v == 0 || v > 30 * 24 * 3600 {
@@ -278,6 +393,7 @@ impl Settings {
                 return Err((field, "must be an http(s) URL".into()));
             }
         }
+        self.gateway.validate()?;
         for (field, template) in [
             ("prompts.spec", &self.prompts.spec),
             ("prompts.implement", &self.prompts.implement),

@@ -26,6 +26,15 @@ pub struct WatchdogLabels {
     pub action: String,
 }
 
+/// Labels of the model gateway's counters: the project, the model, and the token kind
+/// (`input`, `output`, `cache_read`, `cache_write`) or `usd_micros` for cost.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub project: String,
+    pub model: String,
+    pub kind: String,
+}
+
 /// Every counter Apiary exports.
 pub struct Metrics {
     registry: Registry,
@@ -34,6 +43,8 @@ pub struct Metrics {
     pub transitions: Counter,
     pub watchdog: Family<WatchdogLabels, Counter>,
     pub watchdog_passes: Counter,
+    pub model_tokens: Family<ModelLabels, Counter>,
+    pub model_cost_micros: Family<ModelLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,7 +76,21 @@ impl Default for Metrics {
             "Watchdog passes run",
             watchdog_passes.clone(),
         );
+        let model_tokens = Family::<ModelLabels, Counter>::default();
+        let model_cost_micros = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "model_tokens",
+            "Tokens metered by the model gateway, by project, model and kind",
+            model_tokens.clone(),
+        );
+        registry.register(
+            "model_cost_micros",
+            "Cost metered by the model gateway in millionths of a US dollar, by project and model",
+            model_cost_micros.clone(),
+        );
         Metrics {
+            model_tokens,
+            model_cost_micros,
             registry,
             http_requests,
             jobs,

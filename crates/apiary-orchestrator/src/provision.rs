@@ -125,7 +125,21 @@ async fn boot_box(
         .branch
         .unwrap_or_else(|| branch_name(&task.id, &task.title));
     let apiary_url = orch.callback_url().await.map_err(|e| e.to_string())?;
+    let own = store
+        .project_gateway(&project.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let model = if own.model.trim().is_empty() {
+        settings.gateway.model(&project.agent.preset)
+    } else {
+        own.model.trim().to_string()
+    };
+    let mut agent_env = settings.gateway.agent_env.clone();
+    agent_env.extend(own.agent_env);
     let input = BootInput {
+        gateway_token: tokens.gateway_token,
+        model,
+        agent_env,
         egress_allow: egress_allow(&settings.egress_allow, &apiary_url, &project.agent.repo_url),
         apiary_url,
         task_id: task.id.clone(),

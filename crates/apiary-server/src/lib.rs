@@ -25,7 +25,7 @@ use apiary_store::Store;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -94,7 +94,9 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    use routes::{agent, auth, callback, events, ops, projects, prompts, settings, tasks};
+    use routes::{
+        agent, auth, callback, events, ops, projects, prompts, settings, tasks, usage,
+    };
     let api = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
@@ -142,6 +144,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tasks/{id}/agent/diff", get(agent::get_diff))
         .route("/tasks/{id}/agent/prompts", get(prompts::list_prompts))
+        .route("/tasks/{id}/agent/usage", get(usage::get_task_usage))
+        .route("/projects/{id}/usage", get(usage::get_project_usage))
+        .route(
+            "/projects/{id}/gateway",
+            get(usage::get_project_gateway).patch(usage::update_project_gateway),
+        )
         .route(
             "/notifications/errors",
             get(prompts::list_notification_errors),
@@ -160,8 +168,13 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{id}/agent/logs", get(agent::list_logs))
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found);
+    // The model gateway takes bodies larger than the API's limit (long conversations).
+    let gateway = Router::new()
+        .route("/gateway/{provider}/{*path}", any(routes::gateway::forward))
+        .layer(DefaultBodyLimit::max(routes::gateway::MAX_REQUEST_BYTES));
     Router::new()
         .nest("/api/v1", api)
+        .merge(gateway)
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(ui::serve_ui)

@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::routes::{agent, auth, callback, events, ops, projects, prompts, settings, tasks};
+use crate::routes::{
+    agent, auth, callback, events, ops, projects, prompts, settings, tasks, usage,
+};
 
 /// Every documented route of the user API.
 #[derive(utoipa::OpenApi)]
@@ -50,6 +52,10 @@ use crate::routes::{agent, auth, callback, events, ops, projects, prompts, setti
         events::stream_events,
         settings::get_settings,
         settings::update_settings,
+        usage::get_task_usage,
+        usage::get_project_usage,
+        usage::get_project_gateway,
+        usage::update_project_gateway,
         ops::healthz,
         ops::metrics,
     )

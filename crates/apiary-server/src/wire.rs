@@ -476,6 +476,8 @@ pub struct TimeoutsOut {
     pub failed_grace_s: u64,
     /// A box that cannot reach Apiary this long exits, cleaning up after itself.
     pub orphan_s: u64,
+    /// An agent with no model request and no log line this long is stopped.
+    pub stall_s: u64,
 }
 
 impl From<apiary_core::Timeouts> for TimeoutsOut {
@@ -487,6 +489,7 @@ impl From<apiary_core::Timeouts> for TimeoutsOut {
             idle_s: t.idle_s,
             failed_grace_s: t.failed_grace_s,
             orphan_s: t.orphan_s,
+            stall_s: t.stall_s,
         }
     }
 }

@@ -16,6 +16,9 @@ pub struct BoxTokens {
     pub callback_token: String,
     /// Apiary presents this to the box's control plane.
     pub control_token: String,
+    /// The box's agent presents this to the model gateway (it is the CLI's "API key"; never a
+    /// provider's key).
+    pub gateway_token: String,
 }
 
 /// Where a box can be reached, as its provider reports it.
@@ -126,6 +129,7 @@ impl Store {
         let tokens = BoxTokens {
             callback_token: new_token("apiary_box_"),
             control_token: new_token("apiary_ctl_"),
+            gateway_token: new_token("apiary_gw_"),
         };
         let mut tx = self.begin().await?;
         let task = self.lock_task(&mut tx, task_id).await?;
@@ -145,12 +149,13 @@ impl Store {
         sqlx::query(
             "UPDATE tasks SET box_id = NULL, control_url = NULL, code_url = NULL, site_url = NULL, \
              control_secret_id = $1, callback_token_hash = $2, box_torn_down = 0, parked = 0, updated_at = $3, \
-             branch = $4 WHERE id = $5",
+             branch = $4, gateway_token_hash = $5 WHERE id = $6",
         )
         .bind(&secret)
         .bind(hash_token(&tokens.callback_token))
         .bind(self.now())
         .bind(&branch)
+        .bind(hash_token(&tokens.gateway_token))
         .bind(task_id)
         .execute(&mut *tx)
         .await?;
@@ -238,7 +243,7 @@ impl Store {
                 .await?;
         }
         sqlx::query(
-            "UPDATE tasks SET callback_token_hash = NULL, control_secret_id = NULL, box_torn_down = 1, \
+            "UPDATE tasks SET callback_token_hash = NULL, gateway_token_hash = NULL, control_secret_id = NULL, box_torn_down = 1, \
              parked = $1, updated_at = $2 WHERE id = $3",
         )
         .bind(i64::from(parked))

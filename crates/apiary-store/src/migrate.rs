@@ -52,6 +52,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_review_attempt.sql"),
         include_str!("../migrations/postgres/0007_review_attempt.sql"),
     ),
+    (
+        8,
+        "model gateway",
+        include_str!("../migrations/sqlite/0008_model_gateway.sql"),
+        include_str!("../migrations/postgres/0008_model_gateway.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

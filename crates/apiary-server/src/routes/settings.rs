@@ -2,7 +2,11 @@
 //! `{"set": true|false}`; a write of `""` (or leaving the field out) keeps the stored value,
 //! `null` clears it, anything else replaces it. Secrets are stored encrypted.
 
+use std::collections::BTreeMap;
+
+use apiary_core::gateway::{Price, Provider, DEFAULT_MODELS};
 use apiary_core::{EmailSettings, Settings, TelegramSettings, WebhookSettings};
+use apiary_store::provider_key_secret;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -59,6 +63,91 @@ pub struct WebhookOut {
     pub secret: SecretState,
 }
 
+/// Whether each provider's key is stored (the keys themselves are write-only).
+#[derive(Serialize, ToSchema)]
+pub struct ProviderKeysOut {
+    pub anthropic: SecretState,
+    pub openai: SecretState,
+    pub gemini: SecretState,
+}
+
+/// Provider keys to write: `""` or absent keeps, `null` clears, a value replaces.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderKeysPatch {
+    #[serde(default, deserialize_with = "secret_write")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub anthropic: Option<Option<String>>,
+    #[serde(default, deserialize_with = "secret_write")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub openai: Option<Option<String>>,
+    #[serde(default, deserialize_with = "secret_write")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub gemini: Option<Option<String>>,
+}
+
+impl ProviderKeysPatch {
+    /// The secret writes, under the names `scope` gives each provider.
+    pub fn writes(
+        self,
+        scope: impl Fn(Provider) -> String,
+    ) -> Vec<(String, Option<Option<String>>)> {
+        vec![
+            (scope(Provider::Anthropic), self.anthropic),
+            (scope(Provider::OpenAi), self.openai),
+            (scope(Provider::Gemini), self.gemini),
+        ]
+    }
+}
+
+/// Reads which provider keys are stored under the names `scope` gives.
+pub async fn provider_keys(
+    state: &AppState,
+    scope: impl Fn(Provider) -> String,
+) -> ApiResult<ProviderKeysOut> {
+    let store = &state.store;
+    let is_set = |v: Option<String>| SecretState { set: v.is_some() };
+    Ok(ProviderKeysOut {
+        anthropic: is_set(store.setting_secret(&scope(Provider::Anthropic)).await?),
+        openai: is_set(store.setting_secret(&scope(Provider::OpenAi)).await?),
+        gemini: is_set(store.setting_secret(&scope(Provider::Gemini)).await?),
+    })
+}
+
+/// The model gateway's settings as an admin reads them.
+#[derive(Serialize, ToSchema)]
+pub struct GatewayOut {
+    /// Upstream base of each provider (`anthropic`, `openai`, `gemini`); absent: the public API.
+    pub base_urls: BTreeMap<String, String>,
+    /// The model of each preset, the built-in defaults filled in.
+    pub models: BTreeMap<String, String>,
+    /// Plain environment variables every agent gets.
+    pub agent_env: BTreeMap<String, String>,
+    /// Dollars per million tokens by model (exact name, prefix, or `*` for the rest).
+    pub prices: Vec<Price>,
+    /// Most a task may spend, in dollars (0: no limit).
+    pub task_budget_usd: f64,
+    /// Most a project may spend in a calendar month (UTC), in dollars (0: no limit).
+    pub project_month_budget_usd: f64,
+    /// The same model request this many times in a row stops the agent (0: off).
+    pub stall_repeats: u32,
+    pub keys: ProviderKeysOut,
+}
+
+/// A partial update of the gateway's settings; maps and lists replace what was there.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayPatch {
+    pub base_urls: Option<BTreeMap<String, String>>,
+    pub models: Option<BTreeMap<String, String>>,
+    pub agent_env: Option<BTreeMap<String, String>>,
+    pub prices: Option<Vec<Price>>,
+    pub task_budget_usd: Option<f64>,
+    pub project_month_budget_usd: Option<f64>,
+    pub stall_repeats: Option<u32>,
+    pub keys: Option<ProviderKeysPatch>,
+}
+
 /// The settings as an admin reads them.
 #[derive(Serialize, ToSchema)]
 pub struct SettingsOut {
@@ -87,6 +176,7 @@ pub struct SettingsOut {
     pub email: EmailOut,
     pub webhooks: Vec<WebhookOut>,
     pub prompts: PromptsIo,
+    pub gateway: GatewayOut,
 }
 
 /// `Some(None)` for an explicit `null` (clear), `None` when absent (keep).
@@ -103,6 +193,7 @@ pub struct TimeoutsPatch {
     pub idle_s: Option<u64>,
     pub failed_grace_s: Option<u64>,
     pub orphan_s: Option<u64>,
+    pub stall_s: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -183,6 +274,7 @@ pub struct SettingsPatch {
     /// Replaces the list of webhooks.
     pub webhooks: Option<Vec<WebhookIn>>,
     pub prompts: Option<PromptsPatch>,
+    pub gateway: Option<GatewayPatch>,
 }
 
 async fn read(state: &AppState) -> ApiResult<SettingsOut> {
@@ -204,7 +296,24 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         api_base,
     } = s.telegram;
     let e: EmailSettings = s.email;
+    let g = s.gateway;
+    let models = DEFAULT_MODELS
+        .iter()
+        .map(|(preset, _)| (preset.to_string(), g.model(preset)))
+        .chain(g.models.clone())
+        .collect();
+    let gateway = GatewayOut {
+        base_urls: g.base_urls,
+        models,
+        agent_env: g.agent_env,
+        prices: g.prices,
+        task_budget_usd: g.task_budget_usd,
+        project_month_budget_usd: g.project_month_budget_usd,
+        stall_repeats: g.stall_repeats,
+        keys: provider_keys(state, |p| provider_key_secret(None, p)).await?,
+    };
     Ok(SettingsOut {
+        gateway,
         box_host_key: is_set(store.setting_secret(BOX_HOST_KEY).await?),
         telegram: TelegramOut {
             enabled,
@@ -255,6 +364,31 @@ pub async fn get_settings(
     Ok(Json(read(&state).await?))
 }
 
+/// The secret writes that change something (`""` and absent keep), each at most 4096 bytes
+/// (else 400 naming the secret).
+pub fn secret_writes(
+    writes: Vec<(String, Option<Option<String>>)>,
+) -> ApiResult<Vec<(String, Option<String>)>> {
+    let writes: Vec<(String, Option<String>)> = writes
+        .into_iter()
+        .filter_map(|(name, w)| match w {
+            None => None,
+            Some(Some(v)) if v.is_empty() => None,
+            Some(v) => Some((name, v)),
+        })
+        .collect();
+    if let Some((name, _)) = writes
+        .iter()
+        .find(|(_, v)| v.as_ref().is_some_and(|v| v.len() > 4096))
+    {
+        return Err(ApiError::bad_request(
+            name,
+            format!("{name}: at most 4096 bytes"),
+        ));
+    }
+    Ok(writes)
+}
+
 fn set<T>(target: &mut T, v: Option<T>) {
     if let Some(v) = v {
         *target = v;
@@ -297,6 +431,7 @@ pub async fn update_settings(
         set(&mut s.timeouts.idle_s, t.idle_s);
         set(&mut s.timeouts.failed_grace_s, t.failed_grace_s);
         set(&mut s.timeouts.orphan_s, t.orphan_s);
+        set(&mut s.timeouts.stall_s, t.stall_s);
     }
     // Secret writes, collected first and applied only once everything is valid.
     let mut writes: Vec<(String, Option<Option<String>>)> =
@@ -346,6 +481,21 @@ pub async fn update_settings(
         }
         s.webhooks = hooks;
     }
+    if let Some(g) = p.gateway {
+        set(&mut s.gateway.base_urls, g.base_urls);
+        set(&mut s.gateway.models, g.models);
+        set(&mut s.gateway.agent_env, g.agent_env);
+        set(&mut s.gateway.prices, g.prices);
+        set(&mut s.gateway.task_budget_usd, g.task_budget_usd);
+        set(
+            &mut s.gateway.project_month_budget_usd,
+            g.project_month_budget_usd,
+        );
+        set(&mut s.gateway.stall_repeats, g.stall_repeats);
+        if let Some(keys) = g.keys {
+            writes.extend(keys.writes(|p| provider_key_secret(None, p)));
+        }
+    }
     if let Some(pr) = p.prompts {
         set(&mut s.prompts.spec, pr.spec);
         set(&mut s.prompts.implement, pr.implement);
@@ -356,23 +506,7 @@ pub async fn update_settings(
         .map_err(|(field, msg)| ApiError::bad_request(field, format!("{field}: {msg}")))?;
     crate::repos::check_roots(state.config.data_dir.as_deref(), &s.local_repo_roots)
         .map_err(|m| ApiError::bad_request("local_repo_roots", m))?;
-    let writes: Vec<(String, Option<String>)> = writes
-        .into_iter()
-        .filter_map(|(name, w)| match w {
-            None => None,
-            Some(Some(v)) if v.is_empty() => None,
-            Some(v) => Some((name, v)),
-        })
-        .collect();
-    if let Some((name, _)) = writes
-        .iter()
-        .find(|(_, v)| v.as_ref().is_some_and(|v| v.len() > 4096))
-    {
-        return Err(ApiError::bad_request(
-            name,
-            format!("{name}: at most 4096 bytes"),
-        ));
-    }
+    let writes = secret_writes(writes)?;
     for (name, v) in writes {
         state.store.set_setting_secret(&name, v.as_deref()).await?;
     }

@@ -7,6 +7,7 @@ mod authz;
 mod box_input;
 mod event_order;
 mod exposure;
+mod gateway;
 mod host_power;
 mod kill_switch;
 mod limits;

@@ -1,0 +1,516 @@
+//! The model gateway (DESIGN §9): `/gateway/<provider>/<path>` as a box's agent reaches it.
+//! The agent presents its box's gateway token where the CLI puts an API key (`x-api-key`,
+//! `Authorization: Bearer`, `x-goog-api-key` or `?key=`); the gateway checks the task's phase,
+//! budgets and the stall guard, swaps in the provider key (the project's, else the global
+//! one), forwards to the provider's base URL and streams the answer back chunk by chunk while
+//! metering the usage the provider reports. A refusal is in the provider's own error shape, so
+//! the CLI shows its message.
+
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use apiary_core::gateway::{
+    budget_error, dollars, price_of, usd_to_micros, Provider, SseLines, UsageMeter,
+};
+use apiary_core::AgentStatus;
+use apiary_orchestrator::metrics::ModelLabels;
+use apiary_store::{month_start_ms, Actor, GatewayTask, TransitionRequest, UsageRecord};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+
+/// Largest request body the gateway takes (a long conversation with images is several MB).
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// Most of a JSON answer kept for metering (the answer itself is forwarded whole).
+const MAX_METERED_BODY: usize = 16 * 1024 * 1024;
+/// Longest stream event read for metering.
+const MAX_SSE_LINE: usize = 4 * 1024 * 1024;
+
+/// One HTTP client for every upstream call (connections are pooled per provider host).
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            // The answer streams for as long as the model writes; only silence is cut off.
+            .read_timeout(std::time::Duration::from_secs(600))
+            .build()
+            .expect("the gateway's HTTP client builds")
+    })
+}
+
+/// A refusal in the provider's error shape.
+fn refuse(provider: Option<Provider>, status: StatusCode, message: &str) -> Response {
+    let body = match provider {
+        Some(Provider::Anthropic) => json!({"type": "error", "error": {
+            "type": if status == StatusCode::UNAUTHORIZED { "authentication_error" } else { "permission_error" },
+            "message": message}}),
+        Some(Provider::Gemini) => json!({"error": {"code": status.as_u16(), "message": message,
+            "status": if status == StatusCode::UNAUTHORIZED { "UNAUTHENTICATED" } else { "PERMISSION_DENIED" }}}),
+        Some(Provider::OpenAi) | None => json!({"error": {"message": message, "type": "apiary_gateway",
+            "code": status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_")}}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The gateway token, wherever the CLI put its "API key".
+fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header("x-api-key")
+        .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
+        .or_else(|| header("x-goog-api-key"))
+        .map(str::to_string)
+        .or_else(|| {
+            query?
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("key="))
+                .map(str::to_string)
+        })
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// Headers never forwarded upstream: the caller's credentials, hop-by-hop ones, and
+/// `accept-encoding` (the answer is metered as it passes, so it must come uncompressed).
+const DROPPED: [&str; 15] = [
+    "host",
+    "content-length",
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "cookie",
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "accept-encoding",
+];
+
+/// Answer headers passed back to the CLI.
+const KEPT: [&str; 6] = [
+    "content-type",
+    "retry-after",
+    "request-id",
+    "x-request-id",
+    "anthropic-ratelimit-requests-remaining",
+    "openai-processing-ms",
+];
+
+/// Phases in which a box's agent may be running (a dispatch moves the status just after the
+/// box starts its run, so the statuses right before a run count too).
+fn agent_may_run(phase: &str) -> bool {
+    matches!(
+        phase.parse::<AgentStatus>().ok(),
+        Some(
+            AgentStatus::Provisioning
+                | AgentStatus::Speccing
+                | AgentStatus::SpecApproved
+                | AgentStatus::Implementing
+                | AgentStatus::ChangesRequested
+        )
+    )
+}
+
+/// Fails the task (the box is kept for the grace period, as for any failure).
+async fn fail_task(state: &AppState, task_id: &str, error: &str) {
+    let req = TransitionRequest::new(task_id, AgentStatus::Failed, Actor::System).with_error(error);
+    if let Err(e) = state.orch.transition(req).await {
+        tracing::info!(task = task_id, error = %e, "gateway: the task could not be failed");
+    }
+}
+
+/// The budget the task has reached, if any: the task's own, then its project's month.
+async fn budget_reached(state: &AppState, task: &GatewayTask) -> Result<Option<String>, Response> {
+    let internal = |e: apiary_store::StoreError| {
+        tracing::warn!(error = %e, "gateway: reading spending failed");
+        refuse(None, StatusCode::SERVICE_UNAVAILABLE, "Apiary could not read the task's spending")
+    };
+    let settings = state.store.settings().await.map_err(internal)?;
+    let own = state
+        .store
+        .project_gateway(&task.project_id)
+        .await
+        .map_err(internal)?;
+    let task_budget = own.task_budget_usd.unwrap_or(settings.gateway.task_budget_usd);
+    if usd_to_micros(task_budget) > 0 {
+        let spent = state
+            .store
+            .task_spent_micros(&task.task_id)
+            .await
+            .map_err(internal)?;
+        if let Some(e) = budget_error("budget", task_budget, spent) {
+            return Ok(Some(e));
+        }
+    }
+    let month_budget = own
+        .month_budget_usd
+        .unwrap_or(settings.gateway.project_month_budget_usd);
+    if usd_to_micros(month_budget) > 0 {
+        let since = month_start_ms(state.store.now());
+        let spent = state
+            .store
+            .project_spent_micros(&task.project_id, since)
+            .await
+            .map_err(internal)?;
+        if let Some(e) = budget_error("the project's monthly budget", month_budget, spent) {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
+/// `ANY /gateway/{provider}/{*path}`.
+pub async fn forward(
+    State(state): State<AppState>,
+    Path((provider, path)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(provider) = Provider::from_name(&provider) else {
+        return refuse(
+            None,
+            StatusCode::NOT_FOUND,
+            "no such provider (anthropic, openai, gemini)",
+        );
+    };
+    let Some(token) = presented_token(&headers, query.as_deref()) else {
+        return refuse(
+            Some(provider),
+            StatusCode::UNAUTHORIZED,
+            "send the box's gateway token as the API key",
+        );
+    };
+    let task = match state.store.gateway_token_task(&token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return refuse(
+                Some(provider),
+                StatusCode::UNAUTHORIZED,
+                "unknown or revoked gateway token (the box was torn down?)",
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "gateway: token lookup failed");
+            return refuse(Some(provider), StatusCode::SERVICE_UNAVAILABLE, "Apiary is unavailable");
+        }
+    };
+    if !agent_may_run(&task.phase) {
+        return refuse(
+            Some(provider),
+            StatusCode::FORBIDDEN,
+            &format!(
+                "Apiary: the task is {}; its agent may not call models now",
+                task.phase
+            ),
+        );
+    }
+    let settings = match state.store.settings().await {
+        Ok(s) => s,
+        Err(_) => return refuse(Some(provider), StatusCode::SERVICE_UNAVAILABLE, "Apiary is unavailable"),
+    };
+    // The stall guard: the same request again and again is a loop, not work.
+    let request_hash = hex::encode(Sha256::digest(&body));
+    let repeats = settings.gateway.stall_repeats;
+    if repeats > 1 {
+        if let Ok(last) = state
+            .store
+            .last_request_hashes(&task.task_id, repeats - 1)
+            .await
+        {
+            if last.len() as u32 == repeats - 1 && last.iter().all(|h| *h == request_hash) {
+                let error = format!(
+                    "agent stalled: the same model request {repeats} times in a row"
+                );
+                fail_task(&state, &task.task_id, &error).await;
+                return refuse(Some(provider), StatusCode::FORBIDDEN, &format!("Apiary: {error}"));
+            }
+        }
+    }
+    match budget_reached(&state, &task).await {
+        Ok(Some(error)) => {
+            fail_task(&state, &task.task_id, &error).await;
+            return refuse(Some(provider), StatusCode::FORBIDDEN, &format!("Apiary: {error}"));
+        }
+        Ok(None) => {}
+        Err(resp) => return resp,
+    }
+    let key = match state.store.provider_key(&task.project_id, provider).await {
+        Ok(k) => k,
+        Err(_) => return refuse(Some(provider), StatusCode::SERVICE_UNAVAILABLE, "Apiary is unavailable"),
+    };
+    let mut json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let asked_model = json_body
+        .as_ref()
+        .and_then(|v| v.get("model"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            // Gemini names the model in the path: `v1beta/models/<model>:streamGenerateContent`.
+            let m = path.split("models/").nth(1)?;
+            Some(m.split(':').next()?.to_string())
+        })
+        .unwrap_or_default();
+    // A streamed Chat Completions answer reports usage only when asked to.
+    let mut body = body;
+    if provider == Provider::OpenAi && path.ends_with("chat/completions") {
+        if let Some(v) = json_body.as_mut().filter(|v| v["stream"] == json!(true)) {
+            v["stream_options"]["include_usage"] = json!(true);
+            body = Bytes::from(serde_json::to_vec(v).unwrap_or_default());
+        }
+    }
+    let query: Vec<&str> = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("key="))
+        .collect();
+    let mut url = format!("{}/{}", settings.gateway.base_url(provider), path);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query.join("&"));
+    }
+    let mut upstream = client().request(method, &url);
+    for (name, value) in &headers {
+        if !DROPPED.contains(&name.as_str()) && !name.as_str().starts_with("x-apiary") {
+            upstream = upstream.header(name, value);
+        }
+    }
+    if let Some(key) = &key {
+        upstream = match provider {
+            Provider::Anthropic => upstream.header("x-api-key", key),
+            Provider::OpenAi => upstream.bearer_auth(key),
+            Provider::Gemini => upstream.header("x-goog-api-key", key),
+        };
+    }
+    let answer = match upstream.body(body).send().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "gateway: the provider did not answer");
+            let tap = Tap::new(&state, task, provider, asked_model, request_hash, 502, false);
+            tap.finish();
+            return refuse(
+                Some(provider),
+                StatusCode::BAD_GATEWAY,
+                &format!("Apiary could not reach {}: {e}", provider.label()),
+            );
+        }
+    };
+    let status = answer.status();
+    let mut out = Response::builder().status(status.as_u16());
+    let mut is_sse = false;
+    for name in KEPT {
+        if let Some(v) = answer.headers().get(name) {
+            if name == "content-type" {
+                is_sse = v.to_str().is_ok_and(|t| t.starts_with("text/event-stream"));
+            }
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_bytes(v.as_bytes())) {
+                out = out.header(n, v);
+            }
+        }
+    }
+    // Streams go out as they come: no proxy in between may hold them back.
+    out = out.header("x-accel-buffering", "no").header("cache-control", "no-cache");
+    let tap = Tap::new(&state, task, provider, asked_model, request_hash, status.as_u16(), is_sse);
+    let stream = Metered {
+        inner: Box::pin(answer.bytes_stream()),
+        tap: Some(tap),
+    };
+    out.body(Body::from_stream(stream))
+        .unwrap_or_else(|_| refuse(Some(provider), StatusCode::BAD_GATEWAY, "bad answer"))
+}
+
+/// Reads usage off an answer as it passes, and records it once the answer ends (or the CLI
+/// hangs up).
+struct Tap {
+    state: AppState,
+    task: GatewayTask,
+    provider: Provider,
+    asked_model: String,
+    request_hash: String,
+    status: u16,
+    meter: UsageMeter,
+    sse: Option<SseLines>,
+    body: Vec<u8>,
+}
+
+impl Tap {
+    fn new(
+        state: &AppState,
+        task: GatewayTask,
+        provider: Provider,
+        asked_model: String,
+        request_hash: String,
+        status: u16,
+        is_sse: bool,
+    ) -> Self {
+        Tap {
+            state: state.clone(),
+            task,
+            provider,
+            asked_model,
+            request_hash,
+            status,
+            meter: UsageMeter::new(provider),
+            sse: is_sse.then(|| SseLines::new(MAX_SSE_LINE)),
+            body: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        match &mut self.sse {
+            Some(lines) => {
+                let meter = &mut self.meter;
+                lines.push(chunk, |data| {
+                    if let Ok(v) = serde_json::from_str::<Value>(data) {
+                        meter.feed(&v);
+                    }
+                });
+            }
+            None if self.body.len() + chunk.len() <= MAX_METERED_BODY => {
+                self.body.extend_from_slice(chunk)
+            }
+            None => {}
+        }
+    }
+
+    /// Records the request (in the background: the answer is already on its way).
+    fn finish(mut self) {
+        if self.sse.is_none() {
+            if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
+                self.meter.feed(&v);
+            }
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let state = self.state;
+            let settings = match state.store.settings().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway: usage not recorded");
+                    return;
+                }
+            };
+            let usage = self.meter.usage();
+            let model = self.meter.model.clone().unwrap_or(self.asked_model);
+            let cost = usage.cost_micros(price_of(&settings.gateway.prices, &model));
+            let record = UsageRecord {
+                task: self.task.clone(),
+                provider: self.provider,
+                model: model.clone(),
+                status: self.status,
+                usage,
+                cost_micros: cost,
+                request_hash: self.request_hash,
+            };
+            if let Err(e) = state.store.record_usage(&record).await {
+                tracing::warn!(error = %e, task = %self.task.task_id, "gateway: usage not recorded");
+                return;
+            }
+            let m = &state.orch.metrics;
+            for (kind, n) in [
+                ("input", usage.input),
+                ("output", usage.output),
+                ("cache_read", usage.cache_read),
+                ("cache_write", usage.cache_write),
+            ] {
+                m.model_tokens
+                    .get_or_create(&ModelLabels {
+                        project: self.task.project_id.clone(),
+                        model: model.clone(),
+                        kind: kind.into(),
+                    })
+                    .inc_by(n);
+            }
+            m.model_cost_micros
+                .get_or_create(&ModelLabels {
+                    project: self.task.project_id.clone(),
+                    model: model.clone(),
+                    kind: "usd_micros".into(),
+                })
+                .inc_by(cost);
+            // The request that crossed a budget was already answered; the task stops now, and
+            // nothing past the limit is forwarded.
+            if let Ok(Some(error)) = budget_reached(&state, &self.task).await {
+                tracing::info!(task = %self.task.task_id, %error, spent = %dollars(cost), "gateway: budget reached");
+                fail_task(&state, &self.task.task_id, &error).await;
+            }
+        });
+    }
+}
+
+/// The answer's body on its way to the CLI, through the [`Tap`].
+struct Metered {
+    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    tap: Option<Tap>,
+}
+
+impl Stream for Metered {
+    type Item = reqwest::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.feed(chunk);
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
+                if let Some(tap) = self.tap.take() {
+                    tap.finish();
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        // The CLI hung up mid-answer: what was metered so far still counts.
+        if let Some(tap) = self.tap.take() {
+            tap.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_taken_from_wherever_the_cli_puts_its_key() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_token(&h, Some("alt=sse&key=gw1")).as_deref(), Some("gw1"));
+        h.insert("x-goog-api-key", HeaderValue::from_static("gw2"));
+        assert_eq!(presented_token(&h, None).as_deref(), Some("gw2"));
+        h.insert("authorization", HeaderValue::from_static("Bearer gw3"));
+        assert_eq!(presented_token(&h, None).as_deref(), Some("gw3"));
+        h.insert("x-api-key", HeaderValue::from_static("gw4"));
+        assert_eq!(presented_token(&h, None).as_deref(), Some("gw4"));
+        assert_eq!(presented_token(&HeaderMap::new(), Some("alt=sse")), None);
+    }
+
+    #[test]
+    fn refusals_are_in_each_providers_error_shape() {
+        let r = refuse(Some(Provider::Anthropic), StatusCode::FORBIDDEN, "m");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(agent_may_run("implementing") && !agent_may_run("failed") && !agent_may_run("pr_ready"));
+    }
+}

@@ -1,0 +1,26 @@
+-- The model gateway (DESIGN §9): a box's agent presents its own gateway token (stored as a
+-- hash, dead with the box); a project keeps its gateway settings (model, plain agent
+-- environment, budgets) as JSON; every model request is metered here.
+ALTER TABLE tasks ADD COLUMN gateway_token_hash TEXT;
+CREATE UNIQUE INDEX tasks_gateway_token ON tasks (gateway_token_hash);
+ALTER TABLE projects ADD COLUMN gateway_json TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE model_usage (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL,
+    attempt BIGINT NOT NULL,
+    phase TEXT NOT NULL,
+    round BIGINT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status BIGINT NOT NULL,
+    input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    cache_read_tokens BIGINT NOT NULL,
+    cache_write_tokens BIGINT NOT NULL,
+    cost_micros BIGINT NOT NULL,
+    request_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX model_usage_task ON model_usage (task_id, created_at);
+CREATE INDEX model_usage_project ON model_usage (project_id, created_at);

@@ -1,0 +1,258 @@
+//! The model gateway's records: which task a gateway token belongs to, the metered usage of
+//! every model request, what a task and a project have spent, and a project's own gateway
+//! settings. Provider keys are settings secrets (see [`provider_key_secret`]).
+
+use apiary_core::gateway::{ProjectGateway, Provider, Usage};
+
+use crate::auth::hash_token;
+use crate::db::{new_id, Store};
+use crate::error::{StoreError, StoreResult};
+
+/// The settings-secret name of a provider key: the global one, or a project's own.
+pub fn provider_key_secret(project_id: Option<&str>, provider: Provider) -> String {
+    match project_id {
+        Some(p) => format!("project.{p}.provider.{}.api_key", provider.name()),
+        None => format!("provider.{}.api_key", provider.name()),
+    }
+}
+
+/// The task behind a gateway token, with what the gateway needs to meter a request.
+#[derive(Debug, Clone)]
+pub struct GatewayTask {
+    pub task_id: String,
+    pub project_id: String,
+    pub attempt: i64,
+    /// The agent status when the request came (the phase it is metered under).
+    pub phase: String,
+    pub round: i64,
+}
+
+/// One metered model request.
+#[derive(Debug, Clone)]
+pub struct UsageRecord {
+    pub task: GatewayTask,
+    pub provider: Provider,
+    pub model: String,
+    /// The provider's HTTP status.
+    pub status: u16,
+    pub usage: Usage,
+    pub cost_micros: u64,
+    /// A hash of the request body (the stall guard compares them).
+    pub request_hash: String,
+}
+
+/// Usage summed over a group (a phase and round of a task, or a model of a project).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageSum {
+    pub phase: String,
+    pub round: i64,
+    pub model: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost_micros: i64,
+}
+from_row!(UsageSum {
+    phase,
+    round,
+    model,
+    requests,
+    input_tokens,
+    output_tokens,
+    cache_read_tokens,
+    cache_write_tokens,
+    cost_micros
+});
+
+const SUMS: &str = "COUNT(*) AS requests, \
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+    CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, \
+    CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens, \
+    CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros";
+
+impl Store {
+    /// The task a gateway token belongs to, while its box lives (`None`: unknown or revoked).
+    pub async fn gateway_token_task(&self, token: &str) -> StoreResult<Option<GatewayTask>> {
+        let row: Option<(String, String, i64, String, i64)> = sqlx::query_as(
+            "SELECT id, project_id, attempt, agent_status, round FROM tasks WHERE gateway_token_hash = $1",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(task_id, project_id, attempt, phase, round)| GatewayTask {
+                task_id,
+                project_id,
+                attempt,
+                phase,
+                round,
+            },
+        ))
+    }
+
+    /// Stores one metered request.
+    pub async fn record_usage(&self, r: &UsageRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO model_usage (id, task_id, project_id, attempt, phase, round, provider, model, status, \
+             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros, request_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(new_id())
+        .bind(&r.task.task_id)
+        .bind(&r.task.project_id)
+        .bind(r.task.attempt)
+        .bind(&r.task.phase)
+        .bind(r.task.round)
+        .bind(r.provider.name())
+        .bind(&r.model)
+        .bind(i64::from(r.status))
+        .bind(r.usage.input as i64)
+        .bind(r.usage.output as i64)
+        .bind(r.usage.cache_read as i64)
+        .bind(r.usage.cache_write as i64)
+        .bind(r.cost_micros as i64)
+        .bind(&r.request_hash)
+        .bind(self.now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What a task has spent, over all its attempts, in millionths of a dollar.
+    pub async fn task_spent_micros(&self, task_id: &str) -> StoreResult<u64> {
+        let (spent,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM model_usage WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(spent.max(0) as u64)
+    }
+
+    /// What a project has spent since `since_ms`.
+    pub async fn project_spent_micros(&self, project_id: &str, since_ms: i64) -> StoreResult<u64> {
+        let (spent,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM model_usage \
+             WHERE project_id = $1 AND created_at >= $2",
+        )
+        .bind(project_id)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(spent.max(0) as u64)
+    }
+
+    /// The request hashes of a task's last `n` model requests, newest first.
+    pub async fn last_request_hashes(&self, task_id: &str, n: u32) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT request_hash FROM model_usage WHERE task_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(task_id)
+        .bind(i64::from(n))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// When the task's agent last asked a model anything (ms), if ever.
+    pub async fn last_model_request_at(&self, task_id: &str) -> StoreResult<Option<i64>> {
+        let (at,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(created_at) FROM model_usage WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(at)
+    }
+
+    /// A task's usage by attempt-independent phase, round and model, in the order it was spent.
+    pub async fn task_usage(&self, task_id: &str) -> StoreResult<Vec<UsageSum>> {
+        Ok(sqlx::query_as::<_, UsageSum>(&format!(
+            "SELECT phase, round, model, {SUMS} FROM model_usage WHERE task_id = $1 \
+             GROUP BY phase, round, model ORDER BY MIN(created_at)"
+        ))
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A project's usage by model since `since_ms` (phase and round blank).
+    pub async fn project_usage(&self, project_id: &str, since_ms: i64) -> StoreResult<Vec<UsageSum>> {
+        Ok(sqlx::query_as::<_, UsageSum>(&format!(
+            "SELECT '' AS phase, CAST(0 AS BIGINT) AS round, model, {SUMS} FROM model_usage \
+             WHERE project_id = $1 AND created_at >= $2 GROUP BY model ORDER BY model"
+        ))
+        .bind(project_id)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A project's own gateway settings (defaults when never saved).
+    pub async fn project_gateway(&self, project_id: &str) -> StoreResult<ProjectGateway> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT gateway_json FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (json,) = row.ok_or(StoreError::NotFound("project"))?;
+        serde_json::from_str(&json)
+            .map_err(|e| StoreError::invalid("agent.gateway", format!("stored value unreadable: {e}")))
+    }
+
+    /// Replaces a project's own gateway settings.
+    pub async fn set_project_gateway(&self, project_id: &str, g: &ProjectGateway) -> StoreResult<()> {
+        let json = serde_json::to_string(g).map_err(|e| StoreError::invalid("agent.gateway", e.to_string()))?;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE projects SET gateway_json = $1, updated_at = $2 WHERE id = $3")
+            .bind(json)
+            .bind(self.now())
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("project"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The key the gateway uses for a provider: the project's own, else the global one.
+    pub async fn provider_key(&self, project_id: &str, provider: Provider) -> StoreResult<Option<String>> {
+        if let Some(k) = self.setting_secret(&provider_key_secret(Some(project_id), provider)).await? {
+            return Ok(Some(k));
+        }
+        self.setting_secret(&provider_key_secret(None, provider)).await
+    }
+}
+
+/// The start of the calendar month (UTC) that holds `now_ms`, in ms.
+pub fn month_start_ms(now_ms: i64) -> i64 {
+    let days = now_ms.div_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5; // 0-based day of the month
+    (days - day) * 86_400_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::month_start_ms;
+
+    #[test]
+    fn months_start_on_the_first_at_midnight_utc() {
+        // 2026-12-02T05:33:46Z → 2026-12-01T00:00:00Z
+        assert_eq!(month_start_ms(1_796_189_626_000), 1_796_083_200_000);
+        // 2024-03-01T00:00:00Z is its own month start; a leap February before it.
+        assert_eq!(month_start_ms(1_709_251_200_000), 1_709_251_200_000);
+        assert_eq!(month_start_ms(1_709_251_199_999), 1_706_745_600_000);
+    }
+}

@@ -7,7 +7,8 @@ BIND ?= 127.0.0.1:7878
 export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+
+.PHONY: agent-clis fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -87,14 +88,34 @@ test-deps:
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
+## The suites keep their temporary folders outside /tmp: an agent's sandbox has a private /tmp,
+## so the scripts a test hands a box must not live in the host's /tmp.
+TEST_TMP ?= /var/tmp/apiary-tests
+export TMPDIR := $(TEST_TMP)
+
+## The coding-agent CLIs the presets drive, each in the version the presets were proven with,
+## from their registries into target/agent-clis (the real-agent suite puts them on its PATH).
+AGENT_CLIS := $(CURDIR)/target/agent-clis
+AGENT_CLI_PACKAGES := @anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0 opencode-ai@1.18.33 @google/gemini-cli@0.61.0
+AIDER_VERSION := 0.86.2
+agent-clis: $(AGENT_CLIS)/.installed
+$(AGENT_CLIS)/.installed: Makefile
+	@echo "== installing the agent CLIs into $(AGENT_CLIS) =="
+	@mkdir -p $(AGENT_CLIS)
+	cd $(AGENT_CLIS) && npm install --no-audit --no-fund --loglevel=error $(AGENT_CLI_PACKAGES)
+	@test -x $(AGENT_CLIS)/aider/bin/aider || python3 -m venv $(AGENT_CLIS)/aider
+	$(AGENT_CLIS)/aider/bin/pip install --quiet --disable-pip-version-check aider-chat==$(AIDER_VERSION)
+	@touch $@
+
 nextest:
+	@mkdir -p $(TEST_TMP)
 	@command -v cargo-nextest >/dev/null || $(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
-test-sqlite: nextest test-deps
+test-sqlite: nextest test-deps agent-clis
 	@echo "== Rust suite on SQLite =="
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
-test-postgres: nextest test-deps pg-up pg-clean
+test-postgres: nextest test-deps agent-clis pg-up pg-clean
 	@echo "== Rust suite on PostgreSQL ($(PG_URL)) =="
 	APIARY_TEST_DATABASE_URL=$(PG_URL) $(CARGO) nextest run --workspace --locked --no-fail-fast
 	@$(MAKE) --no-print-directory pg-clean

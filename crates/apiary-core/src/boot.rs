@@ -178,7 +178,10 @@ mod tests {
             egress_allow: vec!["pypi.org".into()],
             gateway_token: "gw".into(),
             model: " claude-haiku-4-5 ".into(),
-            agent_env: BTreeMap::from([("NODE_OPTIONS".into(), "--max-old-space-size=4096".into())]),
+            agent_env: BTreeMap::from([(
+                "NODE_OPTIONS".into(),
+                "--max-old-space-size=4096".into(),
+            )]),
         };
         let t = Timeouts {
             speccing_s: 100,

@@ -280,7 +280,7 @@ impl SseLines {
     pub fn push(&mut self, chunk: &[u8], mut data: impl FnMut(&str)) {
         let mut rest = chunk;
         while let Some(i) = rest.iter().position(|b| *b == b'\n') {
-            if !self.overflow {
+            if !self.overflow && self.buf.len() + i <= self.max_line {
                 self.buf.extend_from_slice(&rest[..i]);
                 let line = String::from_utf8_lossy(&self.buf);
                 let line = line.trim_end_matches('\r');
@@ -401,15 +401,19 @@ pub fn check_agent_env(env: &std::collections::BTreeMap<String, String>) -> Resu
     if env.len() > 100 {
         return Err("at most 100 variables".into());
     }
-    const RESERVED: [&str; 14] = [
+    // The CLIs' own tuning (`AIDER_TEST_CMD`, `CLAUDE_CODE_…`) is allowed; what points a CLI
+    // elsewhere or carries a key is not.
+    const RESERVED: [&str; 16] = [
         "APIARY_",
+        "AIDER_OPENAI_",
+        "AIDER_ANTHROPIC_",
+        "AIDER_API_KEY",
         "ANTHROPIC_",
         "OPENAI_",
         "GEMINI_",
         "GOOGLE_",
         "OPENCODE_",
         "CODEX_",
-        "AIDER_",
         "PATH",
         "HOME",
         "TMPDIR",
@@ -449,9 +453,11 @@ mod tests {
     #[test]
     fn anthropic_streams_count_input_at_start_and_output_at_the_end() {
         let mut m = UsageMeter::new(Provider::Anthropic);
-        m.feed(&json!({"type": "message_start", "message": {"model": "claude-sonnet-4-5-20250929",
+        m.feed(
+            &json!({"type": "message_start", "message": {"model": "claude-sonnet-4-5-20250929",
             "usage": {"input_tokens": 1200, "output_tokens": 1, "cache_read_input_tokens": 300,
-                      "cache_creation_input_tokens": 50}}}));
+                      "cache_creation_input_tokens": 50}}}),
+        );
         m.feed(&json!({"type": "content_block_delta", "delta": {"text": "hi"}}));
         m.feed(&json!({"type": "message_delta", "usage": {"output_tokens": 87}}));
         assert_eq!(
@@ -470,8 +476,10 @@ mod tests {
     fn openai_and_gemini_count_cached_tokens_once() {
         let mut chat = UsageMeter::new(Provider::OpenAi);
         chat.feed(&json!({"choices": [], "usage": null}));
-        chat.feed(&json!({"model": "gpt-5", "usage": {"prompt_tokens": 1000, "completion_tokens": 20,
-            "prompt_tokens_details": {"cached_tokens": 400}}}));
+        chat.feed(
+            &json!({"model": "gpt-5", "usage": {"prompt_tokens": 1000, "completion_tokens": 20,
+            "prompt_tokens_details": {"cached_tokens": 400}}}),
+        );
         assert_eq!(chat.usage().input, 600);
         assert_eq!(chat.usage().cache_read, 400);
         let mut responses = UsageMeter::new(Provider::OpenAi);
@@ -488,8 +496,10 @@ mod tests {
         );
         let mut gemini = UsageMeter::new(Provider::Gemini);
         gemini.feed(&json!({"usageMetadata": {"promptTokenCount": 90, "candidatesTokenCount": 3}}));
-        gemini.feed(&json!({"modelVersion": "gemini-2.5-pro", "usageMetadata": {"promptTokenCount": 90,
-            "candidatesTokenCount": 12, "thoughtsTokenCount": 5, "cachedContentTokenCount": 30}}));
+        gemini.feed(
+            &json!({"modelVersion": "gemini-2.5-pro", "usageMetadata": {"promptTokenCount": 90,
+            "candidatesTokenCount": 12, "thoughtsTokenCount": 5, "cachedContentTokenCount": 30}}),
+        );
         assert_eq!(
             gemini.usage(),
             Usage {

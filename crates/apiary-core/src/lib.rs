@@ -16,7 +16,9 @@ pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{BoardStatus, ProjectAccess, Role};
-pub use settings::{EmailSettings, GatewaySettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings};
+pub use settings::{
+    EmailSettings, GatewaySettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings,
+};
 pub use state::{
     allowed_targets, decide, ActorKind, AgentStatus, Decision, NotifyEvent, SideEffect,
     TransitionError,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway::{check_agent_env, check_prices, default_prices, Price, Provider, DEFAULT_MODELS};
+use crate::gateway::{
+    check_agent_env, check_prices, default_prices, Price, Provider, DEFAULT_MODELS,
+};
 
 /// Where a box's agent may connect by default: the model providers' APIs and the common
 /// package registries.
@@ -194,16 +196,24 @@ impl GatewaySettings {
 
     /// Checks the values; the error names the field.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if let Some(bad) = self.base_urls.keys().find(|k| Provider::from_name(k).is_none()) {
+        if let Some(bad) = self
+            .base_urls
+            .keys()
+            .find(|k| Provider::from_name(k).is_none())
+        {
             return Err((
                 "gateway.base_urls",
                 format!("{bad:?} is not a provider (anthropic, openai, gemini)"),
             ));
         }
         if let Some(bad) = self.base_urls.values().find(|u| {
-            !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2000
+            !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://"))
+                || u.len() > 2000
         }) {
-            return Err(("gateway.base_urls", format!("{bad:?} is not an http(s) URL")));
+            return Err((
+                "gateway.base_urls",
+                format!("{bad:?} is not an http(s) URL"),
+            ));
         }
         if self.models.len() > 20
             || self
@@ -220,7 +230,10 @@ impl GatewaySettings {
         check_prices(&self.prices).map_err(|e| ("gateway.prices", e))?;
         for (field, v) in [
             ("gateway.task_budget_usd", self.task_budget_usd),
-            ("gateway.project_month_budget_usd", self.project_month_budget_usd),
+            (
+                "gateway.project_month_budget_usd",
+                self.project_month_budget_usd,
+            ),
         ] {
             if !v.is_finite() || !(0.0..=1_000_000.0).contains(&v) {
                 return Err((field, "must be 0 (no limit) to 1000000 dollars".into()));

@@ -94,9 +94,7 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    use routes::{
-        agent, auth, callback, events, ops, projects, prompts, settings, tasks, usage,
-    };
+    use routes::{agent, auth, callback, events, ops, projects, prompts, settings, tasks, usage};
     let api = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))

@@ -82,15 +82,15 @@ impl Store {
         .bind(hash_token(token))
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(
-            |(task_id, project_id, attempt, phase, round)| GatewayTask {
+        Ok(
+            row.map(|(task_id, project_id, attempt, phase, round)| GatewayTask {
                 task_id,
                 project_id,
                 attempt,
                 phase,
                 round,
-            },
-        ))
+            }),
+        )
     }
 
     /// Stores one metered request.
@@ -181,7 +181,11 @@ impl Store {
     }
 
     /// A project's usage by model since `since_ms` (phase and round blank).
-    pub async fn project_usage(&self, project_id: &str, since_ms: i64) -> StoreResult<Vec<UsageSum>> {
+    pub async fn project_usage(
+        &self,
+        project_id: &str,
+        since_ms: i64,
+    ) -> StoreResult<Vec<UsageSum>> {
         Ok(sqlx::query_as::<_, UsageSum>(&format!(
             "SELECT '' AS phase, CAST(0 AS BIGINT) AS round, model, {SUMS} FROM model_usage \
              WHERE project_id = $1 AND created_at >= $2 GROUP BY model ORDER BY model"
@@ -194,25 +198,33 @@ impl Store {
 
     /// A project's own gateway settings (defaults when never saved).
     pub async fn project_gateway(&self, project_id: &str) -> StoreResult<ProjectGateway> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT gateway_json FROM projects WHERE id = $1")
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT gateway_json FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_optional(&self.pool)
+                .await?;
         let (json,) = row.ok_or(StoreError::NotFound("project"))?;
-        serde_json::from_str(&json)
-            .map_err(|e| StoreError::invalid("agent.gateway", format!("stored value unreadable: {e}")))
+        serde_json::from_str(&json).map_err(|e| {
+            StoreError::invalid("agent.gateway", format!("stored value unreadable: {e}"))
+        })
     }
 
     /// Replaces a project's own gateway settings.
-    pub async fn set_project_gateway(&self, project_id: &str, g: &ProjectGateway) -> StoreResult<()> {
-        let json = serde_json::to_string(g).map_err(|e| StoreError::invalid("agent.gateway", e.to_string()))?;
+    pub async fn set_project_gateway(
+        &self,
+        project_id: &str,
+        g: &ProjectGateway,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(g)
+            .map_err(|e| StoreError::invalid("agent.gateway", e.to_string()))?;
         let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE projects SET gateway_json = $1, updated_at = $2 WHERE id = $3")
-            .bind(json)
-            .bind(self.now())
-            .bind(project_id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE projects SET gateway_json = $1, updated_at = $2 WHERE id = $3")
+                .bind(json)
+                .bind(self.now())
+                .bind(project_id)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("project"));
         }
@@ -221,11 +233,19 @@ impl Store {
     }
 
     /// The key the gateway uses for a provider: the project's own, else the global one.
-    pub async fn provider_key(&self, project_id: &str, provider: Provider) -> StoreResult<Option<String>> {
-        if let Some(k) = self.setting_secret(&provider_key_secret(Some(project_id), provider)).await? {
+    pub async fn provider_key(
+        &self,
+        project_id: &str,
+        provider: Provider,
+    ) -> StoreResult<Option<String>> {
+        if let Some(k) = self
+            .setting_secret(&provider_key_secret(Some(project_id), provider))
+            .await?
+        {
             return Ok(Some(k));
         }
-        self.setting_secret(&provider_key_secret(None, provider)).await
+        self.setting_secret(&provider_key_secret(None, provider))
+            .await
     }
 }
 

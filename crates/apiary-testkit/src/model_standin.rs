@@ -186,7 +186,14 @@ pub fn request_text(body: &Value) -> String {
             _ => {}
         }
     }
-    for key in ["system", "messages", "input", "instructions", "contents", "systemInstruction"] {
+    for key in [
+        "system",
+        "messages",
+        "input",
+        "instructions",
+        "contents",
+        "systemInstruction",
+    ] {
         if let Some(v) = body.get(key) {
             walk(v, &mut out);
         }
@@ -235,7 +242,10 @@ async fn anthropic(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> R
     let u = ctx
         .standin
         .record(Api::Anthropic, "/v1/messages", &headers, &body);
-    let model = body["model"].as_str().unwrap_or("claude-sonnet-4-5").to_string();
+    let model = body["model"]
+        .as_str()
+        .unwrap_or("claude-sonnet-4-5")
+        .to_string();
     let step = next_step(&ctx, Api::Anthropic, &body);
     let n = ctx.standin.answers();
     let (block, stop) = match &step {
@@ -248,9 +258,11 @@ async fn anthropic(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> R
     let usage = json!({"input_tokens": u.input, "output_tokens": u.output,
         "cache_read_input_tokens": u.cache_read, "cache_creation_input_tokens": u.cache_write});
     if body["stream"] != json!(true) {
-        return axum::Json(json!({"id": format!("msg_{n:04}"), "type": "message", "role": "assistant",
+        return axum::Json(
+            json!({"id": format!("msg_{n:04}"), "type": "message", "role": "assistant",
             "model": model, "content": [block], "stop_reason": stop, "stop_sequence": null,
-            "usage": usage}))
+            "usage": usage}),
+        )
         .into_response();
     }
     let start_usage = json!({"input_tokens": u.input, "output_tokens": 1,
@@ -325,9 +337,11 @@ async fn chat(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respon
     };
     let id = format!("chatcmpl-{n:04}");
     if body["stream"] != json!(true) {
-        return axum::Json(json!({"id": id, "object": "chat.completion", "created": 1_700_000_000,
+        return axum::Json(
+            json!({"id": id, "object": "chat.completion", "created": 1_700_000_000,
             "model": model, "choices": [{"index": 0, "message": message, "finish_reason": finish,
-            "logprobs": null}], "usage": usage}))
+            "logprobs": null}], "usage": usage}),
+        )
         .into_response();
     }
     let chunk = |delta: Value, finish: Value| {
@@ -338,7 +352,10 @@ async fn chat(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respon
                 "logprobs": null}]}),
         )
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     match &step {
         Step::Tool { name, args } => events.push(chunk(
             json!({"tool_calls": [{"index": 0, "id": format!("call_{n:04}"), "type": "function",
@@ -372,8 +389,10 @@ async fn responses(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> R
         Step::Tool { name, args } => json!({"type": "function_call", "id": format!("fc_{n:04}"),
             "call_id": format!("call_{n:04}"), "name": name, "arguments": args.to_string(),
             "status": "completed"}),
-        Step::Text(t) => json!({"type": "message", "id": format!("msg_{n:04}"), "role": "assistant",
-            "status": "completed", "content": [{"type": "output_text", "text": t, "annotations": []}]}),
+        Step::Text(t) => {
+            json!({"type": "message", "id": format!("msg_{n:04}"), "role": "assistant",
+            "status": "completed", "content": [{"type": "output_text", "text": t, "annotations": []}]})
+        }
     };
     let usage = json!({"input_tokens": u.input + u.cache_read, "output_tokens": u.output,
         "total_tokens": u.input + u.cache_read + u.output,

@@ -86,6 +86,9 @@ enum Command {
     EgressRelay {
         listen: String,
         socket: PathBuf,
+        /// Further `LISTEN=SOCKET` pairs to relay (the model gateway).
+        #[arg(long = "also")]
+        also: Vec<String>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -435,9 +438,17 @@ async fn main() -> Result<()> {
         Command::EgressRelay {
             listen,
             socket,
+            also,
             command,
         } => {
-            let code = apiary_box_agent::egress::relay(&listen, &socket, &command).await?;
+            let mut pairs = vec![(listen, socket)];
+            for pair in also {
+                let (l, s) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--also takes LISTEN=SOCKET, not {pair:?}"))?;
+                pairs.push((l.to_string(), PathBuf::from(s)));
+            }
+            let code = apiary_box_agent::egress::relay(&pairs, &command).await?;
             std::process::exit(code);
         }
         Command::Openapi => {

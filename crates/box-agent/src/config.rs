@@ -64,6 +64,13 @@ pub struct BoxAgentConfig {
     /// Where the sandboxed agent may connect, through the box's egress proxy
     /// (`APIARY_EGRESS_ALLOW`); `None`: no network at all for the agent.
     pub egress: Option<crate::egress::Allowlist>,
+    /// The agent's key to Apiary's model gateway (`APIARY_GATEWAY_TOKEN`); it is the agent's,
+    /// not one of the box's secrets.
+    pub gateway_token: String,
+    /// The model the preset's CLI uses (`APIARY_AGENT_MODEL`; blank: the CLI's default).
+    pub model: String,
+    /// Plain variables for the agent (`APIARY_AGENT_ENV`, a JSON object).
+    pub agent_env: std::collections::BTreeMap<String, String>,
 }
 
 impl BoxAgentConfig {
@@ -128,15 +135,40 @@ impl BoxAgentConfig {
             bwrap: opt("APIARY_BWRAP").unwrap_or_else(|| "bwrap".into()),
             orphan_s: seconds("APIARY_ORPHAN_S", 1800)?.max(1),
             egress: get("APIARY_EGRESS_ALLOW").map(|l| crate::egress::Allowlist::parse(&l)),
+            gateway_token: opt("APIARY_GATEWAY_TOKEN").unwrap_or_default(),
+            model: opt("APIARY_AGENT_MODEL")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            agent_env: match opt("APIARY_AGENT_ENV") {
+                Some(json) => serde_json::from_str(&json)
+                    .context("APIARY_AGENT_ENV must be a JSON object of strings")?,
+                None => Default::default(),
+            },
         })
     }
 
-    /// The shell command that runs the agent.
-    pub fn command(&self) -> Result<String> {
+    /// How the agent runs: the project's command (plain output, the gateway in
+    /// `$APIARY_GATEWAY_URL` and `$APIARY_GATEWAY_TOKEN`), else its preset. `gateway_url` is
+    /// where the agent reaches the gateway.
+    pub fn preset(&self, gateway_url: &str, phase: &str) -> Result<crate::presets::Preset> {
         if !self.agent_command.trim().is_empty() {
-            return Ok(self.agent_command.clone());
+            return Ok(crate::presets::Preset {
+                command: self.agent_command.clone(),
+                env: Vec::new(),
+                home_files: Vec::new(),
+                output: crate::transcript::Format::Plain,
+            });
         }
-        crate::presets::command_line(&self.agent)
+        crate::presets::preset(
+            &self.agent,
+            &crate::presets::Gateway {
+                url: gateway_url.to_string(),
+                token: self.gateway_token.clone(),
+                model: self.model.clone(),
+            },
+            phase,
+        )
     }
 
     /// Removes the box's secrets from a child's environment: the variables named in
@@ -188,6 +220,9 @@ impl std::fmt::Debug for BoxAgentConfig {
             .field("bwrap", &self.bwrap)
             .field("orphan_s", &self.orphan_s)
             .field("egress", &self.egress)
+            .field("gateway_token", &hidden(&self.gateway_token))
+            .field("model", &self.model)
+            .field("agent_env", &self.agent_env)
             .finish()
     }
 }
@@ -225,7 +260,11 @@ mod tests {
         assert_eq!((cfg.spec_timeout_s, cfg.impl_timeout_s), (1800, 90));
         assert_eq!(cfg.control_bind, "127.0.0.1:0");
         assert_eq!(cfg.github_api, "https://api.github.com");
-        assert!(cfg.command().unwrap().starts_with("codex exec"));
+        assert!(cfg
+            .preset("http://g", "spec")
+            .unwrap()
+            .command
+            .starts_with("codex exec"));
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("secret"), "{shown}");
     }
@@ -242,7 +281,18 @@ mod tests {
         env.remove("APIARY_AGENT");
         assert!(read(&env).unwrap_err().to_string().contains("APIARY_AGENT"));
         env.insert("APIARY_AGENT_COMMAND", "./agent.sh");
-        assert_eq!(read(&env).unwrap().command().unwrap(), "./agent.sh");
+        assert_eq!(
+            read(&env)
+                .unwrap()
+                .preset("http://g", "spec")
+                .unwrap()
+                .command,
+            "./agent.sh"
+        );
+        env.insert("APIARY_AGENT_ENV", "[1]");
+        let err = read(&env).unwrap_err().to_string();
+        assert!(err.contains("APIARY_AGENT_ENV"), "{err}");
+        env.remove("APIARY_AGENT_ENV");
         env.insert("APIARY_SPEC_RUN_TIMEOUT", "soon");
         let err = read(&env).unwrap_err().to_string();
         assert!(err.contains("APIARY_SPEC_RUN_TIMEOUT"), "{err}");

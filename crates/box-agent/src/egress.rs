@@ -182,60 +182,84 @@ async fn handle(mut client: UnixStream, allow: Arc<Allowlist>, logs: LogStream) 
 /// A Unix socket's path must fit in `sun_path` (108 bytes with its NUL).
 pub const MAX_SOCKET_PATH: usize = 100;
 
-/// Serves the proxy on `socket` (made anew) until the task is dropped. A path too long for a
-/// socket address is bound through `/proc/self/fd/<its folder>/…`, which the kernel resolves.
+/// Binds a Unix socket at `socket` (made anew). A path too long for a socket address is bound
+/// through `/proc/self/fd/<its folder>/…`, which the kernel resolves; the folder's descriptor
+/// comes back with the listener.
+pub fn bind_unix(socket: &Path) -> std::io::Result<(UnixListener, Option<std::fs::File>)> {
+    let _ = std::fs::remove_file(socket);
+    if socket.as_os_str().len() < MAX_SOCKET_PATH {
+        return Ok((UnixListener::bind(socket)?, None));
+    }
+    let (Some(parent), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return Err(std::io::Error::other(
+            "a socket path needs a folder and a name",
+        ));
+    };
+    let dir = std::fs::File::open(parent)?;
+    use std::os::fd::AsRawFd;
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    Ok((UnixListener::bind(short)?, Some(dir)))
+}
+
+/// Serves the proxy on `socket` (made anew) until the task is dropped.
 pub fn serve(
     socket: &Path,
     allow: Allowlist,
     logs: LogStream,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let _ = std::fs::remove_file(socket);
-    // Kept open while binding: a long path is reached through its folder's descriptor.
-    let mut _dir = None;
-    let bound = if socket.as_os_str().len() < MAX_SOCKET_PATH {
-        UnixListener::bind(socket)
-    } else {
-        let parent = socket.parent().context("the socket has a folder")?;
-        let name = socket.file_name().context("the socket has a name")?;
-        let dir =
-            std::fs::File::open(parent).with_context(|| format!("opening {}", parent.display()))?;
-        use std::os::fd::AsRawFd;
-        let short = Path::new("/proc/self/fd")
-            .join(dir.as_raw_fd().to_string())
-            .join(name);
-        _dir = Some(dir);
-        UnixListener::bind(short)
-    };
-    let listener =
-        bound.with_context(|| format!("binding the egress proxy at {}", socket.display()))?;
+    let (listener, _dir) = bind_unix(socket)
+        .with_context(|| format!("binding the egress proxy at {}", socket.display()))?;
     let allow = Arc::new(allow);
     Ok(tokio::spawn(async move {
+        let _dir = _dir;
         while let Ok((client, _)) = listener.accept().await {
             tokio::spawn(handle(client, allow.clone(), logs.clone()));
         }
     }))
 }
 
-/// Inside the agent's namespace: relays `listen` to the proxy at `socket` while `command`
-/// runs; returns the command's exit code (128 + signal when killed).
-pub async fn relay(listen: &str, socket: &Path, command: &[String]) -> Result<i32> {
+/// Inside the agent's namespace: relays each `(listen, socket)` pair (the egress proxy, the
+/// model gateway) while `command` runs; returns the command's exit code (128 + signal when
+/// killed).
+pub async fn relay(pairs: &[(String, std::path::PathBuf)], command: &[String]) -> Result<i32> {
     let Some((program, args)) = command.split_first() else {
         bail!("egress-relay needs a command to run");
     };
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen} inside the sandbox"))?;
-    let socket = socket.to_path_buf();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let socket = socket.clone();
-            tokio::spawn(async move {
-                if let Ok(mut out) = UnixStream::connect(&socket).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+    let mut listeners = Vec::new();
+    for (listen, socket) in pairs {
+        // `localhost:PORT` listens on both loopback addresses (IPv6 where the namespace has it).
+        match listen.strip_prefix("localhost:") {
+            Some(port) => {
+                let v4 = TcpListener::bind(format!("127.0.0.1:{port}"))
+                    .await
+                    .with_context(|| format!("listening on {listen} inside the sandbox"))?;
+                listeners.push((v4, socket.clone()));
+                if let Ok(v6) = TcpListener::bind(format!("[::1]:{port}")).await {
+                    listeners.push((v6, socket.clone()));
                 }
-            });
+            }
+            None => {
+                let l = TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("listening on {listen} inside the sandbox"))?;
+                listeners.push((l, socket.clone()));
+            }
         }
-    });
+    }
+    for (listener, socket) in listeners {
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut out) = UnixStream::connect(&socket).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        });
+    }
     let status = tokio::process::Command::new(program)
         .args(args)
         .status()

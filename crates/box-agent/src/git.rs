@@ -335,6 +335,9 @@ mod tests {
             bwrap: "bwrap".into(),
             orphan_s: 1800,
             egress: None,
+            gateway_token: String::new(),
+            model: String::new(),
+            agent_env: Default::default(),
         }
     }
 

@@ -25,6 +25,7 @@ mod config;
 mod control;
 pub mod egress;
 mod forge;
+mod gateway;
 mod git;
 mod logs;
 mod orphan;
@@ -33,6 +34,7 @@ mod presets;
 mod prompts;
 mod runner;
 mod spec;
+mod transcript;
 
 use std::sync::Arc;
 
@@ -66,6 +68,14 @@ pub async fn run_until(
             &runner::egress_socket(&agent.cfg.box_dir),
             allow.clone(),
             agent.logs(),
+        )?),
+        _ => None,
+    };
+    // The model gateway, local to the sandboxed agent's namespace.
+    let _gateway = match (&agent.cfg.egress, agent.cfg.sandbox) {
+        (Some(_), AgentSandbox::Bwrap) => Some(gateway::serve(
+            &gateway::socket(&agent.cfg.box_dir),
+            &agent.cfg.apiary_url,
         )?),
         _ => None,
     };

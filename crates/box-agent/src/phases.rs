@@ -252,11 +252,11 @@ impl Agent {
             Phase::Spec | Phase::Revise => cfg.spec_timeout_s,
             Phase::Implement | Phase::Changes => cfg.impl_timeout_s,
         };
-        let command = cfg.command()?;
+        let preset = cfg.preset(&runner::gateway_url(cfg), kind.as_str())?;
         self.logs
             .line(format!("running the agent ({} phase)", kind.as_str()));
         let run = Run {
-            command: &command,
+            preset: &preset,
             phase: kind.as_str(),
             prompt_file: &prompt_file,
             workspace: &self.workspace,

@@ -10,16 +10,19 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+use std::sync::{Arc, Mutex};
+
 use crate::config::{AgentSandbox, BoxAgentConfig};
 use crate::logs::{LogStream, MAX_LINE};
+use crate::transcript::Transcript;
 
 /// Most stdout kept for the spec (a spec is far shorter).
 const MAX_KEPT: usize = 1 << 20;
 
 /// One run of the agent.
 pub struct Run<'a> {
-    /// The shell command (`sh -c`).
-    pub command: &'a str,
+    /// The command line (`sh -c`), its environment, home files and output format.
+    pub preset: &'a crate::presets::Preset,
     /// `spec`, `revise`, `implement` or `changes`.
     pub phase: &'a str,
     pub prompt_file: &'a Path,
@@ -27,9 +30,24 @@ pub struct Run<'a> {
     pub timeout: Duration,
 }
 
-/// What a finished run printed on stdout.
+/// What a finished run said: its stdout, or for a CLI with structured output its final answer.
 pub struct RunOutput {
     pub stdout: String,
+}
+
+/// Where the agent reaches the model gateway: inside its sandbox, the forwarder on its own
+/// loopback; without one, Apiary itself.
+pub fn gateway_url(cfg: &BoxAgentConfig) -> String {
+    if cfg.sandbox == AgentSandbox::Bwrap && cfg.egress.is_some() {
+        crate::gateway::sandboxed_url()
+    } else {
+        format!("{}/gateway", cfg.apiary_url)
+    }
+}
+
+/// The agent's home, kept for the box's life (a CLI's settings and sessions between phases).
+pub fn agent_home(box_dir: &Path) -> std::path::PathBuf {
+    box_dir.join("agent-home")
 }
 
 /// Streams `reader` to the logs line by line (bytes, so output that is not UTF-8 never stops
@@ -39,16 +57,27 @@ fn pump(
     reader: impl AsyncRead + Unpin + Send + 'static,
     logs: LogStream,
     keep: bool,
+    transcript: Option<Arc<Mutex<Transcript>>>,
 ) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut line = Vec::new();
         let mut kept = Vec::new();
-        async fn emit(logs: &LogStream, line: &mut Vec<u8>) {
+        async fn emit(
+            logs: &LogStream,
+            line: &mut Vec<u8>,
+            transcript: &Option<Arc<Mutex<Transcript>>>,
+        ) {
             let text = String::from_utf8_lossy(line);
             let text = text.trim_end_matches(['\n', '\r']).to_string();
             line.clear();
-            logs.line_waiting(text).await;
+            let shown = match transcript {
+                Some(t) => t.lock().expect("transcript lock").line(&text),
+                None => vec![text],
+            };
+            for l in shown {
+                logs.line_waiting(l).await;
+            }
         }
         loop {
             let buf = match reader.fill_buf().await {
@@ -64,12 +93,18 @@ fn pump(
                 kept.extend_from_slice(&buf[..used]);
             }
             reader.consume(used);
-            if end || line.len() >= MAX_LINE {
-                emit(&logs, &mut line).await;
+            // A structured line is read whole (up to the kept maximum); a plain one is cut.
+            let limit = if transcript.is_some() {
+                MAX_KEPT
+            } else {
+                MAX_LINE
+            };
+            if end || line.len() >= limit {
+                emit(&logs, &mut line, &transcript).await;
             }
         }
         if !line.is_empty() {
-            emit(&logs, &mut line).await;
+            emit(&logs, &mut line, &transcript).await;
         }
         String::from_utf8_lossy(&kept).into_owned()
     })
@@ -118,10 +153,18 @@ fn agent_command(
         "/dev",
         "--proc",
         "/proc",
+        // A private, writable /tmp (before anything below is bound back into it).
+        "--tmpfs",
+        "/tmp",
         "--unshare-pid",
         "--unshare-net",
         "--die-with-parent",
     ]);
+    // Programs the agent runs that live under the host's /tmp (Apiary itself, a CLI on the
+    // PATH) stay visible, read-only.
+    for dir in programs_under_tmp() {
+        cmd.args(["--ro-bind", &dir, &dir]);
+    }
     // The box's folder becomes an empty scratch space with only the workspace, its git
     // directory and the prompt in it, plus a private home and temp folder.
     let scratch = workspace
@@ -129,9 +172,10 @@ fn agent_command(
         .unwrap_or(workspace)
         .display()
         .to_string();
-    let home = format!("{scratch}/agent-home");
+    let home = agent_home(&cfg.box_dir).display().to_string();
     let tmp = format!("{scratch}/agent-tmp");
-    cmd.args(["--tmpfs", &scratch, "--dir", &home, "--dir", &tmp]);
+    cmd.args(["--tmpfs", &scratch, "--dir", &tmp]);
+    cmd.args(["--bind", &home, &home]);
     cmd.args(["--bind", &ws, &ws]);
     let git_dir = crate::git::git_dir(&cfg.box_dir);
     if git_dir.exists() {
@@ -165,10 +209,32 @@ fn agent_command(
             ] {
                 cmd.args(["--setenv", var, &proxy]);
             }
-            cmd.args(["--unsetenv", "NO_PROXY", "--unsetenv", "no_proxy"]);
+            // The gateway is on the agent's own loopback, by name: reached directly, not by
+            // the proxy (which carries 127.0.0.1 to the host's loopback).
+            cmd.args([
+                "--setenv",
+                "NO_PROXY",
+                "localhost",
+                "--setenv",
+                "no_proxy",
+                "localhost",
+            ]);
+            // The model gateway's forwarder, beside the proxy's socket.
+            let gw = crate::gateway::socket(&cfg.box_dir).display().to_string();
+            cmd.args(["--bind", &gw, &gw]);
+            let gw_reach = if gw.len() < crate::egress::MAX_SOCKET_PATH {
+                gw.clone()
+            } else {
+                "../gateway.sock".to_string()
+            };
             cmd.arg("--")
                 .arg(exe)
-                .args(["egress-relay", crate::egress::PROXY_ADDR, &reach, "--"]);
+                .args(["egress-relay", crate::egress::PROXY_ADDR, &reach])
+                .arg(format!(
+                    "--also={}={gw_reach}",
+                    crate::gateway::GATEWAY_ADDR
+                ))
+                .arg("--");
             cmd.args(["sh", "-c", command]);
         }
         None => {
@@ -178,18 +244,55 @@ fn agent_command(
     cmd
 }
 
+/// The top folders under `/tmp` that hold this program or a directory on the PATH.
+fn programs_under_tmp() -> Vec<String> {
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(std::env::current_exe().ok());
+    let mut tops: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| {
+            let rest = d.strip_prefix("/tmp").ok()?;
+            let first = rest.components().next()?;
+            let top = Path::new("/tmp").join(first);
+            top.exists().then(|| top.display().to_string())
+        })
+        .collect();
+    tops.sort();
+    tops.dedup();
+    tops
+}
+
 /// The egress proxy's socket in the box's folder.
 pub fn egress_socket(box_dir: &Path) -> std::path::PathBuf {
     box_dir.join("egress.sock")
 }
 
-/// Runs the agent through `sh -c`, sandboxed when possible; fails on a non-zero exit or past
-/// the timeout (`agent run timed out after N s`).
+/// Runs the agent through `sh -c`, sandboxed when possible; fails on a non-zero exit, past
+/// the timeout (`agent run timed out after N s`), or when its structured output shows refused
+/// tool calls, a failed turn or a last tool call that failed.
 pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result<RunOutput> {
-    let mut cmd = agent_command(cfg, run.command, run.prompt_file, run.workspace);
+    let preset = run.preset;
+    let home = agent_home(&cfg.box_dir);
+    for (rel, content) in &preset.home_files {
+        let path = home.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).context("making the agent's home")?;
+        }
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+    }
+    std::fs::create_dir_all(&home).context("making the agent's home")?;
+    let mut cmd = agent_command(cfg, &preset.command, run.prompt_file, run.workspace);
     cmd.current_dir(run.workspace)
         .env("APIARY_PROMPT_FILE", run.prompt_file)
         .env("APIARY_PHASE", run.phase)
+        .env("HOME", &home)
+        // The admin's and the project's plain variables, then the preset's own (which win).
+        .envs(&cfg.agent_env)
+        .envs(preset.env.iter().cloned())
+        .env("APIARY_GATEWAY_URL", gateway_url(cfg))
+        .env("APIARY_AGENT_MODEL", &cfg.model)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -219,8 +322,20 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         "agent started ({} phase, process group {pgid})",
         run.phase
     ));
-    let out = pump(child.stdout.take().expect("piped"), logs.clone(), true);
-    let err = pump(child.stderr.take().expect("piped"), logs.clone(), true);
+    let transcript = Arc::new(Mutex::new(Transcript::new(preset.output)));
+    let structured = transcript.lock().expect("transcript lock").structured();
+    let out = pump(
+        child.stdout.take().expect("piped"),
+        logs.clone(),
+        true,
+        structured.then(|| transcript.clone()),
+    );
+    let err = pump(
+        child.stderr.take().expect("piped"),
+        logs.clone(),
+        true,
+        None,
+    );
     let waited = tokio::time::timeout(run.timeout, child.wait()).await;
     // The whole group: the agent and anything it started (and left behind).
     drop(group);
@@ -258,6 +373,15 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
             _ => bail!("the agent failed: {status}"),
         }
     }
+    let transcript = transcript.lock().expect("transcript lock");
+    if let Err(why) = transcript.verdict() {
+        bail!("{why}");
+    }
+    if structured {
+        return Ok(RunOutput {
+            stdout: transcript.answer.clone(),
+        });
+    }
     Ok(RunOutput { stdout })
 }
 
@@ -287,6 +411,18 @@ mod tests {
             bwrap: "bwrap".into(),
             orphan_s: 1800,
             egress: None,
+            gateway_token: String::new(),
+            model: String::new(),
+            agent_env: Default::default(),
+        }
+    }
+
+    fn plain(command: &str) -> crate::presets::Preset {
+        crate::presets::Preset {
+            command: command.to_string(),
+            env: Vec::new(),
+            home_files: Vec::new(),
+            output: crate::transcript::Format::Plain,
         }
     }
 
@@ -298,14 +434,17 @@ mod tests {
         std::fs::write(&prompt, "hello from the prompt").unwrap();
         let rec = Recorder::default();
         let logs = LogStream::start(rec.clone());
+        let preset = plain(command);
         let run = Run {
-            command,
+            preset: &preset,
             phase: "spec",
             prompt_file: &prompt,
             workspace: &ws,
             timeout,
         };
-        let out = super::run(&cfg(), run, &logs).await;
+        let mut cfg = cfg();
+        cfg.box_dir = dir.path().to_path_buf();
+        let out = super::run(&cfg, run, &logs).await;
         logs.flush().await;
         let lines = rec.0.lock().unwrap().concat();
         (out, lines)
@@ -363,12 +502,15 @@ mod tests {
         let logs = LogStream::start(Recorder::default());
         let mut cfg = cfg();
         cfg.box_dir = dir.path().to_path_buf();
-        let run = Run {
-            command: "g=$(sed -n 's/^gitdir: //p' .git); \
+        let preset = plain(
+            "g=$(sed -n 's/^gitdir: //p' .git); \
                       echo '[core] fsmonitor = ./evil' >> \"$g/config\" || echo config-refused; \
                       touch \"$g/hooks/pre-commit\" || echo hooks-refused; \
                       echo '../../evil' > \"$g/commondir\" || echo commondir-refused; \
                       ls ../control.json 2>/dev/null || echo box-hidden; echo ok > work.txt",
+        );
+        let run = Run {
+            preset: &preset,
             phase: "implement",
             prompt_file: &prompt,
             workspace: &ws,
@@ -412,7 +554,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
         let marker = dir.path().join("ran-bare");
-        let command = format!("touch {}", marker.display());
+        let command = plain(&format!("touch {}", marker.display()));
         for (bwrap, want) in [
             (
                 "/nonexistent/bwrap".to_string(),
@@ -424,10 +566,11 @@ mod tests {
             ),
         ] {
             let mut cfg = cfg();
+            cfg.box_dir = dir.path().to_path_buf();
             cfg.bwrap = bwrap;
             let logs = LogStream::start(Recorder::default());
             let run = Run {
-                command: &command,
+                preset: &command,
                 phase: "spec",
                 prompt_file: &prompt,
                 workspace: &ws,
@@ -439,11 +582,12 @@ mod tests {
         }
         // Only the admin's --sandbox none runs it bare, and the log says so.
         let mut cfg = cfg();
+        cfg.box_dir = dir.path().to_path_buf();
         cfg.sandbox = AgentSandbox::None;
         let rec = Recorder::default();
         let logs = LogStream::start(rec.clone());
         let run = Run {
-            command: &command,
+            preset: &command,
             phase: "spec",
             prompt_file: &prompt,
             workspace: &ws,

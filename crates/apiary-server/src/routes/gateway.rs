@@ -54,8 +54,10 @@ fn refuse(provider: Option<Provider>, status: StatusCode, message: &str) -> Resp
             "message": message}}),
         Some(Provider::Gemini) => json!({"error": {"code": status.as_u16(), "message": message,
             "status": if status == StatusCode::UNAUTHORIZED { "UNAUTHENTICATED" } else { "PERMISSION_DENIED" }}}),
-        Some(Provider::OpenAi) | None => json!({"error": {"message": message, "type": "apiary_gateway",
-            "code": status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_")}}),
+        Some(Provider::OpenAi) | None => {
+            json!({"error": {"message": message, "type": "apiary_gateway",
+            "code": status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_")}})
+        }
     };
     (status, axum::Json(body)).into_response()
 }
@@ -134,7 +136,11 @@ async fn fail_task(state: &AppState, task_id: &str, error: &str) {
 async fn budget_reached(state: &AppState, task: &GatewayTask) -> Result<Option<String>, Response> {
     let internal = |e: apiary_store::StoreError| {
         tracing::warn!(error = %e, "gateway: reading spending failed");
-        refuse(None, StatusCode::SERVICE_UNAVAILABLE, "Apiary could not read the task's spending")
+        refuse(
+            None,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Apiary could not read the task's spending",
+        )
     };
     let settings = state.store.settings().await.map_err(internal)?;
     let own = state
@@ -142,7 +148,9 @@ async fn budget_reached(state: &AppState, task: &GatewayTask) -> Result<Option<S
         .project_gateway(&task.project_id)
         .await
         .map_err(internal)?;
-    let task_budget = own.task_budget_usd.unwrap_or(settings.gateway.task_budget_usd);
+    let task_budget = own
+        .task_budget_usd
+        .unwrap_or(settings.gateway.task_budget_usd);
     if usd_to_micros(task_budget) > 0 {
         let spent = state
             .store
@@ -204,7 +212,11 @@ pub async fn forward(
         }
         Err(e) => {
             tracing::warn!(error = %e, "gateway: token lookup failed");
-            return refuse(Some(provider), StatusCode::SERVICE_UNAVAILABLE, "Apiary is unavailable");
+            return refuse(
+                Some(provider),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Apiary is unavailable",
+            );
         }
     };
     if !agent_may_run(&task.phase) {
@@ -219,7 +231,13 @@ pub async fn forward(
     }
     let settings = match state.store.settings().await {
         Ok(s) => s,
-        Err(_) => return refuse(Some(provider), StatusCode::SERVICE_UNAVAILABLE, "Apiary is unavailable"),
+        Err(_) => {
+            return refuse(
+                Some(provider),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Apiary is unavailable",
+            )
+        }
     };
     // The stall guard: the same request again and again is a loop, not work.
     let request_hash = hex::encode(Sha256::digest(&body));
@@ -231,25 +249,38 @@ pub async fn forward(
             .await
         {
             if last.len() as u32 == repeats - 1 && last.iter().all(|h| *h == request_hash) {
-                let error = format!(
-                    "agent stalled: the same model request {repeats} times in a row"
-                );
+                let error =
+                    format!("agent stalled: the same model request {repeats} times in a row");
                 fail_task(&state, &task.task_id, &error).await;
-                return refuse(Some(provider), StatusCode::FORBIDDEN, &format!("Apiary: {error}"));
+                return refuse(
+                    Some(provider),
+                    StatusCode::FORBIDDEN,
+                    &format!("Apiary: {error}"),
+                );
             }
         }
     }
     match budget_reached(&state, &task).await {
         Ok(Some(error)) => {
             fail_task(&state, &task.task_id, &error).await;
-            return refuse(Some(provider), StatusCode::FORBIDDEN, &format!("Apiary: {error}"));
+            return refuse(
+                Some(provider),
+                StatusCode::FORBIDDEN,
+                &format!("Apiary: {error}"),
+            );
         }
         Ok(None) => {}
         Err(resp) => return resp,
     }
     let key = match state.store.provider_key(&task.project_id, provider).await {
         Ok(k) => k,
-        Err(_) => return refuse(Some(provider), StatusCode::SERVICE_UNAVAILABLE, "Apiary is unavailable"),
+        Err(_) => {
+            return refuse(
+                Some(provider),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Apiary is unavailable",
+            )
+        }
     };
     let mut json_body: Option<Value> = serde_json::from_slice(&body).ok();
     let asked_model = json_body
@@ -299,7 +330,15 @@ pub async fn forward(
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(%url, error = %e, "gateway: the provider did not answer");
-            let tap = Tap::new(&state, task, provider, asked_model, request_hash, 502, false);
+            let tap = Tap::new(
+                &state,
+                task,
+                provider,
+                asked_model,
+                request_hash,
+                502,
+                false,
+            );
             tap.finish();
             return refuse(
                 Some(provider),
@@ -316,14 +355,27 @@ pub async fn forward(
             if name == "content-type" {
                 is_sse = v.to_str().is_ok_and(|t| t.starts_with("text/event-stream"));
             }
-            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_bytes(v.as_bytes())) {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::try_from(name),
+                HeaderValue::from_bytes(v.as_bytes()),
+            ) {
                 out = out.header(n, v);
             }
         }
     }
     // Streams go out as they come: no proxy in between may hold them back.
-    out = out.header("x-accel-buffering", "no").header("cache-control", "no-cache");
-    let tap = Tap::new(&state, task, provider, asked_model, request_hash, status.as_u16(), is_sse);
+    out = out
+        .header("x-accel-buffering", "no")
+        .header("cache-control", "no-cache");
+    let tap = Tap::new(
+        &state,
+        task,
+        provider,
+        asked_model,
+        request_hash,
+        status.as_u16(),
+        is_sse,
+    );
     let stream = Metered {
         inner: Box::pin(answer.bytes_stream()),
         tap: Some(tap),
@@ -497,7 +549,10 @@ mod tests {
     #[test]
     fn the_token_is_taken_from_wherever_the_cli_puts_its_key() {
         let mut h = HeaderMap::new();
-        assert_eq!(presented_token(&h, Some("alt=sse&key=gw1")).as_deref(), Some("gw1"));
+        assert_eq!(
+            presented_token(&h, Some("alt=sse&key=gw1")).as_deref(),
+            Some("gw1")
+        );
         h.insert("x-goog-api-key", HeaderValue::from_static("gw2"));
         assert_eq!(presented_token(&h, None).as_deref(), Some("gw2"));
         h.insert("authorization", HeaderValue::from_static("Bearer gw3"));
@@ -511,6 +566,8 @@ mod tests {
     fn refusals_are_in_each_providers_error_shape() {
         let r = refuse(Some(Provider::Anthropic), StatusCode::FORBIDDEN, "m");
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        assert!(agent_may_run("implementing") && !agent_may_run("failed") && !agent_may_run("pr_ready"));
+        assert!(
+            agent_may_run("implementing") && !agent_may_run("failed") && !agent_may_run("pr_ready")
+        );
     }
 }

@@ -206,8 +206,16 @@ pub async fn update_project_gateway(
     let mut g: ProjectGateway = state.store.project_gateway(&id).await?;
     let admin = caller.user.role == Role::Admin;
     for (field, new, old) in [
-        ("agent.gateway.task_budget_usd", p.task_budget_usd, g.task_budget_usd),
-        ("agent.gateway.month_budget_usd", p.month_budget_usd, g.month_budget_usd),
+        (
+            "agent.gateway.task_budget_usd",
+            p.task_budget_usd,
+            g.task_budget_usd,
+        ),
+        (
+            "agent.gateway.month_budget_usd",
+            p.month_budget_usd,
+            g.month_budget_usd,
+        ),
     ] {
         let changed = new.is_some_and(|n| n.map(usd_to_micros) != old.map(usd_to_micros));
         if changed && !admin {

@@ -18,7 +18,8 @@ const GEMINI_KEY: &str = "gemini-real-provider-key-0003";
 async fn setup(per_answer: Reported, gateway: Value) -> (TestApp, Client, ModelStandin) {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let standin = ModelStandin::start(Arc::new(|_, _, _| Step::Text("done".into())), per_answer).await;
+    let standin =
+        ModelStandin::start(Arc::new(|_, _, _| Step::Text("done".into())), per_answer).await;
     let mut g = json!({
         "base_urls": {"anthropic": standin.base, "openai": standin.base, "gemini": standin.base},
         "keys": {"anthropic": ANTHROPIC_KEY, "openai": OPENAI_KEY, "gemini": GEMINI_KEY},
@@ -26,7 +27,9 @@ async fn setup(per_answer: Reported, gateway: Value) -> (TestApp, Client, ModelS
     for (k, v) in gateway.as_object().unwrap() {
         g[k] = v.clone();
     }
-    let (status, body) = admin.patch("/api/v1/settings", json!({ "gateway": g })).await;
+    let (status, body) = admin
+        .patch("/api/v1/settings", json!({ "gateway": g }))
+        .await;
     assert_eq!(status, 200, "{body}");
     (app, admin, standin)
 }
@@ -97,7 +100,10 @@ async fn the_gateway_swaps_in_the_key_and_meters_what_each_provider_reports() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    assert!(text.contains("\"usage\"") && text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(
+        text.contains("\"usage\"") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
     // OpenAI Responses, streamed.
     let r = http()
         .post(format!("{gw}/openai/v1/responses"))
@@ -128,7 +134,10 @@ async fn the_gateway_swaps_in_the_key_and_meters_what_each_provider_reports() {
             .map(|v| v.to_str().unwrap().to_string())
     };
     assert_eq!(header(0, "x-api-key").as_deref(), Some(ANTHROPIC_KEY));
-    assert_eq!(header(0, "anthropic-version").as_deref(), Some("2023-06-01"));
+    assert_eq!(
+        header(0, "anthropic-version").as_deref(),
+        Some("2023-06-01")
+    );
     assert_eq!(
         header(1, "authorization"),
         Some(format!("Bearer {OPENAI_KEY}"))
@@ -137,7 +146,10 @@ async fn the_gateway_swaps_in_the_key_and_meters_what_each_provider_reports() {
     assert_eq!(header(3, "x-goog-api-key").as_deref(), Some(GEMINI_KEY));
     for r in &seen {
         let all = format!("{:?} {} {}", r.headers, r.body, r.path);
-        assert!(!all.contains(&token), "the box's token reached the provider: {all}");
+        assert!(
+            !all.contains(&token),
+            "the box's token reached the provider: {all}"
+        );
     }
 
     // Every token the stand-in reported, once, priced by the table.
@@ -165,12 +177,16 @@ async fn the_gateway_swaps_in_the_key_and_meters_what_each_provider_reports() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("apiary_model_tokens_total{project=") && metrics.contains("model=\"gpt-5\""),
+        metrics.contains("apiary_model_tokens_total{project=")
+            && metrics.contains("model=\"gpt-5\""),
         "{metrics}"
     );
     // The keys never come back.
     let (_, settings) = admin.get("/api/v1/settings").await;
-    assert_eq!(settings["gateway"]["keys"]["anthropic"], json!({"set": true}));
+    assert_eq!(
+        settings["gateway"]["keys"]["anthropic"],
+        json!({"set": true})
+    );
     assert!(!settings.to_string().contains(ANTHROPIC_KEY));
 }
 
@@ -183,8 +199,10 @@ async fn a_streamed_answer_reaches_the_cli_before_the_provider_has_finished() {
     let mut r = http()
         .post(format!("{}/gateway/anthropic/v1/messages", app.base))
         .header("x-api-key", &token)
-        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "stream": true,
-            "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -219,8 +237,17 @@ async fn tokens_that_are_unknown_torn_down_or_of_a_stopped_task_get_nothing() {
     let r = post(None).await.unwrap();
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["type"], "error", "the provider's own error shape: {body}");
-    assert_eq!(post(Some("apiary_gw_forged".into())).await.unwrap().status(), 401);
+    assert_eq!(
+        body["type"], "error",
+        "the provider's own error shape: {body}"
+    );
+    assert_eq!(
+        post(Some("apiary_gw_forged".into()))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     // Another task's box holds another token; the callback token is not a gateway token.
     let (other, other_token) = working_task(&app, &admin).await;
     assert_ne!(other_token, token);
@@ -272,7 +299,11 @@ async fn a_task_over_its_budget_fails_and_nothing_past_it_is_forwarded() {
     );
     let r = send().await.unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(standin.answers(), 1, "nothing past the budget was forwarded");
+    assert_eq!(
+        standin.answers(),
+        1,
+        "nothing past the budget was forwarded"
+    );
     // A project's own budget wins over the global one; only admins set it.
     let pid = task.project_id.clone();
     let (status, body) = admin
@@ -330,7 +361,10 @@ async fn an_agent_repeating_one_request_is_stopped_as_stalled() {
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("stalled"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stalled"),
         "{body}"
     );
     assert_eq!(standin.answers(), 4);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod crash;
 mod orphan;
+mod real_agents;
 
 use apiary_testkit::{bare_repo, boxes_dir, git, BoxReaper, Client, TestApp};
 use serde_json::{json, Value};

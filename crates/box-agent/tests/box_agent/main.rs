@@ -122,6 +122,9 @@ fn config(apiary: &FakeApiary, root: &Path, repo: &Path, command: String) -> Box
         bwrap: "bwrap".into(),
         orphan_s: 1800,
         egress: None,
+        gateway_token: String::new(),
+        model: String::new(),
+        agent_env: Default::default(),
     }
 }
 

@@ -312,12 +312,16 @@ impl Transcript {
                 )]
             }
             Some("tool_result") => {
-                let ok = v["status"] == "success";
                 let text = v["output"]
                     .as_str()
                     .or_else(|| v.pointer("/error/message").and_then(Value::as_str))
                     .unwrap_or("")
                     .to_string();
+                // Its shell tool refuses some commands with a "success" that says so.
+                if text.starts_with("Blocked:") {
+                    self.refused.push(clip(&text));
+                }
+                let ok = v["status"] == "success" && !text.starts_with("Blocked:");
                 self.tool_result(ok, clip(&text));
                 vec![format!(
                     "  → {}: {}",
@@ -463,5 +467,14 @@ mod tests {
         assert_eq!(t.answer, "All done");
         assert_eq!(t.verdict(), Ok(()));
         assert!(out.contains(&"tool run_shell_command: $ make test".to_string()));
+        let (t, _) = read(
+            Format::Gemini,
+            &[
+                r#"{"type":"tool_result","status":"success","output":"Blocked: command substitution detected in shell command."}"#,
+                r#"{"type":"tool_result","status":"success","output":"ok"}"#,
+                r#"{"type":"result","status":"success"}"#,
+            ],
+        );
+        assert!(t.verdict().unwrap_err().contains("refused: Blocked"));
     }
 }

@@ -23,7 +23,7 @@ const SPEC_MARK: &str = "APIARY-E2E-SPEC-PHASE";
 const IMPLEMENT_MARK: &str = "APIARY-E2E-IMPLEMENT-PHASE";
 /// The "project's test command" the stand-in asks each CLI to run.
 /// Its output (`…-42`) differs from its text, so the log shows it ran.
-const TEST_COMMAND: &str = "echo tests-ran-in-the-box-$((6*7)) && cat hello.txt";
+const TEST_COMMAND: &str = "printf 'tests-ran-in-the-box-%s\\n' 42 && cat hello.txt";
 const TEST_OUTPUT: &str = "tests-ran-in-the-box-42";
 
 /// Where `make agent-clis` installs the CLIs.
@@ -54,7 +54,7 @@ fn path_with_clis() {
 /// What the model asks of each CLI in the implement phase, in its own tools: write a file,
 /// then run the test command. Aider has no tools: it edits from a reply's file block and
 /// runs its `--test-cmd` (from the project's agent environment) after the edit.
-fn implement_steps(preset: &str, ws_file: &str) -> Vec<Step> {
+fn implement_steps(preset: &str, ws_file: &str, tools: &[&str]) -> Vec<Step> {
     let tool = |name: &str, args: Value| Step::Tool {
         name: name.into(),
         args,
@@ -74,6 +74,17 @@ fn implement_steps(preset: &str, ws_file: &str) -> Vec<Step> {
                 json!({"cmd": format!("printf 'hello from codex\\n' > hello.txt")}),
             ),
             tool("exec_command", json!({"cmd": TEST_COMMAND})),
+        ],
+        // For OpenAI's models opencode edits with apply_patch instead of write.
+        "opencode" if !tools.contains(&"write") => vec![
+            tool(
+                "apply_patch",
+                json!({"patchText": format!("*** Begin Patch\n*** Add File: hello.txt\n+{}\n*** End Patch", content.trim_end())}),
+            ),
+            tool(
+                "bash",
+                json!({"command": TEST_COMMAND, "description": "run the tests"}),
+            ),
         ],
         "opencode" => vec![
             tool("write", json!({"filePath": "hello.txt", "content": content})),
@@ -114,7 +125,19 @@ fn script(preset: &'static str) -> apiary_testkit::model_standin::Script {
                 .find_map(|l| l.trim().strip_prefix("Primary working directory: "))
                 .map(|d| format!("{}/hello.txt", d.trim()))
                 .unwrap_or_else(|| "hello.txt".into());
-            let steps = implement_steps(preset, &ws);
+            let tools: Vec<&str> = body["tools"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| {
+                            t.pointer("/function/name")
+                                .or(t.get("name"))
+                                .and_then(Value::as_str)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let steps = implement_steps(preset, &ws, &tools);
             let step = if preset == "aider" {
                 // Aider's prompt holds example answers, never tool results; its test command
                 // passes, so it asks once.

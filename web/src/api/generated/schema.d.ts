@@ -230,6 +230,24 @@ export interface paths {
         patch: operations["update_project"];
         trace?: never;
     };
+    "/api/v1/projects/{id}/gateway": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's gateway settings (read access). */
+        get: operations["get_project_gateway"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Changes the project's gateway settings (write access; budgets: admins only). */
+        patch: operations["update_project_gateway"];
+        trace?: never;
+    };
     "/api/v1/projects/{id}/members/{user_id}": {
         parameters: {
             query?: never;
@@ -260,6 +278,23 @@ export interface paths {
         put?: never;
         /** Creates a task; assigning it to the Agent user hands it over. */
         post: operations["create_task"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the project's agents spent this calendar month (UTC), by model. */
+        get: operations["get_project_usage"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -529,6 +564,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{id}/agent/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the task's agent spent on models, by phase, round and model (every attempt). */
+        get: operations["get_task_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks/{id}/comments": {
         parameters: {
             query?: never;
@@ -698,6 +750,59 @@ export interface components {
         ErrorIn: {
             error: string;
         };
+        /** @description The model gateway's settings as an admin reads them. */
+        GatewayOut: {
+            /** @description Plain environment variables every agent gets. */
+            agent_env: {
+                [key: string]: string;
+            };
+            /** @description Upstream base of each provider (`anthropic`, `openai`, `gemini`); absent: the public API. */
+            base_urls: {
+                [key: string]: string;
+            };
+            keys: components["schemas"]["ProviderKeysOut"];
+            /** @description The model of each preset, the built-in defaults filled in. */
+            models: {
+                [key: string]: string;
+            };
+            /** @description Dollars per million tokens by model (exact name, prefix, or `*` for the rest). */
+            prices: components["schemas"]["Price"][];
+            /**
+             * Format: double
+             * @description Most a project may spend in a calendar month (UTC), in dollars (0: no limit).
+             */
+            project_month_budget_usd: number;
+            /**
+             * Format: int32
+             * @description The same model request this many times in a row stops the agent (0: off).
+             */
+            stall_repeats: number;
+            /**
+             * Format: double
+             * @description Most a task may spend, in dollars (0: no limit).
+             */
+            task_budget_usd: number;
+        };
+        /** @description A partial update of the gateway's settings; maps and lists replace what was there. */
+        GatewayPatch: {
+            agent_env?: {
+                [key: string]: string;
+            } | null;
+            base_urls?: {
+                [key: string]: string;
+            } | null;
+            keys?: null | components["schemas"]["ProviderKeysPatch"];
+            models?: {
+                [key: string]: string;
+            } | null;
+            prices?: components["schemas"]["Price"][] | null;
+            /** Format: double */
+            project_month_budget_usd?: number | null;
+            /** Format: int32 */
+            stall_repeats?: number | null;
+            /** Format: double */
+            task_budget_usd?: number | null;
+        };
         LogLineOut: {
             created_at: string;
             line: string;
@@ -773,6 +878,22 @@ export interface components {
             head_sha?: string | null;
             pr_url: string;
         };
+        /**
+         * @description The price of a model in US dollars per million tokens. `model` matches a requested model
+         *     exactly or as a prefix (`claude-sonnet-4-5` prices `claude-sonnet-4-5-20250929`); `*`
+         *     prices every model no other entry names.
+         */
+        Price: {
+            /** Format: double */
+            cache_read?: number;
+            /** Format: double */
+            cache_write?: number;
+            /** Format: double */
+            input: number;
+            model: string;
+            /** Format: double */
+            output: number;
+        };
         ProjectAgentOut: {
             base_branch: string;
             command: string;
@@ -796,6 +917,43 @@ export interface components {
             prompts?: null | components["schemas"]["PromptsPatch"];
             repo_url?: string | null;
             template?: string | null;
+        };
+        /** @description A project's own gateway settings; blank or absent values fall through to the global ones. */
+        ProjectGatewayOut: {
+            agent_env: {
+                [key: string]: string;
+            };
+            /** @description The model its boxes get after falling through. */
+            effective_model: string;
+            /** @description The project's own provider keys (write-only; unset ones fall through to the global keys). */
+            keys: components["schemas"]["ProviderKeysOut"];
+            /** @description The model of the project's preset (blank: the global one for the preset). */
+            model: string;
+            /**
+             * Format: double
+             * @description Monthly budget in dollars (absent: the global one; 0: no limit).
+             */
+            month_budget_usd?: number | null;
+            /**
+             * Format: double
+             * @description Per-task budget in dollars (absent: the global one; 0: no limit).
+             */
+            task_budget_usd?: number | null;
+        };
+        /** @description A change of a project's gateway settings. Budgets are admins' (403 naming the field). */
+        ProjectGatewayPatch: {
+            agent_env?: {
+                [key: string]: string;
+            } | null;
+            keys?: null | components["schemas"]["ProviderKeysPatch"];
+            model?: string | null;
+            /** Format: double */
+            month_budget_usd?: number | null;
+            /**
+             * Format: double
+             * @description `null` falls back to the global budget.
+             */
+            task_budget_usd?: number | null;
         };
         ProjectIn: {
             description?: string;
@@ -834,6 +992,18 @@ export interface components {
             implement?: string | null;
             revise?: string | null;
             spec?: string | null;
+        };
+        /** @description Whether each provider's key is stored (the keys themselves are write-only). */
+        ProviderKeysOut: {
+            anthropic: components["schemas"]["SecretState"];
+            gemini: components["schemas"]["SecretState"];
+            openai: components["schemas"]["SecretState"];
+        };
+        /** @description Provider keys to write: `""` or absent keeps, `null` clears, a value replaces. */
+        ProviderKeysPatch: {
+            anthropic?: string | null;
+            gemini?: string | null;
+            openai?: string | null;
         };
         /** @description One prompt as the box will get it. */
         RenderedPrompt: {
@@ -894,6 +1064,7 @@ export interface components {
             /** @description Hosts a box's agent may reach through the egress proxy (besides Apiary and the git host). */
             egress_allow: string[];
             email: components["schemas"]["EmailOut"];
+            gateway: components["schemas"]["GatewayOut"];
             github_api_base: string;
             /** @description Folders a project's local repository may sit under, besides the data folder's `repos/`. */
             local_repo_roots: string[];
@@ -928,6 +1099,7 @@ export interface components {
             /** @description Replaces the hosts a box's agent may reach (`host`, `host:port`, `*.domain`). */
             egress_allow?: string[] | null;
             email?: null | components["schemas"]["EmailPatch"];
+            gateway?: null | components["schemas"]["GatewayPatch"];
             github_api_base?: string | null;
             /** @description Replaces the list of folders local repositories may sit under (absolute paths). */
             local_repo_roots?: string[] | null;
@@ -1052,6 +1224,11 @@ export interface components {
             provisioning_s: number;
             /** Format: int64 */
             speccing_s: number;
+            /**
+             * Format: int64
+             * @description An agent with no model request and no log line this long is stopped.
+             */
+            stall_s: number;
         };
         TimeoutsPatch: {
             /** Format: int64 */
@@ -1066,11 +1243,48 @@ export interface components {
             provisioning_s?: number | null;
             /** Format: int64 */
             speccing_s?: number | null;
+            /** Format: int64 */
+            stall_s?: number | null;
         };
         TransitionOut: {
             /** @description False when the task already had the requested status (nothing happened). */
             changed: boolean;
             task: components["schemas"]["TaskOut"];
+        };
+        /** @description Usage of one group of model requests. */
+        UsageOut: {
+            /** Format: int64 */
+            cache_read_tokens: number;
+            /** Format: int64 */
+            cache_write_tokens: number;
+            /** Format: double */
+            cost_usd: number;
+            /** Format: int64 */
+            input_tokens: number;
+            model: string;
+            /** Format: int64 */
+            output_tokens: number;
+            /** @description The phase the agent was in (`speccing`, `implementing`, …); blank in a project's sums. */
+            phase: string;
+            /** Format: int64 */
+            requests: number;
+            /**
+             * Format: int64
+             * @description The review round (0 before the first review); 0 in a project's sums.
+             */
+            round: number;
+        };
+        /** @description Groups and their total. */
+        UsageReport: {
+            /**
+             * Format: double
+             * @description The budget in force (dollars; 0: no limit).
+             */
+            budget_usd: number;
+            groups: components["schemas"]["UsageOut"][];
+            /** @description Where the sums start (a project's month); absent for a task (all its attempts). */
+            since?: string | null;
+            total: components["schemas"]["UsageOut"];
         };
         UserOut: {
             email: string;
@@ -1574,6 +1788,76 @@ export interface operations {
             };
         };
     };
+    get_project_gateway: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectGatewayOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_project_gateway: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectGatewayPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectGatewayOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     put_project_member: {
         parameters: {
             query?: never;
@@ -1695,6 +1979,35 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_project_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2236,6 +2549,35 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_task_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -175,7 +175,7 @@ pub fn preset(name: &str, gw: &Gateway, phase: &str) -> Result<Preset> {
                         meta.to_string(),
                     ),
                 ],
-                Format::Plain,
+                Format::Aider,
             )
         }
         "script" => bail!("the script preset needs APIARY_AGENT_COMMAND (the project's command)"),

@@ -323,12 +323,15 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         run.phase
     ));
     let transcript = Arc::new(Mutex::new(Transcript::new(preset.output)));
-    let structured = transcript.lock().expect("transcript lock").structured();
+    let (structured, watched) = {
+        let t = transcript.lock().expect("transcript lock");
+        (t.structured(), t.watched())
+    };
     let out = pump(
         child.stdout.take().expect("piped"),
         logs.clone(),
         true,
-        structured.then(|| transcript.clone()),
+        watched.then(|| transcript.clone()),
     );
     let err = pump(
         child.stderr.take().expect("piped"),

@@ -9,8 +9,10 @@ use serde_json::Value;
 /// How a CLI prints its run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// Plain text (custom commands, aider): lines go to the log as they are.
+    /// Plain text (custom commands): lines go to the log as they are.
     Plain,
+    /// Aider's plain text, watched for a test command it could not make pass.
+    Aider,
     Claude,
     Codex,
     Opencode,
@@ -55,6 +57,11 @@ impl Transcript {
 
     /// Whether output is structured (the answer then comes from the events, not stdout).
     pub fn structured(&self) -> bool {
+        !matches!(self.format, Some(Format::Plain | Format::Aider) | None)
+    }
+
+    /// Whether stdout is read at all (plain custom commands are only logged).
+    pub fn watched(&self) -> bool {
         !matches!(self.format, Some(Format::Plain) | None)
     }
 
@@ -62,6 +69,10 @@ impl Transcript {
     pub fn line(&mut self, raw: &str) -> Vec<String> {
         let format = self.format.unwrap_or(Format::Plain);
         if format == Format::Plain {
+            return vec![raw.to_string()];
+        }
+        if format == Format::Aider {
+            self.aider(raw);
             return vec![raw.to_string()];
         }
         let Ok(v) = serde_json::from_str::<Value>(raw.trim()) else {
@@ -72,12 +83,26 @@ impl Transcript {
             Format::Codex => self.codex(&v),
             Format::Opencode => self.opencode(&v),
             Format::Gemini => self.gemini(&v),
-            Format::Plain => unreachable!(),
+            Format::Plain | Format::Aider => unreachable!(),
         }
     }
 
     fn tool_result(&mut self, ok: bool, what: String) {
         self.last_tool_failure = (!ok).then_some(what);
+    }
+
+    /// Aider runs its test command after each edit and adds a failing run's output to the
+    /// chat; an edit after that starts over. It gives up after a few rounds and exits 0.
+    fn aider(&mut self, line: &str) {
+        let line = line.trim();
+        if line.starts_with("Applied edit to ") {
+            self.tool_calls += 1;
+            self.last_tool_failure = None;
+        } else if line.starts_with("Added ") && line.ends_with("of output to the chat.") {
+            self.last_tool_failure = Some("the test command failed".into());
+        } else if line.contains("reflections allowed, stopping") {
+            self.failure = Some(format!("aider gave up: {line}"));
+        }
     }
 
     fn claude(&mut self, v: &Value) -> Vec<String> {
@@ -428,6 +453,31 @@ mod tests {
             &[r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 500"}"#],
         );
         assert!(t.verdict().unwrap_err().contains("API Error: 500"));
+    }
+
+    #[test]
+    fn aider_giving_up_on_a_failing_test_command_fails_the_run() {
+        let (t, out) = read(
+            Format::Aider,
+            &[
+                "Applied edit to hello.txt",
+                "FAILED: 1 test",
+                "Added 2 lines of output to the chat.",
+                "Applied edit to hello.txt",
+            ],
+        );
+        assert_eq!(out.len(), 4, "the lines are logged as they are");
+        assert_eq!(t.verdict(), Ok(()), "fixed after one failure");
+        let (t, _) = read(
+            Format::Aider,
+            &[
+                "Applied edit to hello.txt",
+                "Added 2 lines of output to the chat.",
+            ],
+        );
+        assert!(t.verdict().unwrap_err().contains("the test command failed"));
+        let (t, _) = read(Format::Aider, &["Only 3 reflections allowed, stopping."]);
+        assert!(t.verdict().unwrap_err().contains("aider gave up"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ const IMPLEMENT_MARK: &str = "APIARY-E2E-IMPLEMENT-PHASE";
 /// Its output (`…-42`) differs from its text, so the log shows it ran.
 const TEST_COMMAND: &str = "printf 'tests-ran-in-the-box-%s\\n' 42 && cat hello.txt";
 const TEST_OUTPUT: &str = "tests-ran-in-the-box-42";
+const FAILING_COMMAND: &str = "ls /no-such-folder-in-the-box";
 
 /// Where `make agent-clis` installs the CLIs.
 fn clis() -> PathBuf {
@@ -112,9 +113,28 @@ fn implement_steps(preset: &str, ws_file: &str, tools: &[&str]) -> Vec<Step> {
     }
 }
 
+/// A tool call that fails (or that the CLI refuses), after which the model ends its turn as
+/// if all went well: the CLIs exit 0 then.
+fn failing_steps(preset: &str) -> Vec<Step> {
+    let shell = |name: &str, key: &str, cmd: &str| Step::Tool {
+        name: name.into(),
+        args: json!({ key: cmd, "description": "run the tests" }),
+    };
+    match preset {
+        "claude-code" => vec![shell("Bash", "command", FAILING_COMMAND)],
+        "codex" => vec![shell("exec_command", "cmd", FAILING_COMMAND)],
+        "opencode" => vec![shell("bash", "command", FAILING_COMMAND)],
+        // Its shell tool refuses command substitution.
+        "gemini" => vec![shell("run_shell_command", "command", "echo $(whoami)")],
+        // Its test command fails whatever the model edits.
+        "aider" => implement_steps("aider", "hello.txt", &[]),
+        other => panic!("no script for {other}"),
+    }
+}
+
 /// The stand-in's script for one preset: side requests (titles) get a short text; the spec
 /// phase ends with the spec; the implement phase plays the steps, then ends the turn.
-fn script(preset: &'static str) -> apiary_testkit::model_standin::Script {
+fn script(preset: &'static str, failing: bool) -> apiary_testkit::model_standin::Script {
     Arc::new(move |api: Api, body: &Value, done: usize| {
         let text = request_text(body);
         let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
@@ -137,7 +157,11 @@ fn script(preset: &'static str) -> apiary_testkit::model_standin::Script {
                         .collect()
                 })
                 .unwrap_or_default();
-            let steps = implement_steps(preset, &ws, &tools);
+            let steps = if failing {
+                failing_steps(preset)
+            } else {
+                implement_steps(preset, &ws, &tools)
+            };
             let step = if preset == "aider" {
                 // Aider's prompt holds example answers, never tool results; its test command
                 // passes, so it asks once.
@@ -163,21 +187,16 @@ fn script(preset: &'static str) -> apiary_testkit::model_standin::Script {
     })
 }
 
-async fn run_preset(preset: &'static str) {
+/// The app with a gateway pointed at a fresh stand-in playing `preset`'s script, and a
+/// project on that preset: (app, its folder, stand-in, signed-in admin, project id).
+async fn setup(
+    preset: &'static str,
+    failing: bool,
+    per_answer: Reported,
+) -> (TestApp, tempfile::TempDir, ModelStandin, Client, String) {
     path_with_clis();
-    let standin = ModelStandin::start(
-        script(preset),
-        Reported {
-            input: 120,
-            output: 30,
-            cache_read: 0,
-            cache_write: 0,
-        },
-    )
-    .await;
+    let standin = ModelStandin::start(script(preset, failing), per_answer).await;
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
-    let boxes = boxes_dir(dir.path());
-    let _reaper = BoxReaper(boxes.clone());
     let admin = app.admin().await;
     let (status, body) = admin
         .patch(
@@ -193,7 +212,12 @@ async fn run_preset(preset: &'static str) {
         .await;
     assert_eq!(status, 200, "{body}");
     let repo = bare_repo(dir.path());
-    let pid = project(&admin, &repo, preset).await;
+    let pid = project(&admin, &repo, preset, failing).await;
+    (app, dir, standin, admin, pid)
+}
+
+/// A new task of the project, handed to the agent.
+async fn hand_over(admin: &Client, pid: &str) -> String {
     let (_, task) = admin
         .post(
             &format!("/api/v1/projects/{pid}/tasks"),
@@ -201,11 +225,53 @@ async fn run_preset(preset: &'static str) {
         )
         .await;
     let tid = task["id"].as_str().unwrap().to_string();
-    let (status, _) = admin
+    let (status, body) = admin
         .post(&format!("/api/v1/tasks/{tid}/agent/handoff"), json!({}))
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{body}");
+    tid
+}
 
+/// A run whose tool call failed or was refused is not reported as a success, whatever the
+/// CLI's exit code.
+async fn run_failing(preset: &'static str) {
+    let (app, dir, _standin, admin, pid) = setup(preset, true, Reported::default()).await;
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
+    let tid = hand_over(&admin, &pid).await;
+    wait_for(&admin, &tid, "spec_ready", Duration::from_secs(120)).await;
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let t = wait_for(&admin, &tid, "failed", Duration::from_secs(180)).await;
+    let error = t["agent"]["last_error"].as_str().unwrap();
+    let want = match preset {
+        "gemini" => "refused",
+        "aider" => "aider gave up",
+        _ => "the agent stopped after a failed tool call",
+    };
+    assert!(error.contains(want), "{preset}: {error}");
+    drop(app);
+}
+
+async fn run_preset(preset: &'static str) {
+    let (_app, dir, standin, admin, pid) = setup(
+        preset,
+        false,
+        Reported {
+            input: 120,
+            output: 30,
+            cache_read: 0,
+            cache_write: 0,
+        },
+    )
+    .await;
+    let boxes = boxes_dir(dir.path());
+    let _reaper = BoxReaper(boxes.clone());
+    let tid = hand_over(&admin, &pid).await;
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(120)).await;
     assert!(
         t["agent"]["spec"]
@@ -308,7 +374,7 @@ async fn run_preset(preset: &'static str) {
     assert_eq!(status, 200, "{body}");
 }
 
-async fn project(admin: &Client, repo: &Path, preset: &str) -> String {
+async fn project(admin: &Client, repo: &Path, preset: &str, failing: bool) -> String {
     let (_, p) = admin
         .post("/api/v1/projects", json!({ "name": preset }))
         .await;
@@ -331,7 +397,10 @@ async fn project(admin: &Client, repo: &Path, preset: &str) -> String {
         let (status, body) = admin
             .patch(
                 &format!("/api/v1/projects/{pid}/gateway"),
-                json!({"agent_env": {"AIDER_TEST_CMD": TEST_COMMAND, "AIDER_AUTO_TEST": "true"}}),
+                json!({"agent_env": {
+                    "AIDER_TEST_CMD": if failing { FAILING_COMMAND } else { TEST_COMMAND },
+                    "AIDER_AUTO_TEST": "true",
+                }}),
             )
             .await;
         assert_eq!(status, 200, "{body}");
@@ -422,4 +491,29 @@ async fn gemini_works_a_task_through_the_gateway() {
 #[tokio::test]
 async fn aider_works_a_task_through_the_gateway() {
     run_preset("aider").await;
+}
+
+#[tokio::test]
+async fn claude_code_failing_tool_calls_fail_the_run() {
+    run_failing("claude-code").await;
+}
+
+#[tokio::test]
+async fn codex_failing_tool_calls_fail_the_run() {
+    run_failing("codex").await;
+}
+
+#[tokio::test]
+async fn opencode_failing_tool_calls_fail_the_run() {
+    run_failing("opencode").await;
+}
+
+#[tokio::test]
+async fn gemini_refused_tool_calls_fail_the_run() {
+    run_failing("gemini").await;
+}
+
+#[tokio::test]
+async fn aider_failing_tests_fail_the_run() {
+    run_failing("aider").await;
 }

@@ -1,4 +1,4 @@
-//! The watchdog (DESIGN §5). One pass, in order: phase timeouts, stranded dispatches, vanished
+//! The watchdog (DESIGN §5). One pass, in order: phase timeouts, stalled agents, stranded dispatches, vanished
 //! boxes, idle parking, failed-grace teardown, teardown retries, orphan boxes, queue drain. It reads only
 //! non-terminal tasks and boxes not yet torn down; only one replica runs a pass at a time
 //! (a lease in the database).
@@ -17,6 +17,8 @@ use crate::Orchestrator;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassSummary {
     pub timed_out: usize,
+    /// Agents stopped for making no model request and writing no log line for `stall_s`.
+    pub stalled: usize,
     /// Approved specs and requested changes whose dispatch had stopped trying, sent again.
     pub redispatched: usize,
     pub vanished: usize,
@@ -92,6 +94,36 @@ impl Orchestrator {
                 {
                     sum.timed_out += 1;
                 }
+            }
+        }
+
+        // 1a. Stalled agents: working, yet no model request and no log line for `stall_s`.
+        for task in active.iter().filter(|t| {
+            !t.box_torn_down
+                && matches!(
+                    t.agent_status,
+                    AgentStatus::Speccing | AgentStatus::Implementing
+                )
+        }) {
+            let last = store
+                .last_agent_activity(&task.id)
+                .await?
+                .unwrap_or(0)
+                .max(task.status_changed_at);
+            // A task the step above just failed is not counted again.
+            if now - last > t.stall_s as i64 * 1000
+                && self
+                    .transition(
+                        TransitionRequest::new(&task.id, AgentStatus::Failed, Actor::System)
+                            .with_error(format!(
+                                "agent stalled: no model request and no log line for {} s",
+                                t.stall_s
+                            )),
+                    )
+                    .await
+                    .is_ok_and(|o| o.changed)
+            {
+                sum.stalled += 1;
             }
         }
 
@@ -246,6 +278,7 @@ impl Orchestrator {
         self.request_drain().await?;
         for (name, n) in [
             ("timed_out", sum.timed_out),
+            ("stalled", sum.stalled),
             ("redispatched", sum.redispatched),
             ("vanished", sum.vanished),
             ("parked", sum.parked),
@@ -264,6 +297,7 @@ impl Orchestrator {
         store.release_lease(LEASE, holder).await?;
         tracing::info!(
             timed_out = sum.timed_out,
+            stalled = sum.stalled,
             redispatched = sum.redispatched,
             vanished = sum.vanished,
             parked = sum.parked,

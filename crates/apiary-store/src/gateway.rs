@@ -169,6 +169,18 @@ impl Store {
         Ok(at)
     }
 
+    /// When the task's agent last did anything visible (ms): its last log line or model
+    /// request, whichever is later.
+    pub async fn last_agent_activity(&self, task_id: &str) -> StoreResult<Option<i64>> {
+        let (log,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(created_at) FROM agent_logs WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let model = self.last_model_request_at(task_id).await?;
+        Ok(log.max(model))
+    }
+
     /// A task's usage by attempt-independent phase, round and model, in the order it was spent.
     pub async fn task_usage(&self, task_id: &str) -> StoreResult<Vec<UsageSum>> {
         Ok(sqlx::query_as::<_, UsageSum>(&format!(

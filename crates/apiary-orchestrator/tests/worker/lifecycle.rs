@@ -463,3 +463,36 @@ async fn a_resumed_task_holds_its_slot_so_a_drain_never_passes_the_cap() {
     assert_eq!(w.store().drain_queue(1).await.unwrap().len(), 1);
     assert_eq!(w.store().live_box_count().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn an_agent_silent_past_the_stall_budget_is_stopped_and_a_talking_one_is_not() {
+    let w = World::new(2).await;
+    let silent = w.task("silent").await;
+    let talking = w.task("talking").await;
+    for id in [&silent, &talking] {
+        w.hand_off(id).await;
+    }
+    w.worker.drain().await.unwrap();
+    for id in [&silent, &talking] {
+        w.to(id, AgentStatus::Speccing, Actor::System).await;
+    }
+    let stall_ms = w.store().settings().await.unwrap().timeouts.stall_s as i64 * 1000;
+    // Just inside the budget nothing happens; the talking agent writes a line then.
+    w.clock.advance_ms(stall_ms - 1000);
+    w.store()
+        .append_logs(&talking, vec!["still working".into()])
+        .await
+        .unwrap();
+    let sum = w.orch.watchdog_pass("r1").await.unwrap();
+    assert_eq!(sum.stalled, 0);
+    w.clock.advance_ms(2000);
+    let sum = w.orch.watchdog_pass("r1").await.unwrap();
+    assert_eq!(sum.stalled, 1, "{sum:?}");
+    let t = w.store().get_task(&silent).await.unwrap();
+    assert_eq!(t.agent_status, AgentStatus::Failed);
+    assert_eq!(
+        t.last_error.as_deref(),
+        Some("agent stalled: no model request and no log line for 900 s")
+    );
+    assert_eq!(w.status(&talking).await, AgentStatus::Speccing);
+}

@@ -517,3 +517,56 @@ async fn gemini_refused_tool_calls_fail_the_run() {
 async fn aider_failing_tests_fail_the_run() {
     run_failing("aider").await;
 }
+
+/// A per-task budget stops a real agent: the answer that crossed it is the last one the
+/// provider gives; raising the budget and retrying finishes the task.
+#[tokio::test]
+async fn a_budget_stops_a_real_agent_and_a_raised_one_lets_the_retry_finish() {
+    // 10,000 input tokens an answer at $3 per million: $0.03, over a budget of $0.01.
+    let per = Reported {
+        input: 10_000,
+        output: 10,
+        ..Reported::default()
+    };
+    let (_app, dir, standin, admin, pid) = setup("claude-code", false, per).await;
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
+    let budget = |usd: f64| json!({ "gateway": { "task_budget_usd": usd } });
+    assert_eq!(admin.patch("/api/v1/settings", budget(0.01)).await.0, 200);
+    let tid = hand_over(&admin, &pid).await;
+    let t = wait_for(&admin, &tid, "failed", Duration::from_secs(120)).await;
+    let error = t["agent"]["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("budget of $0.01 reached ($0.03"),
+        "{error}"
+    );
+    assert_eq!(
+        standin.answers(),
+        1,
+        "nothing past the budget was forwarded"
+    );
+
+    assert_eq!(admin.patch("/api/v1/settings", budget(1.0)).await.0, 200);
+    let (status, body) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(&admin, &tid, "spec_ready", Duration::from_secs(120)).await;
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_for(&admin, &tid, "pr_ready", Duration::from_secs(120)).await;
+    let (_, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
+    assert!(diff["diff"]
+        .as_str()
+        .unwrap()
+        .contains("+hello from claude-code"));
+    let (_, usage) = admin.get(&format!("/api/v1/tasks/{tid}/agent/usage")).await;
+    assert!(
+        usage["total"]["cost_usd"].as_f64().unwrap() > 0.03,
+        "{usage}"
+    );
+}

@@ -7,6 +7,7 @@ import { ErrorBox } from "../../components/Feedback";
 import { StatusBadge } from "../../components/StatusBadge";
 import { actionsFor, caption, type Action, type AgentStatus } from "../../lib/agent";
 import { Link } from "../../lib/router";
+import { TaskUsage } from "./TaskUsage";
 
 const LABEL: Record<Action, string> = {
   handoff: "Hand to agent",
@@ -25,7 +26,8 @@ const QUESTION: Partial<Record<Action, string>> = {
   "mark-merged": "Merge the branch into the base branch?",
 };
 
-/** The agent's status, what comes next, its links and the actions the viewer may take. */
+/** The agent's status, what comes next, its links, the actions the viewer may take and what
+ *  its model requests cost. */
 export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }) {
   const client = useQueryClient();
   const a = task.agent;
@@ -95,6 +97,7 @@ export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }
         </form>
       )}
       <ErrorBox error={act.error} />
+      <TaskUsage taskId={task.id} />
     </section>
   );
 }

@@ -110,6 +110,13 @@ try {
     await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
   });
 
+  await step("the settings show the model gateway", async () => {
+    const gateway = page.getByRole("group", { name: "Model gateway", exact: true });
+    await gateway.waitFor();
+    await gateway.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(shots, "settings-gateway.png"), fullPage: true });
+  });
+
   await step("create a project pointing at a local repository", async () => {
     await page.getByRole("link", { name: "Projects" }).click();
     await page.getByLabel("New project").fill("Greeter");

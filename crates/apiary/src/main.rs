@@ -1,6 +1,7 @@
 //! `apiary`: the one binary. `serve` runs the whole system; the other commands administer it.
 
 mod bench;
+mod bench_gateway;
 mod demo;
 mod load;
 
@@ -131,6 +132,15 @@ enum BenchCommand {
         /// auto, bwrap or none.
         #[arg(long, default_value = "auto")]
         sandbox: Sandbox,
+    },
+    /// What the model gateway adds to streamed model requests (against a local upstream).
+    Gateway {
+        /// Concurrent streams.
+        #[arg(long, default_value_t = 50)]
+        streams: usize,
+        /// Requests each stream sends, one after another.
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
     },
     /// Simulated boxes posting callbacks while SSE clients listen, against a real `apiary serve`.
     Load {
@@ -462,6 +472,9 @@ async fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Boot { runs, sandbox },
         } => bench::boot(runs.max(1), sandbox).await,
+        Command::Bench {
+            command: BenchCommand::Gateway { streams, requests },
+        } => bench_gateway::gateway(streams.max(1), requests.max(1)).await,
         Command::Bench {
             command:
                 BenchCommand::Load {

@@ -12,11 +12,21 @@ const project = {
   },
 };
 
+const none = { phase: "", round: 0, model: "", requests: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, cost_usd: 0 };
+const gateway = {
+  model: "", effective_model: "claude-sonnet-4-5", agent_env: {}, task_budget_usd: null, month_budget_usd: null,
+  keys: { anthropic: { set: false }, openai: { set: false }, gemini: { set: false } },
+};
+const usage = { groups: [], total: none, budget_usd: 0, since: "2026-12-01T00:00:00Z" };
+
 function mount(admin: boolean) {
   const sent: unknown[] = [];
   vi.stubGlobal("fetch", vi.fn(async (path: string, init?: RequestInit) => {
     if (init?.method === "PATCH") sent.push(JSON.parse(String(init.body)));
-    const body = path.includes("prompts/defaults") ? { global: {}, built_in: {} } : project;
+    const body = path.includes("prompts/defaults") ? { global: {}, built_in: {} }
+      : path.endsWith("/gateway") ? gateway
+      : path.endsWith("/usage") ? usage
+      : project;
     return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
   }));
   render(

@@ -5,6 +5,7 @@ import type { Project, ProjectPatch, PromptDefaults } from "../../api/types";
 import { ErrorBox, Loading } from "../../components/Feedback";
 import { Link } from "../../lib/router";
 import { SecretField } from "../settings/SecretField";
+import { ProjectGatewayForm, ProjectUsage } from "./ProjectGateway";
 
 const PRESETS = ["claude-code", "codex", "aider", "opencode", "gemini", "script"];
 const KINDS = ["spec", "revise", "implement", "changes"] as const;
@@ -18,9 +19,10 @@ export function isRemoteRepo(url: string): boolean {
   return /^[A-Za-z0-9@._[\]-]+:.+$/.test(url) && !url.startsWith("-");
 }
 
-/** A project's agent: on/off, repository, branch, template, preset, forge, prompt overrides.
- * The custom command, the box template and a repository on the host are admins' to set: a
- * member sees them read-only. */
+/** A project's agent: on/off, repository, branch, template, preset, forge, prompt overrides;
+ * below it the project's model gateway settings and this month's spending. The custom command,
+ * the box template, a repository on the host and the budgets are admins' to set: a member sees
+ * them read-only. */
 export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin: boolean }) {
   const client = useQueryClient();
   const project = useQuery({ queryKey: ["project", projectId], queryFn: () => api.get<Project>(`/api/v1/projects/${projectId}`) });
@@ -35,6 +37,8 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
     onSuccess: (p) => {
       client.setQueryData(["project", projectId], p);
       setA(p.agent);
+      // The preset decides the model the project's boxes get.
+      void client.invalidateQueries({ queryKey: ["project-gateway", projectId] });
       setSaved(true);
     },
   });
@@ -53,47 +57,51 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
     return g && g.trim() ? { from: "global default", text: g } : { from: "built-in default", text: (defaults.data?.built_in as Record<Kind, string> | undefined)?.[k] ?? "" };
   };
   return (
-    <form className="settings" onSubmit={submit} aria-labelledby="agent-tab-h">
-      <p><Link to={`/projects/${projectId}`}>← {project.data!.name}</Link></p>
-      <h1 id="agent-tab-h">Agent for {project.data!.name}</h1>
-      <fieldset className="card">
-        <legend>Agent</legend>
-        <label className="check"><input type="checkbox" checked={a.enabled} onChange={(e) => upd({ enabled: e.target.checked })} /> Agent enabled for this project</label>
-        <label>Repository URL<input value={a.repo_url} onChange={(e) => upd({ repo_url: e.target.value })} placeholder={admin ? "/srv/git/app.git or https://…" : "https://… or git@host:owner/repo.git"} aria-describedby="repo-url-hint" /></label>
-        <p id="repo-url-hint" className="hint">{admin ? "A repository on this host must sit under a folder allowed in the settings." : "A remote git URL; only admins may point a project at a repository on this host."}</p>
-        {!admin && a.repo_url && !isRemoteRepo(a.repo_url) && <p className="hint" role="note">This project uses a repository on the host, set by an admin.</p>}
-        <label>Base branch<input value={a.base_branch} onChange={(e) => upd({ base_branch: e.target.value })} /></label>
-        {admin && <label>Box template<input value={a.template} onChange={(e) => upd({ template: e.target.value })} placeholder="the global default" /></label>}
-        <label>Agent preset
-          <select value={a.preset} onChange={(e) => upd({ preset: e.target.value })}>
-            {PRESETS.map((p) => <option key={p} value={p}>{p}</option>)}
-          </select>
-        </label>
-        {admin && <label>Custom command (wins over the preset)<input value={a.command} onChange={(e) => upd({ command: e.target.value })} /></label>}
-        {!admin && a.command && <p className="hint" role="note">An admin set a custom command for this project; it wins over the preset.</p>}
-        <label>Forge
-          <select value={a.forge} onChange={(e) => upd({ forge: e.target.value })}>
-            <option value="local">local (Apiary's review page)</option>
-            <option value="github">github</option>
-          </select>
-        </label>
-        {a.forge === "github" && <SecretField label="GitHub token" set={a.github_token.set} onChange={setToken} />}
-      </fieldset>
-      <fieldset className="card">
-        <legend>Prompt overrides (blank = fall back)</legend>
-        {KINDS.map((k) => (
-          <div key={k}>
-            <label>{k} prompt
-              <textarea className="mono" rows={4} value={prompts[k]} onChange={(e) => upd({ prompts: { ...a.prompts, [k]: e.target.value } })} />
-            </label>
-            <button type="button" aria-expanded={showDefault === k} onClick={() => setShowDefault(showDefault === k ? null : k)}>View {fallback(k).from}</button>
-            {showDefault === k && <pre className="popover mono" role="note">{fallback(k).text}</pre>}
-          </div>
-        ))}
-      </fieldset>
-      <ErrorBox error={save.error ?? defaults.error} />
-      {saved && <p role="status">Saved.</p>}
-      <button type="submit" disabled={save.isPending}>Save agent settings</button>
-    </form>
+    <>
+      <form className="settings" onSubmit={submit} aria-labelledby="agent-tab-h">
+        <p><Link to={`/projects/${projectId}`}>← {project.data!.name}</Link></p>
+        <h1 id="agent-tab-h">Agent for {project.data!.name}</h1>
+        <fieldset className="card">
+          <legend>Agent</legend>
+          <label className="check"><input type="checkbox" checked={a.enabled} onChange={(e) => upd({ enabled: e.target.checked })} /> Agent enabled for this project</label>
+          <label>Repository URL<input value={a.repo_url} onChange={(e) => upd({ repo_url: e.target.value })} placeholder={admin ? "/srv/git/app.git or https://…" : "https://… or git@host:owner/repo.git"} aria-describedby="repo-url-hint" /></label>
+          <p id="repo-url-hint" className="hint">{admin ? "A repository on this host must sit under a folder allowed in the settings." : "A remote git URL; only admins may point a project at a repository on this host."}</p>
+          {!admin && a.repo_url && !isRemoteRepo(a.repo_url) && <p className="hint" role="note">This project uses a repository on the host, set by an admin.</p>}
+          <label>Base branch<input value={a.base_branch} onChange={(e) => upd({ base_branch: e.target.value })} /></label>
+          {admin && <label>Box template<input value={a.template} onChange={(e) => upd({ template: e.target.value })} placeholder="the global default" /></label>}
+          <label>Agent preset
+            <select value={a.preset} onChange={(e) => upd({ preset: e.target.value })}>
+              {PRESETS.map((p) => <option key={p} value={p}>{p}</option>)}
+            </select>
+          </label>
+          {admin && <label>Custom command (wins over the preset)<input value={a.command} onChange={(e) => upd({ command: e.target.value })} /></label>}
+          {!admin && a.command && <p className="hint" role="note">An admin set a custom command for this project; it wins over the preset.</p>}
+          <label>Forge
+            <select value={a.forge} onChange={(e) => upd({ forge: e.target.value })}>
+              <option value="local">local (Apiary's review page)</option>
+              <option value="github">github</option>
+            </select>
+          </label>
+          {a.forge === "github" && <SecretField label="GitHub token" set={a.github_token.set} onChange={setToken} />}
+        </fieldset>
+        <fieldset className="card">
+          <legend>Prompt overrides (blank = fall back)</legend>
+          {KINDS.map((k) => (
+            <div key={k}>
+              <label>{k} prompt
+                <textarea className="mono" rows={4} value={prompts[k]} onChange={(e) => upd({ prompts: { ...a.prompts, [k]: e.target.value } })} />
+              </label>
+              <button type="button" aria-expanded={showDefault === k} onClick={() => setShowDefault(showDefault === k ? null : k)}>View {fallback(k).from}</button>
+              {showDefault === k && <pre className="popover mono" role="note">{fallback(k).text}</pre>}
+            </div>
+          ))}
+        </fieldset>
+        <ErrorBox error={save.error ?? defaults.error} />
+        {saved && <p role="status">Saved.</p>}
+        <button type="submit" disabled={save.isPending}>Save agent settings</button>
+      </form>
+      <ProjectGatewayForm projectId={projectId} admin={admin} />
+      <ProjectUsage projectId={projectId} />
+    </>
   );
 }

@@ -1,14 +1,17 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
 import { api } from "../../api/client";
-import type { RenderedPrompt, Settings, SettingsPatch } from "../../api/types";
+import type { ProviderKeysPatch, RenderedPrompt, Settings, SettingsPatch } from "../../api/types";
 import { ErrorBox, Loading } from "../../components/Feedback";
+import { formatEnv, parseEnv } from "../../lib/env";
+import { GatewaySection } from "./GatewaySection";
 import { SecretField } from "./SecretField";
 
 const KINDS = ["spec", "revise", "implement", "changes"] as const;
 type Kind = (typeof KINDS)[number];
 
-/** The admins' settings: orchestration, boxes, cap and timeouts, notifications, prompts. */
+/** The admins' settings: orchestration, boxes, cap and timeouts, the model gateway,
+ *  notifications, prompts. */
 export function SettingsPage() {
   const client = useQueryClient();
   const settings = useQuery({ queryKey: ["settings"], queryFn: () => api.get<Settings>("/api/v1/settings") });
@@ -18,6 +21,10 @@ export function SettingsPage() {
   const [previewTask, setPreviewTask] = useState("");
   const [saved, setSaved] = useState(false);
   const [roots, setRoots] = useState<string | null>(null);
+  const [envText, setEnvText] = useState<string | null>(null);
+  const [keys, setKeys] = useState<ProviderKeysPatch>({});
+  const [keysVersion, setKeysVersion] = useState(0);
+  const [clientError, setClientError] = useState<Error | null>(null);
   useEffect(() => {
     if (settings.data && !draft) {
       setDraft(settings.data);
@@ -32,6 +39,9 @@ export function SettingsPage() {
       setHooks(s.webhooks.map((w) => ({ id: w.id, url: w.url, enabled: w.enabled, secretSet: w.secret.set })));
       setSecrets({});
       setRoots(null);
+      setEnvText(null);
+      setKeys({});
+      setKeysVersion((v) => v + 1);
       setSaved(true);
     },
   });
@@ -45,6 +55,13 @@ export function SettingsPage() {
   const upd = (p: Partial<Settings>) => { setDraft({ ...d, ...p }); setSaved(false); };
   const submit = (e: FormEvent) => {
     e.preventDefault();
+    setClientError(null);
+    const env = parseEnv(envText ?? formatEnv(d.gateway.agent_env));
+    if (env.error !== null) {
+      setClientError(new Error(`gateway.agent_env: ${env.error}`));
+      return;
+    }
+    const g = d.gateway;
     const patch: SettingsPatch = {
       agent_orchestration_enabled: d.agent_orchestration_enabled,
       box_provider: d.box_provider,
@@ -65,6 +82,17 @@ export function SettingsPage() {
       },
       webhooks: (hooks ?? []).map((h) => ({ id: h.id, url: h.url, enabled: h.enabled, secret: h.secret })),
       prompts: d.prompts,
+      gateway: {
+        // A blank base URL is the provider's public API: leave it out.
+        base_urls: Object.fromEntries(Object.entries(g.base_urls).map(([k, v]) => [k, v.trim()]).filter(([, v]) => v)),
+        models: Object.fromEntries(Object.entries(g.models).map(([k, v]) => [k, v.trim()])),
+        agent_env: env.env,
+        prices: g.prices.map((p) => ({ ...p, model: p.model.trim() })),
+        task_budget_usd: g.task_budget_usd,
+        project_month_budget_usd: g.project_month_budget_usd,
+        stall_repeats: g.stall_repeats,
+        keys,
+      },
     };
     if (secrets.box_host_key !== undefined) patch.box_host_key = secrets.box_host_key;
     save.mutate(patch);
@@ -93,12 +121,22 @@ export function SettingsPage() {
         <label>Default template<input value={d.default_template} onChange={(e) => upd({ default_template: e.target.value })} /></label>
         <label>Max concurrent boxes<input type="number" min={1} value={d.max_concurrent_boxes} onChange={(e) => upd({ max_concurrent_boxes: Number(e.target.value) })} /></label>
         <label>Watchdog interval (s)<input type="number" min={1} value={d.watchdog_interval_s} onChange={(e) => upd({ watchdog_interval_s: Number(e.target.value) })} /></label>
-        {Object.keys(timeouts).map((k) => (
+        {Object.keys(timeouts).filter((k) => k !== "stall_s").map((k) => (
           <label key={k}>Timeout {k.replace(/_s$/, "").replace("_", " ")} (s)
             <input type="number" min={1} value={timeouts[k]} onChange={(e) => upd({ timeouts: { ...d.timeouts, [k]: Number(e.target.value) } })} />
           </label>
         ))}
       </fieldset>
+      <GatewaySection
+        gateway={d.gateway}
+        stallS={d.timeouts.stall_s}
+        envText={envText ?? formatEnv(d.gateway.agent_env)}
+        version={keysVersion}
+        onChange={(p) => upd({ gateway: { ...d.gateway, ...p } })}
+        onStallS={(s) => upd({ timeouts: { ...d.timeouts, stall_s: s } })}
+        onEnvText={(t) => { setEnvText(t); setSaved(false); }}
+        onKey={(p, v) => { setKeys({ ...keys, [p]: v }); setSaved(false); }}
+      />
       <fieldset className="card">
         <legend>Notifications</legend>
         <label className="check"><input type="checkbox" checked={d.notifications_enabled} onChange={(e) => upd({ notifications_enabled: e.target.checked })} /> Notifications on</label>
@@ -146,7 +184,7 @@ export function SettingsPage() {
           <details key={p.kind}><summary>{p.kind} — from {p.source}</summary><pre className="mono">{p.rendered ?? p.error}</pre></details>
         ))}
       </fieldset>
-      <ErrorBox error={save.error} />
+      <ErrorBox error={clientError ?? save.error} />
       {saved && <p role="status">Saved.</p>}
       <button type="submit" disabled={save.isPending}>Save settings</button>
     </form>

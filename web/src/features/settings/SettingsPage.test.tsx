@@ -1,0 +1,89 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { setCsrf } from "../../api/client";
+import { SettingsPage } from "./SettingsPage";
+
+const unset = { set: false };
+const settings = {
+  agent_orchestration_enabled: false, box_provider: "local", box_host_url: "", box_host_key: unset, callback_base_url: "", public_url: "",
+  github_api_base: "https://api.github.com", local_repo_roots: [], egress_allow: [], default_template: "big", max_concurrent_boxes: 2,
+  task_log_bytes: 1000, watchdog_interval_s: 30, notifications_enabled: false, chatty_events: false, log_notifications: false,
+  timeouts: { provisioning_s: 1, speccing_s: 2, implementing_s: 3, idle_s: 4, failed_grace_s: 5, orphan_s: 6, stall_s: 900 },
+  telegram: { enabled: false, bot_token: unset, chat_id: "", api_base: "" },
+  email: { enabled: false, host: "", port: 587, tls: "starttls", username: "", password: unset, from: "", to: [], to_reviewers: false },
+  webhooks: [],
+  prompts: { spec: "", revise: "", implement: "", changes: "" },
+  gateway: {
+    base_urls: { openai: "http://llm.internal/v1" },
+    models: { "claude-code": "claude-sonnet-4-5", codex: "gpt-5", aider: "claude-sonnet-4-5", opencode: "gpt-5", gemini: "gemini-2.5-pro" },
+    agent_env: { NODE_OPTIONS: "--max-old-space-size=4096" },
+    prices: [{ model: "claude-sonnet-4-5", input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 }],
+    task_budget_usd: 10, project_month_budget_usd: 0, stall_repeats: 5,
+    keys: { anthropic: { set: true }, openai: unset, gemini: unset },
+  },
+};
+
+function mount(refuse?: { message: string; field: string }) {
+  const sent: Record<string, unknown>[] = [];
+  vi.stubGlobal("fetch", vi.fn(async (_path: string, init?: RequestInit) => {
+    if (init?.method === "PATCH") {
+      sent.push(JSON.parse(String(init.body)));
+      if (refuse) return new Response(JSON.stringify({ error: { code: "bad_request", ...refuse } }), { status: 400 });
+    }
+    return new Response(JSON.stringify(settings), { status: 200, headers: { "content-type": "application/json" } });
+  }));
+  setCsrf("t");
+  render(<QueryClientProvider client={new QueryClient()}><SettingsPage /></QueryClientProvider>);
+  return sent;
+}
+
+afterEach(() => { cleanup(); vi.unstubAllGlobals(); });
+
+describe("SettingsPage: model gateway", () => {
+  it("edits keys, base URLs, models, budgets, the stall guard, the environment and prices, and sends them", async () => {
+    const sent = mount();
+    const section = await screen.findByRole("group", { name: "Model gateway" });
+    const s = within(section);
+    expect((s.getByLabelText("Model for codex") as HTMLInputElement).value).toBe("gpt-5");
+    expect((s.getByLabelText(/^Stall timeout/) as HTMLInputElement).value).toBe("900");
+    expect(screen.queryByLabelText(/Timeout stall/)).toBeNull();
+    fireEvent.click(within(s.getByRole("group", { name: "Anthropic API key" })).getByRole("button", { name: "Clear" }));
+    fireEvent.change(s.getByLabelText("OpenAI base URL"), { target: { value: " " } });
+    fireEvent.change(s.getByLabelText("Gemini base URL"), { target: { value: "https://gemini.internal" } });
+    fireEvent.change(s.getByLabelText("Model for codex"), { target: { value: "gpt-5-mini" } });
+    fireEvent.change(s.getByLabelText(/^Per-task budget/), { target: { value: "2.5" } });
+    fireEvent.change(s.getByLabelText(/^Stall repeats/), { target: { value: "0" } });
+    fireEvent.change(s.getByLabelText(/^Stall timeout/), { target: { value: "600" } });
+    fireEvent.change(s.getByLabelText(/^Agent environment/), { target: { value: "NODE_OPTIONS=--x\nCI=1" } });
+    fireEvent.click(s.getByRole("button", { name: "Add price" }));
+    fireEvent.change(s.getByLabelText("Price row 2: model"), { target: { value: "*" } });
+    fireEvent.change(s.getByLabelText("Price row 2: output ($ per million tokens)"), { target: { value: "20" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0].timeouts).toMatchObject({ stall_s: 600 });
+    expect(sent[0].gateway).toEqual({
+      base_urls: { gemini: "https://gemini.internal" },
+      models: { ...settings.gateway.models, codex: "gpt-5-mini" },
+      agent_env: { NODE_OPTIONS: "--x", CI: "1" },
+      prices: [settings.gateway.prices[0], { model: "*", input: 0, output: 20, cache_read: 0, cache_write: 0 }],
+      task_budget_usd: 2.5, project_month_budget_usd: 0, stall_repeats: 0,
+      keys: { anthropic: null },
+    });
+  });
+
+  it("refuses a bad environment line without sending, and shows the server's refusal naming the field", async () => {
+    const sent = mount({ message: "each price needs a model name", field: "gateway.prices" });
+    const s = within(await screen.findByRole("group", { name: "Model gateway" }));
+    fireEvent.change(s.getByLabelText(/^Agent environment/), { target: { value: "GOOD=1\n2BAD=x" } });
+    expect(s.getByText(/^Line 2: "2BAD" is not a variable name/)).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    expect((await screen.findByRole("alert")).textContent).toMatch(/^gateway\.agent_env: Line 2/);
+    expect(sent).toHaveLength(0);
+    fireEvent.change(s.getByLabelText(/^Agent environment/), { target: { value: "GOOD=1" } });
+    fireEvent.click(s.getByRole("button", { name: "Remove price row 1" }));
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toBe("gateway.prices: each price needs a model name"));
+    expect(sent).toHaveLength(1);
+  });
+});

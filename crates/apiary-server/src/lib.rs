@@ -213,8 +213,14 @@ impl HttpServer {
     ) -> std::io::Result<()> {
         // One routing table for every connection: serving the `Router` itself would rebuild
         // it per connection (~75 KB each, which a thousand live streams feel).
+        // Small writes (a streamed model answer's events, live events) go out at once rather
+        // than waiting on the peer's delayed acknowledgement.
+        use axum::serve::ListenerExt;
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             self.app
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )

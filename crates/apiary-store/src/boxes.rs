@@ -149,7 +149,7 @@ impl Store {
         sqlx::query(
             "UPDATE tasks SET box_id = NULL, control_url = NULL, code_url = NULL, site_url = NULL, \
              control_secret_id = $1, callback_token_hash = $2, box_torn_down = 0, parked = 0, updated_at = $3, \
-             branch = $4, gateway_token_hash = $5 WHERE id = $6",
+             branch = $4, gateway_token_hash = $5, gateway_last_hash = NULL, gateway_repeats = 0 WHERE id = $6",
         )
         .bind(&secret)
         .bind(hash_token(&tokens.callback_token))

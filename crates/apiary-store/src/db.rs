@@ -53,6 +53,8 @@ pub struct Store {
     pub(crate) logs: Arc<crate::logs::LogQueue>,
     /// Recently checked callback tokens.
     pub(crate) tokens: Arc<crate::boxes::TokenCache>,
+    /// Metered model requests waiting for their group commit.
+    pub(crate) usage: Arc<crate::gateway::UsageQueue>,
     /// Bumped whenever this process changes who may see a project, so open live streams
     /// check their access again.
     pub(crate) access_gen: Arc<std::sync::atomic::AtomicU64>,
@@ -138,6 +140,7 @@ impl Store {
             url: Arc::new(opts.url.clone()),
             logs: Arc::default(),
             tokens: Arc::default(),
+            usage: Arc::default(),
             access_gen: Arc::default(),
             installation: Arc::default(),
         })

@@ -2,7 +2,10 @@
 //! every model request, what a task and a project have spent, and a project's own gateway
 //! settings. Provider keys are settings secrets (see [`provider_key_secret`]).
 
+use std::sync::{Arc, Mutex};
+
 use apiary_core::gateway::{ProjectGateway, Provider, Usage};
+use tokio::sync::{oneshot, Notify};
 
 use crate::auth::hash_token;
 use crate::db::{new_id, Store};
@@ -16,6 +19,31 @@ pub fn provider_key_secret(project_id: Option<&str>, provider: Provider) -> Stri
     }
 }
 
+/// A record waiting for the usage writer, and where its answer goes.
+type Pending = (UsageRecord, oneshot::Sender<StoreResult<u64>>);
+
+/// Most records one group commit writes.
+const USAGE_GROUP_MAX: usize = 500;
+
+/// Records waiting for the next group commit: (a writer runs, the records).
+#[derive(Default)]
+pub(crate) struct UsageQueue {
+    inner: Mutex<(bool, Vec<Pending>)>,
+    wake: Notify,
+}
+
+/// Lets a writer that stopped (its runtime ended, or it panicked) hand over: the waiting
+/// records are answered with an error and the next record starts a new writer.
+struct UsageWriterGuard(Arc<UsageQueue>);
+
+impl Drop for UsageWriterGuard {
+    fn drop(&mut self) {
+        let mut q = self.0.inner.lock().unwrap_or_else(|e| e.into_inner());
+        q.0 = false;
+        q.1.clear();
+    }
+}
+
 /// The task behind a gateway token, with what the gateway needs to meter a request.
 #[derive(Debug, Clone)]
 pub struct GatewayTask {
@@ -25,6 +53,11 @@ pub struct GatewayTask {
     /// The agent status when the request came (the phase it is metered under).
     pub phase: String,
     pub round: i64,
+    /// What the task spent so far, over all its attempts (µ$).
+    pub spent_micros: u64,
+    /// The hash of its last metered request, and how many times in a row it came.
+    pub last_hash: Option<String>,
+    pub repeats: u32,
 }
 
 /// One metered model request.
@@ -74,64 +107,121 @@ const SUMS: &str = "COUNT(*) AS requests, \
     CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros";
 
 impl Store {
-    /// The task a gateway token belongs to, while its box lives (`None`: unknown or revoked).
+    /// The task a gateway token belongs to, while its box lives (`None`: unknown or revoked),
+    /// with its spending and the stall guard's state: the one read a model request costs.
     pub async fn gateway_token_task(&self, token: &str) -> StoreResult<Option<GatewayTask>> {
-        let row: Option<(String, String, i64, String, i64)> = sqlx::query_as(
-            "SELECT id, project_id, attempt, agent_status, round FROM tasks WHERE gateway_token_hash = $1",
+        type Row = (String, String, i64, String, i64, i64, Option<String>, i64);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, project_id, attempt, agent_status, round, gateway_spent_micros, gateway_last_hash, \
+             gateway_repeats FROM tasks WHERE gateway_token_hash = $1",
         )
         .bind(hash_token(token))
         .fetch_optional(&self.pool)
         .await?;
-        Ok(
-            row.map(|(task_id, project_id, attempt, phase, round)| GatewayTask {
+        Ok(row.map(
+            |(task_id, project_id, attempt, phase, round, spent, last_hash, repeats)| GatewayTask {
                 task_id,
                 project_id,
                 attempt,
                 phase,
                 round,
-            }),
-        )
+                spent_micros: spent.max(0) as u64,
+                last_hash,
+                repeats: repeats.clamp(0, i64::from(u32::MAX)) as u32,
+            },
+        ))
     }
 
-    /// Stores one metered request.
-    pub async fn record_usage(&self, r: &UsageRecord) -> StoreResult<()> {
+    /// Stores one metered request; returns what the task has spent now (µ$). Requests that
+    /// finish together are written in one transaction (a group commit), so metering keeps up
+    /// with many streams on SQLite's single writer.
+    pub async fn record_usage(&self, r: UsageRecord) -> StoreResult<u64> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut q = self.usage.inner.lock().expect("usage queue lock");
+            q.1.push((r, reply));
+            !std::mem::replace(&mut q.0, true)
+        };
+        if start {
+            tokio::spawn(self.clone().run_usage_writer());
+        }
+        self.usage.wake.notify_one();
+        answer
+            .await
+            .map_err(|_| StoreError::Group("the usage writer stopped".into()))?
+    }
+
+    /// Writes groups while records wait, then sleeps until the next one comes.
+    async fn run_usage_writer(self) {
+        let _guard = UsageWriterGuard(self.usage.clone());
+        loop {
+            let group: Vec<Pending> = {
+                let mut q = self.usage.inner.lock().expect("usage queue lock");
+                let take = q.1.len().min(USAGE_GROUP_MAX);
+                q.1.drain(..take).collect()
+            };
+            if group.is_empty() {
+                self.usage.wake.notified().await;
+                continue;
+            }
+            match self.write_usage_group(&group).await {
+                Ok(spent) => {
+                    for ((_, reply), s) in group.into_iter().zip(spent) {
+                        let _ = reply.send(Ok(s));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::error!(error = %message, "usage group commit failed");
+                    for (_, reply) in group {
+                        let _ = reply.send(Err(StoreError::Group(message.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_usage_group(&self, group: &[Pending]) -> StoreResult<Vec<u64>> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO model_usage (id, task_id, project_id, attempt, phase, round, provider, model, status, \
-             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros, request_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(new_id())
-        .bind(&r.task.task_id)
-        .bind(&r.task.project_id)
-        .bind(r.task.attempt)
-        .bind(&r.task.phase)
-        .bind(r.task.round)
-        .bind(r.provider.name())
-        .bind(&r.model)
-        .bind(i64::from(r.status))
-        .bind(r.usage.input as i64)
-        .bind(r.usage.output as i64)
-        .bind(r.usage.cache_read as i64)
-        .bind(r.usage.cache_write as i64)
-        .bind(r.cost_micros as i64)
-        .bind(&r.request_hash)
-        .bind(self.now())
-        .execute(&mut *tx)
-        .await?;
+        let mut out = Vec::with_capacity(group.len());
+        for (r, _) in group {
+            sqlx::query(
+                "INSERT INTO model_usage (id, task_id, project_id, attempt, phase, round, provider, model, status, \
+                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros, request_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(new_id())
+            .bind(&r.task.task_id)
+            .bind(&r.task.project_id)
+            .bind(r.task.attempt)
+            .bind(&r.task.phase)
+            .bind(r.task.round)
+            .bind(r.provider.name())
+            .bind(&r.model)
+            .bind(i64::from(r.status))
+            .bind(r.usage.input as i64)
+            .bind(r.usage.output as i64)
+            .bind(r.usage.cache_read as i64)
+            .bind(r.usage.cache_write as i64)
+            .bind(r.cost_micros as i64)
+            .bind(&r.request_hash)
+            .bind(self.now())
+            .execute(&mut *tx)
+            .await?;
+            let (spent,): (i64,) = sqlx::query_as(
+                "UPDATE tasks SET gateway_spent_micros = gateway_spent_micros + $1, \
+                 gateway_repeats = CASE WHEN gateway_last_hash = $2 THEN gateway_repeats + 1 ELSE 1 END, \
+                 gateway_last_hash = $2 WHERE id = $3 RETURNING gateway_spent_micros",
+            )
+            .bind(r.cost_micros as i64)
+            .bind(&r.request_hash)
+            .bind(&r.task.task_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(spent.max(0) as u64);
+        }
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// What a task has spent, over all its attempts, in millionths of a dollar.
-    pub async fn task_spent_micros(&self, task_id: &str) -> StoreResult<u64> {
-        let (spent,): (i64,) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM model_usage WHERE task_id = $1",
-        )
-        .bind(task_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(spent.max(0) as u64)
+        Ok(out)
     }
 
     /// What a project has spent since `since_ms`.
@@ -145,18 +235,6 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(spent.max(0) as u64)
-    }
-
-    /// The request hashes of a task's last `n` model requests, newest first.
-    pub async fn last_request_hashes(&self, task_id: &str, n: u32) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT request_hash FROM model_usage WHERE task_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-        )
-        .bind(task_id)
-        .bind(i64::from(n))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// When the task's agent last asked a model anything (ms), if ever.

@@ -2,7 +2,8 @@
 //! Messages answer (its first event at once, the rest after a fixed think time); `streams`
 //! clients at once send `requests` streamed requests each, first straight to the upstream, then
 //! through a real Apiary (SQLite store, token check, budget check, stall guard, key swap,
-//! metering). Printed: requests per second, and the time to the first streamed byte and to the
+//! metering); the streams start spread over one think time, as independent agents would.
+//! Printed: requests per second, and the time to the first streamed byte and to the
 //! whole answer (p50, p99), direct and through the gateway, and the difference.
 
 use std::net::SocketAddr;
@@ -47,6 +48,10 @@ async fn upstream() -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = axum::Router::new().route("/v1/messages", axum::routing::post(messages));
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -71,10 +76,10 @@ async fn apiary(dir: &std::path::Path, upstream: SocketAddr) -> Result<(String, 
         .find(|u| u.role == Role::Admin)
         .context("admin")?;
     let mut settings = store.settings().await?;
-    settings.gateway.base_urls.insert(
-        "anthropic".into(),
-        format!("http://{upstream}"),
-    );
+    settings
+        .gateway
+        .base_urls
+        .insert("anthropic".into(), format!("http://{upstream}"));
     settings.gateway.task_budget_usd = 0.0;
     store.save_settings(&settings).await?;
     store
@@ -154,7 +159,10 @@ async fn run(
         let http = http.clone();
         let url = url.to_string();
         let token = token.to_string();
+        // Agents are independent: the streams start spread over one think time, not in step.
+        let offset = THINK * s as u32 / streams as u32;
         clients.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
             let mut out = Vec::new();
             for i in 0..requests {
                 // Each body differs: the stall guard stops repeats.

@@ -6,16 +6,20 @@
 //! metering the usage the provider reports. A refusal is in the provider's own error shape, so
 //! the CLI shows its message.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use apiary_core::gateway::{
-    budget_error, dollars, price_of, usd_to_micros, Provider, SseLines, UsageMeter,
+    budget_error, dollars, price_of, usd_to_micros, ProjectGateway, Provider, SseLines, UsageMeter,
 };
-use apiary_core::AgentStatus;
+use apiary_core::{AgentStatus, GatewaySettings};
 use apiary_orchestrator::metrics::ModelLabels;
-use apiary_store::{month_start_ms, Actor, GatewayTask, TransitionRequest, UsageRecord};
+use apiary_store::{
+    month_start_ms, Actor, GatewayTask, StoreResult, TransitionRequest, UsageRecord,
+};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -132,48 +136,90 @@ async fn fail_task(state: &AppState, task_id: &str, error: &str) {
     }
 }
 
-/// The budget the task has reached, if any: the task's own, then its project's month.
-async fn budget_reached(state: &AppState, task: &GatewayTask) -> Result<Option<String>, Response> {
-    let internal = |e: apiary_store::StoreError| {
-        tracing::warn!(error = %e, "gateway: reading spending failed");
-        refuse(
-            None,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Apiary could not read the task's spending",
-        )
-    };
-    let settings = state.store.settings().await.map_err(internal)?;
-    let own = state
-        .store
-        .project_gateway(&task.project_id)
-        .await
-        .map_err(internal)?;
-    let task_budget = own
-        .task_budget_usd
-        .unwrap_or(settings.gateway.task_budget_usd);
-    if usd_to_micros(task_budget) > 0 {
-        let spent = state
-            .store
-            .task_spent_micros(&task.task_id)
-            .await
-            .map_err(internal)?;
-        if let Some(e) = budget_error("budget", task_budget, spent) {
-            return Ok(Some(e));
+/// What the gateway needs of a project besides the task's own row: the global gateway
+/// settings, the project's own, and the provider keys. Read at most once a second per
+/// process (and at once after a change made here), so a model request costs one read.
+struct ProjectView {
+    gateway: GatewaySettings,
+    own: ProjectGateway,
+    keys: [Option<String>; 3],
+}
+
+impl ProjectView {
+    fn key(&self, p: Provider) -> Option<&str> {
+        let i = Provider::ALL.iter().position(|x| *x == p).unwrap_or(0);
+        self.keys[i].as_deref()
+    }
+
+    fn task_budget(&self) -> f64 {
+        self.own
+            .task_budget_usd
+            .unwrap_or(self.gateway.task_budget_usd)
+    }
+
+    fn month_budget(&self) -> f64 {
+        self.own
+            .month_budget_usd
+            .unwrap_or(self.gateway.project_month_budget_usd)
+    }
+}
+
+/// How long a read project view is used.
+const VIEW_TTL: Duration = Duration::from_secs(1);
+
+type ViewCache = Mutex<HashMap<String, (Instant, Arc<ProjectView>)>>;
+
+fn views() -> &'static ViewCache {
+    static VIEWS: OnceLock<ViewCache> = OnceLock::new();
+    VIEWS.get_or_init(Default::default)
+}
+
+/// Forgets every cached project view (settings, a project's gateway or a key changed).
+pub fn forget_cached() {
+    views().lock().expect("gateway cache lock").clear();
+}
+
+async fn project_view(state: &AppState, project_id: &str) -> StoreResult<Arc<ProjectView>> {
+    if let Some((at, v)) = views().lock().expect("gateway cache lock").get(project_id) {
+        if at.elapsed() < VIEW_TTL {
+            return Ok(v.clone());
         }
     }
-    let month_budget = own
-        .month_budget_usd
-        .unwrap_or(settings.gateway.project_month_budget_usd);
-    if usd_to_micros(month_budget) > 0 {
+    let store = &state.store;
+    let gateway = store.settings().await?.gateway;
+    let own = store.project_gateway(project_id).await?;
+    let mut keys: [Option<String>; 3] = Default::default();
+    for (i, p) in Provider::ALL.into_iter().enumerate() {
+        keys[i] = store.provider_key(project_id, p).await?;
+    }
+    let view = Arc::new(ProjectView { gateway, own, keys });
+    let mut cache = views().lock().expect("gateway cache lock");
+    if cache.len() > 10_000 {
+        cache.clear();
+    }
+    cache.insert(project_id.to_string(), (Instant::now(), view.clone()));
+    Ok(view)
+}
+
+/// The budget reached with `spent` (the task's, all attempts), if any: the task's own
+/// budget, then its project's month.
+async fn budget_reached(
+    state: &AppState,
+    task: &GatewayTask,
+    spent: u64,
+    view: &ProjectView,
+) -> StoreResult<Option<String>> {
+    if let Some(e) = budget_error("budget", view.task_budget(), spent) {
+        return Ok(Some(e));
+    }
+    let month = view.month_budget();
+    if usd_to_micros(month) > 0 {
         let since = month_start_ms(state.store.now());
         let spent = state
             .store
             .project_spent_micros(&task.project_id, since)
-            .await
-            .map_err(internal)?;
-        if let Some(e) = budget_error("the project's monthly budget", month_budget, spent) {
-            return Ok(Some(e));
-        }
+            .await?;
+        return Ok(budget_error("the project's monthly budget", month, spent));
     }
     Ok(None)
 }
@@ -229,38 +275,33 @@ pub async fn forward(
             ),
         );
     }
-    let settings = match state.store.settings().await {
-        Ok(s) => s,
-        Err(_) => {
+    let view = match project_view(&state, &task.project_id).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "gateway: reading the project's settings failed");
             return refuse(
                 Some(provider),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Apiary is unavailable",
-            )
+            );
         }
     };
     // The stall guard: the same request again and again is a loop, not work.
     let request_hash = hex::encode(Sha256::digest(&body));
-    let repeats = settings.gateway.stall_repeats;
-    if repeats > 1 {
-        if let Ok(last) = state
-            .store
-            .last_request_hashes(&task.task_id, repeats - 1)
-            .await
-        {
-            if last.len() as u32 == repeats - 1 && last.iter().all(|h| *h == request_hash) {
-                let error =
-                    format!("agent stalled: the same model request {repeats} times in a row");
-                fail_task(&state, &task.task_id, &error).await;
-                return refuse(
-                    Some(provider),
-                    StatusCode::FORBIDDEN,
-                    &format!("Apiary: {error}"),
-                );
-            }
-        }
+    let repeats = view.gateway.stall_repeats;
+    if repeats > 1
+        && task.last_hash.as_deref() == Some(request_hash.as_str())
+        && task.repeats + 1 >= repeats
+    {
+        let error = format!("agent stalled: the same model request {repeats} times in a row");
+        fail_task(&state, &task.task_id, &error).await;
+        return refuse(
+            Some(provider),
+            StatusCode::FORBIDDEN,
+            &format!("Apiary: {error}"),
+        );
     }
-    match budget_reached(&state, &task).await {
+    match budget_reached(&state, &task, task.spent_micros, &view).await {
         Ok(Some(error)) => {
             fail_task(&state, &task.task_id, &error).await;
             return refuse(
@@ -270,18 +311,16 @@ pub async fn forward(
             );
         }
         Ok(None) => {}
-        Err(resp) => return resp,
-    }
-    let key = match state.store.provider_key(&task.project_id, provider).await {
-        Ok(k) => k,
-        Err(_) => {
+        Err(e) => {
+            tracing::warn!(error = %e, "gateway: reading spending failed");
             return refuse(
                 Some(provider),
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Apiary is unavailable",
-            )
+                "Apiary could not read the task's spending",
+            );
         }
-    };
+    }
+    let key = view.key(provider).map(str::to_string);
     let mut json_body: Option<Value> = serde_json::from_slice(&body).ok();
     let asked_model = json_body
         .as_ref()
@@ -308,7 +347,7 @@ pub async fn forward(
         .split('&')
         .filter(|kv| !kv.is_empty() && !kv.starts_with("key="))
         .collect();
-    let mut url = format!("{}/{}", settings.gateway.base_url(provider), path);
+    let mut url = format!("{}/{}", view.gateway.base_url(provider), path);
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query.join("&"));
@@ -332,6 +371,7 @@ pub async fn forward(
             tracing::warn!(%url, error = %e, "gateway: the provider did not answer");
             let tap = Tap::new(
                 &state,
+                &view,
                 task,
                 provider,
                 asked_model,
@@ -369,6 +409,7 @@ pub async fn forward(
         .header("cache-control", "no-cache");
     let tap = Tap::new(
         &state,
+        &view,
         task,
         provider,
         asked_model,
@@ -388,6 +429,7 @@ pub async fn forward(
 /// hangs up).
 struct Tap {
     state: AppState,
+    view: Arc<ProjectView>,
     task: GatewayTask,
     provider: Provider,
     asked_model: String,
@@ -399,8 +441,10 @@ struct Tap {
 }
 
 impl Tap {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         state: &AppState,
+        view: &Arc<ProjectView>,
         task: GatewayTask,
         provider: Provider,
         asked_model: String,
@@ -410,6 +454,7 @@ impl Tap {
     ) -> Self {
         Tap {
             state: state.clone(),
+            view: view.clone(),
             task,
             provider,
             asked_model,
@@ -450,16 +495,9 @@ impl Tap {
         };
         rt.spawn(async move {
             let state = self.state;
-            let settings = match state.store.settings().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway: usage not recorded");
-                    return;
-                }
-            };
             let usage = self.meter.usage();
             let model = self.meter.model.clone().unwrap_or(self.asked_model);
-            let cost = usage.cost_micros(price_of(&settings.gateway.prices, &model));
+            let cost = usage.cost_micros(price_of(&self.view.gateway.prices, &model));
             let record = UsageRecord {
                 task: self.task.clone(),
                 provider: self.provider,
@@ -469,10 +507,13 @@ impl Tap {
                 cost_micros: cost,
                 request_hash: self.request_hash,
             };
-            if let Err(e) = state.store.record_usage(&record).await {
-                tracing::warn!(error = %e, task = %self.task.task_id, "gateway: usage not recorded");
-                return;
-            }
+            let spent = match state.store.record_usage(record).await {
+                Ok(spent) => spent,
+                Err(e) => {
+                    tracing::warn!(error = %e, task = %self.task.task_id, "gateway: usage not recorded");
+                    return;
+                }
+            };
             let m = &state.orch.metrics;
             for (kind, n) in [
                 ("input", usage.input),
@@ -497,7 +538,7 @@ impl Tap {
                 .inc_by(cost);
             // The request that crossed a budget was already answered; the task stops now, and
             // nothing past the limit is forwarded.
-            if let Ok(Some(error)) = budget_reached(&state, &self.task).await {
+            if let Ok(Some(error)) = budget_reached(&state, &self.task, spent, &self.view).await {
                 tracing::info!(task = %self.task.task_id, %error, spent = %dollars(cost), "gateway: budget reached");
                 fail_task(&state, &self.task.task_id, &error).await;
             }

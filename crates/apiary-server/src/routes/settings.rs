@@ -511,5 +511,6 @@ pub async fn update_settings(
         state.store.set_setting_secret(&name, v.as_deref()).await?;
     }
     state.store.save_settings(&s).await?;
+    crate::routes::gateway::forget_cached();
     Ok(Json(read(&state).await?))
 }

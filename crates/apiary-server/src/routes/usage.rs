@@ -248,5 +248,6 @@ pub async fn update_project_gateway(
     for (name, v) in writes {
         state.store.set_setting_secret(&name, v.as_deref()).await?;
     }
+    crate::routes::gateway::forget_cached();
     Ok(Json(gateway_out(&state, &id).await?))
 }

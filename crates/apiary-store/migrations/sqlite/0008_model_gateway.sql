@@ -2,6 +2,11 @@
 -- hash, dead with the box); a project keeps its gateway settings (model, plain agent
 -- environment, budgets) as JSON; every model request is metered here.
 ALTER TABLE tasks ADD COLUMN gateway_token_hash TEXT;
+-- What the task spent in all (µ$), and the stall guard's state: the last request's hash and
+-- how many times in a row it came; kept on the task so a request needs one read.
+ALTER TABLE tasks ADD COLUMN gateway_spent_micros BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN gateway_last_hash TEXT;
+ALTER TABLE tasks ADD COLUMN gateway_repeats BIGINT NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX tasks_gateway_token ON tasks (gateway_token_hash);
 ALTER TABLE projects ADD COLUMN gateway_json TEXT NOT NULL DEFAULT '{}';
 CREATE TABLE model_usage (

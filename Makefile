@@ -81,10 +81,12 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 ## What the suites need besides Rust: a real SMTP server (aiosmtpd) for the email channel tests,
+## the model providers' SDKs (their types check the stand-in provider's answers),
 ## bubblewrap, which sandboxes boxes and the agents inside them (the hostile-agent test needs it),
 ## and curl, which the egress test's agent uses.
 test-deps:
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+	@python3 -c 'import anthropic, openai, google.genai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check anthropic openai google-genai
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 

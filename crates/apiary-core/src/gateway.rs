@@ -222,9 +222,14 @@ impl UsageMeter {
                         .or_else(|| usage.pointer("/input_tokens_details/cached_tokens"))
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
+                    let written = usage
+                        .pointer("/input_tokens_details/cache_write_tokens")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
                     self.input_reported = self.input_reported.max(input);
                     self.output = self.output.max(output);
                     self.cache_read = self.cache_read.max(cached);
+                    self.cache_write = self.cache_write.max(written);
                 }
             }
             Some(Provider::Gemini) => {
@@ -245,9 +250,11 @@ impl UsageMeter {
         let input = match self.provider {
             // Anthropic's input_tokens already excludes the cache.
             Some(Provider::Anthropic) | None => self.input_reported,
-            Some(Provider::OpenAi) | Some(Provider::Gemini) => {
-                self.input_reported.saturating_sub(self.cache_read)
-            }
+            // OpenAI and Gemini count cached (and OpenAI cache-written) tokens in the input.
+            Some(Provider::OpenAi) | Some(Provider::Gemini) => self
+                .input_reported
+                .saturating_sub(self.cache_read)
+                .saturating_sub(self.cache_write),
         };
         Usage {
             input,
@@ -483,15 +490,18 @@ mod tests {
         assert_eq!(chat.usage().input, 600);
         assert_eq!(chat.usage().cache_read, 400);
         let mut responses = UsageMeter::new(Provider::OpenAi);
-        responses.feed(&json!({"type": "response.completed", "response": {"model": "gpt-5-codex",
-            "usage": {"input_tokens": 50, "output_tokens": 7, "input_tokens_details": {"cached_tokens": 10}}}}));
+        responses.feed(
+            &json!({"type": "response.completed", "response": {"model": "gpt-5-codex",
+            "usage": {"input_tokens": 50, "output_tokens": 7,
+                      "input_tokens_details": {"cached_tokens": 10, "cache_write_tokens": 5}}}}),
+        );
         assert_eq!(
             responses.usage(),
             Usage {
-                input: 40,
+                input: 35,
                 output: 7,
                 cache_read: 10,
-                cache_write: 0
+                cache_write: 5
             }
         );
         let mut gemini = UsageMeter::new(Provider::Gemini);
@@ -554,7 +564,7 @@ mod tests {
         let stream = b"event: a\ndata: {\"x\":1}\r\n\ndata: {\"x\":2}\n\n: comment\ndata: long-long-long\ndata: end\n";
         for size in 1..stream.len() {
             let mut got = Vec::new();
-            let mut lines = SseLines::new(12);
+            let mut lines = SseLines::new(16);
             for chunk in stream.chunks(size) {
                 lines.push(chunk, |d| got.push(d.to_string()));
             }

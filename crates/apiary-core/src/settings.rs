@@ -9,12 +9,9 @@ use crate::gateway::{
     check_agent_env, check_prices, default_prices, Price, Provider, DEFAULT_MODELS,
 };
 
-/// Where a box's agent may connect by default: the model providers' APIs and the common
-/// package registries.
-pub const DEFAULT_EGRESS_ALLOW: [&str; 13] = [
-    "api.anthropic.com",
-    "api.openai.com",
-    "generativelanguage.googleapis.com",
+/// Where a box's agent may connect by default: the common package registries. The model
+/// providers are not here: agents reach them through Apiary's gateway, which holds the keys.
+pub const DEFAULT_EGRESS_ALLOW: [&str; 10] = [
     "registry.npmjs.org",
     "registry.yarnpkg.com",
     "pypi.org",

@@ -394,9 +394,9 @@ async fn responses(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> R
             "status": "completed", "content": [{"type": "output_text", "text": t, "annotations": []}]})
         }
     };
-    let usage = json!({"input_tokens": u.input + u.cache_read, "output_tokens": u.output,
-        "total_tokens": u.input + u.cache_read + u.output,
-        "input_tokens_details": {"cached_tokens": u.cache_read},
+    let usage = json!({"input_tokens": u.input + u.cache_read + u.cache_write, "output_tokens": u.output,
+        "total_tokens": u.input + u.cache_read + u.cache_write + u.output,
+        "input_tokens_details": {"cached_tokens": u.cache_read, "cache_write_tokens": u.cache_write},
         "output_tokens_details": {"reasoning_tokens": 0}});
     let id = format!("resp_{n:04}");
     let response = |status: &str, output: Value, usage: Value| {
@@ -423,7 +423,8 @@ async fn responses(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> R
         events.push(event(
             Some("response.output_text.delta"),
             &json!({"type": "response.output_text.delta", "sequence_number": 2,
-                "item_id": format!("msg_{n:04}"), "output_index": 0, "content_index": 0, "delta": t}),
+                "item_id": format!("msg_{n:04}"), "output_index": 0, "content_index": 0, "delta": t,
+                "logprobs": []}),
         ));
     }
     events.push(event(

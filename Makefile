@@ -93,6 +93,8 @@ test-deps:
 ## The suites keep their temporary folders outside /tmp: an agent's sandbox has a private /tmp,
 ## so the scripts a test hands a box must not live in the host's /tmp.
 TEST_TMP ?= /var/tmp/apiary-tests
+# Made when the Makefile is read: every tool that make runs (rustc, npm, pip) writes there.
+_ := $(shell mkdir -p $(TEST_TMP))
 export TMPDIR := $(TEST_TMP)
 
 ## The coding-agent CLIs the presets drive, each in the version the presets were proven with,

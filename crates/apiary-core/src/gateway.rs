@@ -181,8 +181,15 @@ impl UsageMeter {
         }
     }
 
-    /// Takes one JSON value (a body or an event's data).
+    /// Takes one JSON value (a body or an event's data). An array (Gemini's streamed answer
+    /// without `alt=sse`) is read element by element.
     pub fn feed(&mut self, v: &Value) {
+        if let Some(items) = v.as_array() {
+            for item in items {
+                self.feed(item);
+            }
+            return;
+        }
         let n = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
         let model = v
             .get("model")
@@ -342,6 +349,14 @@ pub fn usd_to_micros(usd: f64) -> u64 {
     }
 }
 
+/// Whether `m` may name a model: the characters model names use, nothing a shell or a URL
+/// would read otherwise (a preset passes it on a command line and in a path).
+pub fn is_model_name(m: &str) -> bool {
+    m.len() <= 200
+        && m.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '@'))
+}
+
 /// A project's own gateway settings: each blank or absent value falls through to the global
 /// one (provider keys, stored apart as secrets, do the same).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -360,10 +375,10 @@ pub struct ProjectGateway {
 impl ProjectGateway {
     /// Checks the values; the error names the field.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.model.len() > 200 || self.model.contains(char::is_whitespace) {
+        if !is_model_name(&self.model) {
             return Err((
                 "agent.gateway.model",
-                "a model name without spaces, at most 200 characters".into(),
+                "a model name (letters, digits and . _ - : / @), at most 200 characters".into(),
             ));
         }
         check_agent_env(&self.agent_env).map_err(|e| ("agent.gateway.agent_env", e))?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::{
-    check_agent_env, check_prices, default_prices, Price, Provider, DEFAULT_MODELS,
+    check_agent_env, check_prices, default_prices, is_model_name, Price, Provider, DEFAULT_MODELS,
 };
 
 /// Where a box's agent may connect by default: the common package registries. The model
@@ -216,11 +216,12 @@ impl GatewaySettings {
             || self
                 .models
                 .iter()
-                .any(|(k, v)| k.len() > 50 || v.len() > 200 || v.contains(char::is_whitespace))
+                .any(|(k, v)| k.len() > 50 || !is_model_name(v))
         {
             return Err((
                 "gateway.models",
-                "a preset name and a model name without spaces (at most 20)".into(),
+                "a preset name and a model name (letters, digits and . _ - : / @; at most 20)"
+                    .into(),
             ));
         }
         check_agent_env(&self.agent_env).map_err(|e| ("gateway.agent_env", e))?;

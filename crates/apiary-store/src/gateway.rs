@@ -208,14 +208,20 @@ impl Store {
             .bind(self.now())
             .execute(&mut *tx)
             .await?;
+            // The stall guard counts answered requests only: a CLI retries the same body on a
+            // provider's 429 or 5xx, which is no loop of its own.
+            let answered = (200..300).contains(&r.status);
             let (spent,): (i64,) = sqlx::query_as(
                 "UPDATE tasks SET gateway_spent_micros = gateway_spent_micros + $1, \
-                 gateway_repeats = CASE WHEN gateway_last_hash = $2 THEN gateway_repeats + 1 ELSE 1 END, \
-                 gateway_last_hash = $2 WHERE id = $3 RETURNING gateway_spent_micros",
+                 gateway_repeats = CASE WHEN $4 = 0 THEN gateway_repeats \
+                   WHEN gateway_last_hash = $2 THEN gateway_repeats + 1 ELSE 1 END, \
+                 gateway_last_hash = CASE WHEN $4 = 0 THEN gateway_last_hash ELSE $2 END \
+                 WHERE id = $3 RETURNING gateway_spent_micros",
             )
             .bind(r.cost_micros as i64)
             .bind(&r.request_hash)
             .bind(&r.task.task_id)
+            .bind(i64::from(answered))
             .fetch_one(&mut *tx)
             .await?;
             out.push(spent.max(0) as u64);
@@ -250,11 +256,14 @@ impl Store {
     /// When the task's agent last did anything visible (ms): its last log line or model
     /// request, whichever is later.
     pub async fn last_agent_activity(&self, task_id: &str) -> StoreResult<Option<i64>> {
-        let (log,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(created_at) FROM agent_logs WHERE task_id = $1")
-                .bind(task_id)
-                .fetch_one(&self.pool)
-                .await?;
+        // The last line by the primary key (task, seq): no scan of a long log.
+        let log: Option<(i64,)> = sqlx::query_as(
+            "SELECT created_at FROM agent_logs WHERE task_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(task_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let log = log.map(|(at,)| at);
         let model = self.last_model_request_at(task_id).await?;
         Ok(log.max(model))
     }

@@ -160,7 +160,7 @@ pub fn preset(name: &str, gw: &Gateway, phase: &str) -> Result<Preset> {
                 "litellm_provider": "openai", "mode": "chat"}});
             (
                 format!(
-                    "aider --model openai/{model_id} --model-metadata-file \"$HOME/.aider.model.metadata.json\" \
+                    "aider --model \"openai/${{APIARY_AGENT_MODEL:-{model_id}}}\" --model-metadata-file \"$HOME/.aider.model.metadata.json\" \
                      --yes-always --no-auto-commits --no-git --no-gitignore --no-check-update \
                      --analytics-disable --no-show-model-warnings --no-show-release-notes --no-pretty \
                      --no-fancy-input --chat-history-file \"$HOME/.aider.chat.history.md\" \
@@ -234,7 +234,10 @@ mod tests {
         let gemini = preset("gemini", &gw("gemini-2.5-pro"), "implement").unwrap();
         assert!(gemini.home_files[0].1.contains("gemini-api-key"));
         let aider = preset("aider", &gw("gpt-5"), "implement").unwrap();
-        assert!(aider.command.contains("--no-gitignore") && aider.command.contains("openai/gpt-5"));
+        assert!(aider.command.contains("--no-gitignore"));
+        assert!(aider
+            .command
+            .contains(r#"--model "openai/${APIARY_AGENT_MODEL:-gpt-5}""#));
         for p in [&claude, &codex, &opencode, &gemini, &aider] {
             assert!(!p.command.contains("apiary_gw_secret"), "{}", p.command);
         }

@@ -244,6 +244,41 @@ fn agent_command(
     cmd
 }
 
+/// Writes a preset's file into the agent's home, which the agent can write too: no link it
+/// planted is followed (a folder on the way that is a link fails the run; a file there is
+/// replaced, never written through), so the box agent writes nothing outside the home.
+fn write_home_file(home: &Path, rel: &str, content: &str) -> Result<()> {
+    use std::io::Write;
+    let mut dir = home.to_path_buf();
+    let mut parts: Vec<&str> = rel.split('/').collect();
+    let name = parts.pop().context("a home file has a name")?;
+    for part in parts {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!(
+                "{} in the agent's home is not a folder (a link?); the run stops",
+                dir.display()
+            ),
+            Err(_) => {
+                std::fs::create_dir(&dir).with_context(|| format!("making {}", dir.display()))?
+            }
+        }
+    }
+    let path = dir.join(name);
+    // Unlinking removes a link itself, not what it names; `create_new` refuses one that
+    // reappears in between.
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// The top folders under `/tmp` that hold this program or a directory on the PATH.
 fn programs_under_tmp() -> Vec<String> {
     let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
@@ -275,14 +310,10 @@ pub fn egress_socket(box_dir: &Path) -> std::path::PathBuf {
 pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result<RunOutput> {
     let preset = run.preset;
     let home = agent_home(&cfg.box_dir);
-    for (rel, content) in &preset.home_files {
-        let path = home.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).context("making the agent's home")?;
-        }
-        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
-    }
     std::fs::create_dir_all(&home).context("making the agent's home")?;
+    for (rel, content) in &preset.home_files {
+        write_home_file(&home, rel, content)?;
+    }
     let mut cmd = agent_command(cfg, &preset.command, run.prompt_file, run.workspace);
     cmd.current_dir(run.workspace)
         .env("APIARY_PROMPT_FILE", run.prompt_file)
@@ -377,7 +408,7 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         }
     }
     let transcript = transcript.lock().expect("transcript lock");
-    if let Err(why) = transcript.verdict() {
+    if let Err(why) = transcript.verdict(matches!(run.phase, "implement" | "changes")) {
         bail!("{why}");
     }
     if structured {
@@ -604,6 +635,32 @@ mod tests {
             lines.iter().any(|l| l.contains("without a sandbox")),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn home_files_never_follow_the_agents_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let victim = outside.join("config");
+        std::fs::write(&victim, "precious").unwrap();
+        // A file planted as a link to a file outside: replaced, the target untouched.
+        std::os::unix::fs::symlink(&victim, home.join(".settings.json")).unwrap();
+        write_home_file(&home, ".settings.json", "{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(home.join(".settings.json")).unwrap(),
+            "{}"
+        );
+        // A folder planted as a link: the run stops, nothing is written outside.
+        std::os::unix::fs::symlink(&outside, home.join(".gemini")).unwrap();
+        let err = write_home_file(&home, ".gemini/config", "{}").unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        write_home_file(&home, ".aider/caches/list.json", "[]").unwrap();
+        assert!(home.join(".aider/caches/list.json").is_file());
     }
 
     #[derive(Clone, Default)]

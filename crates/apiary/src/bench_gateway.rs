@@ -10,13 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use apiary_core::{AgentStatus, Role, SystemClock};
+use anyhow::Result;
+use apiary_core::AgentStatus;
 use apiary_orchestrator::{Metrics, Orchestrator};
 use apiary_server::{AppState, HttpServer, ServerConfig};
-use apiary_store::{
-    Actor, BoxAddress, NewProject, NewTask, SecretKey, Store, StoreOptions, TransitionRequest,
-};
+use apiary_store::{Actor, BoxAddress, NewProject, NewTask, TransitionRequest};
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use serde_json::json;
@@ -60,21 +58,7 @@ async fn upstream() -> Result<SocketAddr> {
 
 /// An Apiary on loopback whose gateway forwards to `upstream`, and one working task's token.
 async fn apiary(dir: &std::path::Path, upstream: SocketAddr) -> Result<(String, String)> {
-    let store = Store::connect(StoreOptions {
-        url: StoreOptions::sqlite_url(dir),
-        secret_key: SecretKey::generate(),
-        clock: Arc::new(SystemClock),
-        max_connections: 8,
-    })
-    .await?;
-    store.migrate().await?;
-    store.bootstrap(None, Some("bench password".into())).await?;
-    let admin = store
-        .list_users()
-        .await?
-        .into_iter()
-        .find(|u| u.role == Role::Admin)
-        .context("admin")?;
+    let (store, admin) = crate::bench::bench_store(dir).await?;
     let mut settings = store.settings().await?;
     settings
         .gateway

@@ -170,11 +170,20 @@ impl Store {
                         let _ = reply.send(Ok(s));
                     }
                 }
+                // One bad record (a task deleted meanwhile) or a passing fault must not lose
+                // the others' spending: each is written on its own.
                 Err(e) => {
-                    let message = e.to_string();
-                    tracing::error!(error = %message, "usage group commit failed");
-                    for (_, reply) in group {
-                        let _ = reply.send(Err(StoreError::Group(message.clone())));
+                    tracing::warn!(error = %e, records = group.len(), "usage group commit failed; writing one by one");
+                    for (record, reply) in group {
+                        let one = [(record, oneshot::channel().0)];
+                        let result = self
+                            .write_usage_group(&one)
+                            .await
+                            .map(|spent| spent.first().copied().unwrap_or(0));
+                        if let Err(e) = &result {
+                            tracing::error!(error = %e, task = %one[0].0.task.task_id, "usage not recorded");
+                        }
+                        let _ = reply.send(result);
                     }
                 }
             }

@@ -3,3 +3,4 @@
 mod jobs;
 mod records;
 mod transition;
+mod usage;

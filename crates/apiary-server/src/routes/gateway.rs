@@ -164,6 +164,30 @@ impl ProjectView {
     }
 }
 
+/// Most model requests one task may have in flight (a CLI's subagents run a few at once);
+/// past it the gateway answers 429, which the CLIs retry after a pause.
+pub const MAX_IN_FLIGHT: usize = 16;
+
+type InFlight = Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>;
+
+/// A slot for one more request of `task`, held until its answer is done.
+fn in_flight_slot(task: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    static IN_FLIGHT: OnceLock<InFlight> = OnceLock::new();
+    let mut map = IN_FLIGHT
+        .get_or_init(Default::default)
+        .lock()
+        .expect("in-flight lock");
+    if map.len() > 10_000 {
+        // Forget tasks with nothing in flight.
+        map.retain(|_, s| Arc::strong_count(s) > 1);
+    }
+    let slots = map
+        .entry(task.to_string())
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)))
+        .clone();
+    slots.try_acquire_owned().ok()
+}
+
 /// How long a read project view is used.
 const VIEW_TTL: Duration = Duration::from_secs(1);
 
@@ -344,6 +368,13 @@ pub async fn forward(
                 "Apiary is unavailable",
             );
         }
+    };
+    let Some(slot) = in_flight_slot(&task.task_id) else {
+        return refuse(
+            Some(provider),
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Apiary: more than {MAX_IN_FLIGHT} model requests of this task at once"),
+        );
     };
     if !agent_may_run(&task.phase) {
         return refuse(
@@ -526,6 +557,7 @@ pub async fn forward(
     let stream = Metered {
         inner: Box::pin(answer.bytes_stream()),
         tap: Some(tap),
+        _slot: slot,
     };
     out.body(Body::from_stream(stream))
         .unwrap_or_else(|_| refuse(Some(provider), StatusCode::BAD_GATEWAY, "bad answer"))
@@ -674,6 +706,8 @@ impl Tap {
 struct Metered {
     inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     tap: Option<Tap>,
+    /// The task's in-flight slot, given back when the answer is done.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Stream for Metered {

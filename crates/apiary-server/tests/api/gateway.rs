@@ -438,3 +438,48 @@ async fn an_agent_repeating_one_request_is_stopped_as_stalled() {
         Some("agent stalled: the same model request 5 times in a row")
     );
 }
+
+#[tokio::test]
+async fn a_task_has_at_most_sixteen_model_requests_in_flight() {
+    let (app, admin, standin) = setup(Reported::default(), json!({})).await;
+    let (_, token) = working_task(&app, &admin).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    *standin.hold.lock().unwrap() = Some(release.clone());
+    let send = |i: usize| {
+        http()
+            .post(format!("{}/gateway/anthropic/v1/messages", app.base))
+            .header("x-api-key", &token)
+            .json(
+                &json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "stream": true,
+                "messages": [{"role": "user", "content": format!("request {i}")}]}),
+            )
+            .send()
+    };
+    // Sixteen answers start and wait for the stand-in; each holds a slot.
+    let mut open = Vec::new();
+    for i in 0..apiary_server::routes::gateway::MAX_IN_FLIGHT {
+        let mut r = send(i).await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.chunk().await.unwrap();
+        open.push(r);
+    }
+    let r = send(99).await.unwrap();
+    assert_eq!(r.status(), 429);
+    // An answer that ends gives its slot back.
+    *standin.hold.lock().unwrap() = None;
+    // Every held answer waits on the notice; one not yet waiting gets a later one.
+    let nudger = {
+        let release = release.clone();
+        tokio::spawn(async move {
+            loop {
+                release.notify_waiters();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    for mut r in open {
+        while r.chunk().await.unwrap().is_some() {}
+    }
+    nudger.abort();
+    assert_eq!(send(100).await.unwrap().status(), 200);
+}

@@ -39,17 +39,6 @@ impl Provider {
         Provider::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    /// The provider a preset's CLI is pointed at (`script` and custom commands: none, they
-    /// may use any through the `APIARY_GATEWAY_*` variables).
-    pub fn of_preset(preset: &str) -> Option<Provider> {
-        match preset {
-            "claude-code" => Some(Provider::Anthropic),
-            "codex" | "aider" | "opencode" => Some(Provider::OpenAi),
-            "gemini" => Some(Provider::Gemini),
-            _ => None,
-        }
-    }
-
     /// The provider's public API origin (paths after `/gateway/<name>` are appended as sent).
     pub fn default_base(self) -> &'static str {
         match self {

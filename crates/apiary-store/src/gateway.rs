@@ -70,7 +70,7 @@ pub struct UsageRecord {
     pub status: u16,
     pub usage: Usage,
     pub cost_micros: u64,
-    /// A hash of the request body (the stall guard compares them).
+    /// A hash of the request body (the task's row keeps the last one for the stall guard).
     pub request_hash: String,
 }
 
@@ -196,8 +196,8 @@ impl Store {
         for (r, _) in group {
             sqlx::query(
                 "INSERT INTO model_usage (id, task_id, project_id, attempt, phase, round, provider, model, status, \
-                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros, request_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micros, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(new_id())
             .bind(&r.task.task_id)
@@ -213,7 +213,6 @@ impl Store {
             .bind(r.usage.cache_read as i64)
             .bind(r.usage.cache_write as i64)
             .bind(r.cost_micros as i64)
-            .bind(&r.request_hash)
             .bind(self.now())
             .execute(&mut *tx)
             .await?;

@@ -44,7 +44,6 @@ pub struct Transcript {
     pub failure: Option<String>,
     /// The agent's final answer (the spec, when no spec file was written).
     pub answer: String,
-    pub tool_calls: usize,
 }
 
 impl Transcript {
@@ -96,7 +95,6 @@ impl Transcript {
     fn aider(&mut self, line: &str) {
         let line = line.trim();
         if line.starts_with("Applied edit to ") {
-            self.tool_calls += 1;
             self.last_tool_failure = None;
         } else if line.starts_with("Added ") && line.ends_with("of output to the chat.") {
             self.last_tool_failure = Some("the test command failed".into());
@@ -129,7 +127,6 @@ impl Transcript {
                             out.push(format!("agent: {}", clip(b["text"].as_str().unwrap_or(""))))
                         }
                         Some("tool_use") => {
-                            self.tool_calls += 1;
                             let input = &b["input"];
                             let shown = input["command"]
                                 .as_str()
@@ -198,7 +195,6 @@ impl Transcript {
         let item = &v["item"];
         match (v["type"].as_str(), item["type"].as_str()) {
             (Some("item.started"), Some("command_execution")) => {
-                self.tool_calls += 1;
                 vec![format!(
                     "tool exec: $ {}",
                     clip(item["command"].as_str().unwrap_or(""))
@@ -215,7 +211,6 @@ impl Transcript {
                 )]
             }
             (Some("item.completed"), Some("file_change")) => {
-                self.tool_calls += 1;
                 let ok = item["status"] != "failed";
                 self.tool_result(ok, "file change failed".into());
                 let files: Vec<String> = item["changes"]
@@ -262,7 +257,6 @@ impl Transcript {
         let part = &v["part"];
         match v["type"].as_str() {
             Some("tool_use") => {
-                self.tool_calls += 1;
                 let state = &part["state"];
                 let tool = part["tool"].as_str().unwrap_or("?");
                 let input = &state["input"];
@@ -323,7 +317,6 @@ impl Transcript {
                 v["model"].as_str().unwrap_or("?")
             )],
             Some("tool_use") => {
-                self.tool_calls += 1;
                 let p = &v["parameters"];
                 let shown = p["command"]
                     .as_str()

@@ -502,20 +502,11 @@ pub async fn forward(
             Provider::Gemini => upstream.header("x-goog-api-key", key),
         };
     }
+    let mut tap = Tap::new(&state, &view, task, provider, asked_model, request_hash);
     let answer = match upstream.body(body).send().await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(%url, error = %e, "gateway: the provider did not answer");
-            let tap = Tap::new(
-                &state,
-                &view,
-                task,
-                provider,
-                asked_model,
-                request_hash,
-                502,
-                false,
-            );
             tap.finish();
             return refuse(
                 Some(provider),
@@ -544,16 +535,7 @@ pub async fn forward(
     out = out
         .header("x-accel-buffering", "no")
         .header("cache-control", "no-cache");
-    let tap = Tap::new(
-        &state,
-        &view,
-        task,
-        provider,
-        asked_model,
-        request_hash,
-        status.as_u16(),
-        is_sse,
-    );
+    tap.answered(status.as_u16(), is_sse);
     let stream = Metered {
         inner: Box::pin(answer.bytes_stream()),
         tap: Some(tap),
@@ -579,7 +561,7 @@ struct Tap {
 }
 
 impl Tap {
-    #[allow(clippy::too_many_arguments)]
+    /// A tap for a request about to be sent; [`Tap::answered`] fills in what came back.
     fn new(
         state: &AppState,
         view: &Arc<ProjectView>,
@@ -587,8 +569,6 @@ impl Tap {
         provider: Provider,
         asked_model: String,
         request_hash: String,
-        status: u16,
-        is_sse: bool,
     ) -> Self {
         Tap {
             state: state.clone(),
@@ -597,11 +577,17 @@ impl Tap {
             provider,
             asked_model,
             request_hash,
-            status,
+            status: StatusCode::BAD_GATEWAY.as_u16(),
             meter: UsageMeter::new(provider),
-            sse: is_sse.then(|| SseLines::new(MAX_SSE_LINE)),
+            sse: None,
             body: Vec::new(),
         }
+    }
+
+    /// The provider's status, and whether its answer is a stream of events.
+    fn answered(&mut self, status: u16, is_sse: bool) {
+        self.status = status;
+        self.sse = is_sse.then(|| SseLines::new(MAX_SSE_LINE));
     }
 
     fn feed(&mut self, chunk: &[u8]) {

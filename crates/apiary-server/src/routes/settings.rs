@@ -75,13 +75,13 @@ pub struct ProviderKeysOut {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderKeysPatch {
-    #[serde(default, deserialize_with = "secret_write")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub anthropic: Option<Option<String>>,
-    #[serde(default, deserialize_with = "secret_write")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub openai: Option<Option<String>>,
-    #[serde(default, deserialize_with = "secret_write")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub gemini: Option<Option<String>>,
 }
@@ -179,9 +179,12 @@ pub struct SettingsOut {
     pub gateway: GatewayOut,
 }
 
-/// `Some(None)` for an explicit `null` (clear), `None` when absent (keep).
-fn secret_write<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+/// `Some(None)` for an explicit `null` (clear), `None` when absent (keep): with
+/// `#[serde(default, deserialize_with = "nullable")]` on an `Option<Option<T>>`.
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -201,7 +204,7 @@ pub struct TimeoutsPatch {
 pub struct TelegramPatch {
     pub enabled: Option<bool>,
     /// `""` keeps, `null` clears, a value replaces.
-    #[serde(default, deserialize_with = "secret_write")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub bot_token: Option<Option<String>>,
     pub chat_id: Option<String>,
@@ -217,7 +220,7 @@ pub struct EmailPatch {
     pub tls: Option<String>,
     pub username: Option<String>,
     /// `""` keeps, `null` clears, a value replaces.
-    #[serde(default, deserialize_with = "secret_write")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub password: Option<Option<String>>,
     pub from: Option<String>,
@@ -234,7 +237,7 @@ pub struct WebhookIn {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// `""` or absent keeps, `null` clears, a value replaces.
-    #[serde(default, deserialize_with = "secret_write")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub secret: Option<Option<String>>,
 }
@@ -251,7 +254,7 @@ pub struct SettingsPatch {
     pub box_provider: Option<String>,
     pub box_host_url: Option<String>,
     /// `""` keeps, `null` clears, a value replaces.
-    #[serde(default, deserialize_with = "secret_write")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub box_host_key: Option<Option<String>>,
     pub callback_base_url: Option<String>,

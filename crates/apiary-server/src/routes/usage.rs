@@ -14,7 +14,9 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::routes::settings::{provider_keys, secret_writes, ProviderKeysOut, ProviderKeysPatch};
+use crate::routes::settings::{
+    nullable, provider_keys, secret_writes, ProviderKeysOut, ProviderKeysPatch,
+};
 use crate::routes::tasks::readable_task;
 use crate::wire::{rfc3339, ErrorBody};
 use crate::AppState;
@@ -155,11 +157,6 @@ pub struct ProjectGatewayPatch {
     #[schema(value_type = Option<f64>, nullable)]
     pub month_budget_usd: Option<Option<f64>>,
     pub keys: Option<ProviderKeysPatch>,
-}
-
-/// `Some(None)` for an explicit `null`, `None` when absent.
-fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
-    Option::<f64>::deserialize(d).map(Some)
 }
 
 async fn gateway_out(state: &AppState, id: &str) -> ApiResult<ProjectGatewayOut> {

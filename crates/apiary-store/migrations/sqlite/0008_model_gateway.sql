@@ -24,7 +24,6 @@ CREATE TABLE model_usage (
     cache_read_tokens BIGINT NOT NULL,
     cache_write_tokens BIGINT NOT NULL,
     cost_micros BIGINT NOT NULL,
-    request_hash TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX model_usage_task ON model_usage (task_id, created_at);

@@ -8,7 +8,7 @@ export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
 
-.PHONY: agent-clis fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+.PHONY: agent-clis github-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -87,8 +87,21 @@ lint:
 test-deps:
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 	@python3 -c 'import anthropic, openai, google.genai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check anthropic openai google-genai
+	@python3 -c 'import jsonschema, referencing' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema referencing
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+
+## GitHub's published REST API description and webhook payload examples, from npm into
+## target/github-schemas: the GitHub stand-in answers with the description's examples, every
+## request it gets is checked against the description, and webhook tests send the examples.
+GITHUB_SCHEMAS := $(CURDIR)/target/github-schemas
+GITHUB_SCHEMA_PACKAGES := @octokit/openapi@23.0.2 @octokit/webhooks-examples@7.6.1
+github-schemas: $(GITHUB_SCHEMAS)/.installed
+$(GITHUB_SCHEMAS)/.installed: Makefile
+	@echo "== installing GitHub's API description and webhook examples into $(GITHUB_SCHEMAS) =="
+	@mkdir -p $(GITHUB_SCHEMAS)
+	cd $(GITHUB_SCHEMAS) && npm install --no-audit --no-fund --loglevel=error --prefix . $(GITHUB_SCHEMA_PACKAGES)
+	@touch $@
 
 ## The suites keep their temporary folders outside /tmp: an agent's sandbox has a private /tmp,
 ## so the scripts a test hands a box must not live in the host's /tmp.
@@ -115,11 +128,11 @@ nextest:
 	@mkdir -p $(TEST_TMP)
 	@command -v cargo-nextest >/dev/null || $(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
-test-sqlite: nextest test-deps agent-clis
+test-sqlite: nextest test-deps agent-clis github-schemas
 	@echo "== Rust suite on SQLite =="
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
-test-postgres: nextest test-deps agent-clis pg-up pg-clean
+test-postgres: nextest test-deps agent-clis github-schemas pg-up pg-clean
 	@echo "== Rust suite on PostgreSQL ($(PG_URL)) =="
 	APIARY_TEST_DATABASE_URL=$(PG_URL) $(CARGO) nextest run --workspace --locked --no-fail-fast
 	@$(MAKE) --no-print-directory pg-clean

@@ -101,6 +101,9 @@ pub struct PrIn {
     pub pr_url: String,
     pub branch: String,
     pub head_sha: Option<String>,
+    /// What the project's check command said about this head, when it has one.
+    #[serde(default)]
+    pub checks: Option<crate::forge::CheckReport>,
 }
 
 /// A checked `pr` body.
@@ -110,6 +113,7 @@ pub struct PullRequest {
     pub branch: String,
     /// `head <sha>` for the audit trail, when the box sent one.
     pub message: Option<String>,
+    pub checks: Option<crate::forge::CheckReport>,
 }
 
 /// Whether `url` is an absolute `http://` or `https://` URL with a host and nothing a browser
@@ -149,7 +153,13 @@ impl PrIn {
                 "branch must be the box's own apiary/… branch",
             ));
         }
+        if let Some(c) = &self.checks {
+            if let Err((field, message)) = c.validate() {
+                return Err(BodyError::bad(field, format!("{field}: {message}")));
+            }
+        }
         Ok(PullRequest {
+            checks: self.checks,
             message: self
                 .head_sha
                 .map(|s| format!("head {}", s.chars().take(64).collect::<String>())),
@@ -302,12 +312,14 @@ mod tests {
             pr_url: "http://x/pr/1".into(),
             branch: "main".into(),
             head_sha: None,
+            checks: None,
         };
         assert_eq!(pr.validate().unwrap_err().field, "branch");
         let ok = PrIn {
             pr_url: "http://x/pr/1".into(),
             branch: "apiary/t".into(),
             head_sha: Some("abc".into()),
+            checks: None,
         }
         .validate()
         .unwrap();
@@ -320,6 +332,7 @@ mod tests {
             pr_url: url.into(),
             branch: branch.into(),
             head_sha: None,
+            checks: None,
         };
         for bad in [
             "javascript:alert(1)",

@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod callback;
 pub mod clock;
+pub mod forge;
 pub mod gateway;
 pub mod model;
 pub mod notify;

@@ -30,6 +30,7 @@ impl NotifyEvent {
             NotifyEvent::Merged => "MERGED",
             NotifyEvent::Queued => "QUEUED",
             NotifyEvent::Provisioning => "PROVISIONING",
+            NotifyEvent::ChecksFailing => "CHECKS_FAILING",
         }
     }
 
@@ -42,6 +43,7 @@ impl NotifyEvent {
             NotifyEvent::Merged => "Merged",
             NotifyEvent::Queued => "Queued for a box",
             NotifyEvent::Provisioning => "Box starting",
+            NotifyEvent::ChecksFailing => "Checks still failing",
         }
     }
 

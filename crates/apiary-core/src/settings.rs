@@ -260,6 +260,10 @@ pub struct Settings {
     pub public_url: String,
     /// The GitHub REST API base the `github` forge uses.
     pub github_api_base: String,
+    /// The handle people mention in a PR comment to start a round (`@apiary`).
+    pub github_handle: String,
+    /// Automatic fix rounds a task gets for failing checks before a human is asked.
+    pub ci_fix_rounds: u32,
     /// Folders (absolute paths) under which a project's local `repo_url` may point, besides
     /// the data folder's `repos/`; only admins set a local repository.
     pub local_repo_roots: Vec<String>,
@@ -294,6 +298,8 @@ impl Default for Settings {
             callback_base_url: String::new(),
             public_url: String::new(),
             github_api_base: "https://api.github.com".into(),
+            github_handle: "apiary".into(),
+            ci_fix_rounds: 2,
             local_repo_roots: Vec::new(),
             egress_allow: DEFAULT_EGRESS_ALLOW.iter().map(|h| h.to_string()).collect(),
             default_template: "default".into(),
@@ -318,6 +324,21 @@ impl Settings {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.max_concurrent_boxes == 0 || self.max_concurrent_boxes > 1000 {
             return Err(("max_concurrent_boxes", "must be 1 to 1000".into()));
+        }
+        if self.github_handle.is_empty()
+            || self.github_handle.len() > 39
+            || !self
+                .github_handle
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err((
+                "github_handle",
+                "must be 1 to 39 letters, digits or dashes (a GitHub login)".into(),
+            ));
+        }
+        if self.ci_fix_rounds > 20 {
+            return Err(("ci_fix_rounds", "must be 0 (off) to 20".into()));
         }
         if !(1024..=1 << 40).contains(&self.task_log_bytes) {
             return Err(("task_log_bytes", "must be 1 KiB to 1 TiB".into()));

@@ -147,6 +147,8 @@ pub enum NotifyEvent {
     Merged,
     Queued,
     Provisioning,
+    /// The PR's checks still fail after the automatic fix rounds; a human takes over.
+    ChecksFailing,
 }
 
 /// A follow-up job a transition asks for; enqueued in the transition's own transaction.
@@ -301,6 +303,14 @@ const TABLE: &[Row] = &[
         |s| s == S::PrReady,
         S::ChangesRequested,
         ActorKind::Human,
+        &[SideEffect::DispatchChanges],
+    ),
+    // An automatic fix round: the PR's checks failed (CI on GitHub, or the project's check
+    // command in the box) and rounds are left.
+    row(
+        |s| s == S::PrReady,
+        S::ChangesRequested,
+        ActorKind::System,
         &[SideEffect::DispatchChanges],
     ),
     row(

@@ -7,7 +7,9 @@
 
 pub mod bus;
 pub mod dispatch;
+pub mod fix;
 pub mod forge;
+pub mod github;
 pub mod metrics;
 pub mod notify;
 pub mod provision;
@@ -202,7 +204,8 @@ impl Orchestrator {
                 "teardown_after_grace",
                 teardown::TearDown { after_grace: true },
             )
-            .handler("deliver", notify::Deliver::default());
+            .handler("deliver", notify::Deliver::default())
+            .handler("forge_event", github::ForgeEvent);
         for (kind, d) in Dispatch::KINDS {
             b = b.handler(kind, DispatchHandler::new(d));
         }

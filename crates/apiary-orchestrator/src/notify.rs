@@ -84,7 +84,9 @@ impl Deliver {
             pr_url: task.pr_url,
             code_url: task.code_url,
             site_url: task.site_url,
-            error: task.last_error.filter(|_| event == NotifyEvent::Failed),
+            error: task
+                .last_error
+                .filter(|_| matches!(event, NotifyEvent::Failed | NotifyEvent::ChecksFailing)),
         })
     }
 
@@ -269,6 +271,70 @@ impl Deliver {
     }
 }
 
+impl Deliver {
+    /// GitHub: a comment on the task's issue, and the `Apiary` status of the PR's head.
+    async fn github(
+        &self,
+        orch: &Orchestrator,
+        task_id: &str,
+        msg: &Message,
+    ) -> Result<(), Failure> {
+        let fail = |e: crate::github::GitHubError| Failure::retry(e.to_string());
+        let task = orch
+            .store
+            .get_task(task_id)
+            .await
+            .map_err(|e| Failure::retry(e.to_string()))?;
+        let project = orch
+            .store
+            .get_project(&task.project_id)
+            .await
+            .map_err(|e| Failure::retry(e.to_string()))?;
+        let Some(repo) = crate::github::Repo::of_project(orch, &project).await else {
+            return Err(Failure {
+                retry: false,
+                ..Failure::retry("the project has no GitHub token")
+            });
+        };
+        if let Some(issue) = task.github_issue {
+            let mut body = format!(
+                "**{}**: [{}]({})",
+                msg.event.headline(),
+                msg.task_title,
+                msg.task_url
+            );
+            if let Some(pr) = &msg.pr_url {
+                body.push_str(&format!(" · [pull request]({pr})"));
+            }
+            if let Some(e) = &msg.error {
+                body.push_str(&format!("\n\n> {}", e.replace('\n', "\n> ")));
+            }
+            repo.comment(issue as u64, &body).await.map_err(fail)?;
+        }
+        let state = match msg.event {
+            NotifyEvent::PrReady => Some(("success", "Ready for review")),
+            NotifyEvent::ChecksFailing => {
+                Some(("failure", "Checks still failing: a human decides"))
+            }
+            NotifyEvent::Failed => Some(("failure", "The agent failed")),
+            _ => None,
+        };
+        let pr = task
+            .pr_url
+            .as_deref()
+            .and_then(apiary_core::forge::pr_number);
+        if let (Some((state, description)), Some(n)) = (state, pr) {
+            let head = repo.pull(n).await.map_err(fail)?;
+            if let Some(sha) = head["head"]["sha"].as_str() {
+                repo.status(sha, state, description, &msg.task_url)
+                    .await
+                    .map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl JobHandler for Deliver {
     async fn run(&self, orch: &Orchestrator, job: &Job) -> Result<(), JobFailure> {
@@ -287,6 +353,7 @@ impl JobHandler for Deliver {
             }
             "telegram" => self.telegram(orch, &msg).await,
             "email" => self.email(orch, &task_id, &msg).await,
+            "github" => self.github(orch, &task_id, &msg).await,
             c => match c.strip_prefix("webhook:") {
                 // Delivery is at least once (a crash mid-send resends): the id lets receivers drop repeats.
                 Some(id) => {

@@ -165,6 +165,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tasks/{id}/agent/logs", get(agent::list_logs))
         .route("/openapi.json", get(ops::openapi))
+        .route(
+            "/github/webhook",
+            post(routes::github::webhook)
+                .layer(DefaultBodyLimit::max(routes::github::MAX_DELIVERY_BYTES)),
+        )
         .fallback(not_found);
     // The model gateway takes bodies larger than the API's limit (long conversations).
     let gateway = Router::new()

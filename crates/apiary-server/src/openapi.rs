@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use crate::routes::{
-    agent, auth, callback, events, ops, projects, prompts, settings, tasks, usage,
+    agent, auth, callback, events, github, ops, projects, prompts, settings, tasks, usage,
 };
 
 /// Every documented route of the user API.
@@ -56,6 +56,7 @@ use crate::routes::{
         usage::get_project_usage,
         usage::get_project_gateway,
         usage::update_project_gateway,
+        github::webhook,
         ops::healthz,
         ops::metrics,
     )

@@ -80,6 +80,11 @@ pub struct ProjectAgentOut {
     pub prompts: PromptsIo,
     /// The GitHub token of the `github` forge: write-only, read back as `{"set": bool}`.
     pub github_token: crate::routes::settings::SecretState,
+    /// Run in the box after each round, before the PR (e.g. `make test`); a failure starts
+    /// an automatic fix round. Blank: none. Admins set it.
+    pub check_command: String,
+    /// The GitHub issue label that makes an issue a task of this project.
+    pub trigger_label: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -123,6 +128,8 @@ impl ProjectOut {
                 github_token: crate::routes::settings::SecretState {
                     set: a.forge_token_set,
                 },
+                check_command: a.check_command,
+                trigger_label: a.trigger_label,
             },
             access,
             created_at: rfc3339(p.created_at),
@@ -200,6 +207,8 @@ pub struct ProjectAgentPatch {
     #[serde(default, deserialize_with = "explicit_null")]
     #[schema(value_type = Option<String>, nullable)]
     pub github_token: Option<Option<String>>,
+    pub check_command: Option<String>,
+    pub trigger_label: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -238,6 +247,8 @@ impl From<ProjectPatchIn> for store::ProjectPatch {
             prompt_implement: pr.implement,
             prompt_changes: pr.changes,
             prompt_revise: pr.revise,
+            check_command: a.check_command,
+            trigger_label: a.trigger_label,
         }
     }
 }
@@ -266,6 +277,12 @@ pub struct TaskAgentOut {
     pub attempt: i64,
     pub queue_position: Option<i64>,
     pub status_changed_at: String,
+    /// The GitHub issue the task came from.
+    pub github_issue: Option<i64>,
+    /// Automatic fix rounds spent on failing checks in this attempt.
+    pub fix_rounds: i64,
+    /// The last check result of the PR's head (the check command's, or GitHub's failing checks).
+    pub checks: Option<apiary_core::forge::CheckReport>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -307,6 +324,12 @@ impl From<store::Task> for TaskOut {
                 attempt: t.attempt,
                 queue_position: t.queue_position,
                 status_changed_at: rfc3339(t.status_changed_at),
+                github_issue: t.github_issue,
+                fix_rounds: t.fix_rounds,
+                checks: t
+                    .checks_json
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str(j).ok()),
             },
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),

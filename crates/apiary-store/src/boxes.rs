@@ -35,7 +35,8 @@ pub struct BoxAddress {
 pub struct ReviewComment {
     pub id: String,
     pub round: i64,
-    pub author_id: String,
+    /// `None` for an author outside Apiary (a GitHub reviewer, CI).
+    pub author_id: Option<String>,
     pub author_name: String,
     pub body: String,
     pub path: Option<String>,
@@ -278,8 +279,9 @@ impl Store {
         round: i64,
     ) -> StoreResult<Vec<ReviewComment>> {
         Ok(sqlx::query_as::<_, ReviewComment>(
-            "SELECT c.id, c.round, c.author_id, u.name AS author_name, c.body, c.path, c.line, c.created_at \
-             FROM review_comments c JOIN users u ON u.id = c.author_id \
+            "SELECT c.id, c.round, c.author_id, COALESCE(c.author_name, u.name, 'someone') AS author_name, \
+             c.body, c.path, c.line, c.created_at \
+             FROM review_comments c LEFT JOIN users u ON u.id = c.author_id \
              WHERE c.task_id = $1 AND c.round = $2 \
              AND c.attempt = (SELECT attempt FROM tasks WHERE id = $1) ORDER BY c.created_at, c.id",
         )

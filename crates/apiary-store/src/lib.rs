@@ -26,6 +26,7 @@ mod comments;
 mod db;
 mod error;
 mod events;
+mod forge;
 mod gateway;
 mod jobs;
 mod logs;

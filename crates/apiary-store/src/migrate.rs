@@ -58,6 +58,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_model_gateway.sql"),
         include_str!("../migrations/postgres/0008_model_gateway.sql"),
     ),
+    (
+        9,
+        "forge loop",
+        include_str!("../migrations/sqlite/0009_forge_loop.sql"),
+        include_str!("../migrations/postgres/0009_forge_loop.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

@@ -70,10 +70,23 @@ impl Store {
         event_id: i64,
         event: NotifyEvent,
     ) -> StoreResult<()> {
-        if !settings.notifications_enabled {
-            return Ok(());
+        // A task made from a GitHub issue, or with a PR on GitHub, reports there (the issue's
+        // comments, the head's `Apiary` status): its own channel, on even when notifications
+        // to people are off.
+        let (issue, pr, forge): (Option<i64>, Option<String>, String) = sqlx::query_as(
+            "SELECT t.github_issue, t.pr_url, p.forge FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = $1",
+        )
+        .bind(task_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let mut channels = Vec::new();
+        if forge == "github" && (issue.is_some() || pr.is_some()) && !event.is_chatty() {
+            channels.push("github".to_string());
         }
-        for channel in enabled_channels(settings) {
+        if settings.notifications_enabled {
+            channels.extend(enabled_channels(settings));
+        }
+        for channel in channels {
             let job = NewJob::new("deliver", json!({ "task_id": task_id, "event_id": event_id, "event": event, "channel": channel }))
                 .for_task(task_id)
                 .dedupe(&format!("deliver:{event_id}:{channel}"))

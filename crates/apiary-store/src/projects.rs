@@ -20,6 +20,11 @@ pub struct ProjectAgent {
     /// Whether a forge token (GitHub) is stored; the token itself never leaves the store
     /// except into a box's boot env.
     pub forge_token_set: bool,
+    /// Run in the box after each implement/changes round, before the PR is submitted; a
+    /// failure starts an automatic fix round. Blank: no checks.
+    pub check_command: String,
+    /// The GitHub issue label that turns an issue into a task of this project.
+    pub trigger_label: String,
 }
 
 /// A project with its agent settings.
@@ -49,6 +54,8 @@ struct ProjectRow {
     prompt_changes: String,
     prompt_revise: String,
     forge_token_secret: Option<String>,
+    check_command: String,
+    trigger_label: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -68,6 +75,8 @@ from_row!(ProjectRow {
     prompt_changes,
     prompt_revise,
     forge_token_secret,
+    check_command,
+    trigger_label,
     created_at,
     updated_at
 });
@@ -93,6 +102,8 @@ impl From<ProjectRow> for Project {
                     revise: r.prompt_revise,
                 },
                 forge_token_set: r.forge_token_secret.is_some(),
+                check_command: r.check_command,
+                trigger_label: r.trigger_label,
             },
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -102,7 +113,7 @@ impl From<ProjectRow> for Project {
 
 const PROJECT_COLS: &str = "id, name, description, agent_enabled, repo_url, base_branch, template, \
     preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, forge_token_secret, \
-    created_at, updated_at";
+    check_command, trigger_label, created_at, updated_at";
 
 /// A new project's name and description.
 #[derive(Debug, Clone)]
@@ -127,6 +138,8 @@ pub struct ProjectPatch {
     pub prompt_implement: Option<String>,
     pub prompt_changes: Option<String>,
     pub prompt_revise: Option<String>,
+    pub check_command: Option<String>,
+    pub trigger_label: Option<String>,
 }
 
 /// The agent presets a project may pick (DESIGN §4).
@@ -162,6 +175,7 @@ impl ProjectPatch {
             ("repo_url", &self.repo_url),
             ("template", &self.template),
             ("command", &self.command),
+            ("check_command", &self.check_command),
         ] {
             if let Some(v) = v {
                 check_len(field, v, 0, 2_000)?;
@@ -187,6 +201,9 @@ impl ProjectPatch {
                     format!("must be one of {}", PRESETS.join(", ")),
                 ));
             }
+        }
+        if let Some(v) = &self.trigger_label {
+            check_len("trigger_label", v, 1, 50)?;
         }
         if let Some(v) = &self.forge {
             if v != "local" && v != "github" {
@@ -277,7 +294,8 @@ impl Store {
         sqlx::query(
             "UPDATE projects SET name = $1, description = $2, agent_enabled = $3, repo_url = $4, \
              base_branch = $5, template = $6, preset = $7, command = $8, forge = $9, prompt_spec = $10, \
-             prompt_implement = $11, prompt_changes = $12, prompt_revise = $13, updated_at = $14 WHERE id = $15",
+             prompt_implement = $11, prompt_changes = $12, prompt_revise = $13, updated_at = $14, \
+             check_command = $16, trigger_label = $17 WHERE id = $15",
         )
         .bind(pick(&patch.name, &current.name).trim().to_string())
         .bind(pick(&patch.description, &current.description))
@@ -294,6 +312,12 @@ impl Store {
         .bind(pick(&patch.prompt_revise, &a.prompts.revise))
         .bind(self.now())
         .bind(id)
+        .bind(pick(&patch.check_command, &a.check_command))
+        .bind(
+            pick(&patch.trigger_label, &a.trigger_label)
+                .trim()
+                .to_string(),
+        )
         .execute(&self.pool)
         .await?;
         self.get_project(id).await

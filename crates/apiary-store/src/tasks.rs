@@ -41,6 +41,12 @@ pub struct Task {
     pub attempt: i64,
     /// 1-based place in the FIFO queue while `queued`.
     pub queue_position: Option<i64>,
+    /// The GitHub issue the task came from (a labelled issue), if any.
+    pub github_issue: Option<i64>,
+    /// Automatic fix rounds (failed checks) spent in this attempt.
+    pub fix_rounds: i64,
+    /// The last check result (JSON: source, passed, checks, log tail), if any.
+    pub checks_json: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -71,6 +77,9 @@ pub(crate) struct TaskRow {
     queued_at: Option<i64>,
     round: i64,
     attempt: i64,
+    github_issue: Option<i64>,
+    fix_rounds: i64,
+    checks_json: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -100,6 +109,9 @@ from_row!(TaskRow {
     queued_at,
     round,
     attempt,
+    github_issue,
+    fix_rounds,
+    checks_json,
     created_at,
     updated_at
 });
@@ -107,7 +119,7 @@ from_row!(TaskRow {
 pub(crate) const TASK_COLS: &str = "id, project_id, title, description, status, assignee_id, \
     agent_status, box_id, control_url, code_url, site_url, control_secret_id, pr_url, branch, spec, \
     spec_revision, last_error, spec_feedback, approve_note, box_torn_down, parked, status_changed_at, queued_at, round, attempt, \
-    created_at, updated_at";
+    github_issue, fix_rounds, checks_json, created_at, updated_at";
 
 impl TaskRow {
     pub(crate) fn into_task(self) -> Task {
@@ -138,6 +150,9 @@ impl TaskRow {
             round: self.round,
             attempt: self.attempt,
             queue_position: None,
+            github_issue: self.github_issue,
+            fix_rounds: self.fix_rounds,
+            checks_json: self.checks_json,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -241,7 +256,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let outcome = if to_agent {
-            Some(self.hand_off_in(&mut tx, &id, by).await?)
+            Some(
+                self.hand_off_in(&mut tx, &id, Actor::Human(by.id.clone()))
+                    .await?,
+            )
         } else {
             None
         };
@@ -329,7 +347,10 @@ impl Store {
             }
             let to_agent = new_assignee.as_deref() == Some(agent_id.as_str());
             if to_agent && !was_agent {
-                outcome = Some(self.hand_off_in(&mut tx, id, by).await?);
+                outcome = Some(
+                    self.hand_off_in(&mut tx, id, Actor::Human(by.id.clone()))
+                        .await?,
+                );
                 assignee = Some(agent_id.clone());
             } else if !to_agent {
                 if was_agent && current.agent_status.is_active() {
@@ -368,7 +389,9 @@ impl Store {
     /// The one code path behind the hand-off action and assignment to the Agent.
     pub async fn hand_off(&self, id: &str, by: &User) -> StoreResult<TransitionOutcome> {
         let mut tx = self.begin_events().await?;
-        let outcome = self.hand_off_in(&mut tx, id, by).await?;
+        let outcome = self
+            .hand_off_in(&mut tx, id, Actor::Human(by.id.clone()))
+            .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -377,13 +400,13 @@ impl Store {
         &self,
         tx: &mut Tx,
         id: &str,
-        by: &User,
+        actor: Actor,
     ) -> StoreResult<TransitionOutcome> {
         let agent_id = self.agent_id_in(tx).await?;
         let outcome = self
             .transition_in(
                 tx,
-                TransitionRequest::new(id, AgentStatus::Queued, Actor::Human(by.id.clone()))
+                TransitionRequest::new(id, AgentStatus::Queued, actor)
                     .with_message("handed to the agent"),
             )
             .await?;

@@ -56,7 +56,10 @@ pub struct TransitionRequest {
 /// A review comment for the box's next round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReviewComment {
-    pub author_id: String,
+    /// The Apiary user who wrote it; `None` for someone outside Apiary (a GitHub reviewer,
+    /// CI), who is named by `author_name` instead.
+    pub author_id: Option<String>,
+    pub author_name: Option<String>,
     pub body: String,
     pub path: Option<String>,
     pub line: Option<i64>,
@@ -75,6 +78,10 @@ pub struct TaskWrites {
     pub note: Option<String>,
     /// Review comments for the next round.
     pub review_comments: Vec<NewReviewComment>,
+    /// This round is an automatic fix round (failed checks): counts toward `ci_fix_rounds`.
+    pub fix_round: bool,
+    /// The check result the box ran with its PR (JSON), shown on the review page.
+    pub checks: Option<String>,
 }
 
 impl TransitionRequest {
@@ -168,8 +175,8 @@ impl Store {
         }
         for c in &w.review_comments {
             sqlx::query(
-                "INSERT INTO review_comments (id, task_id, round, attempt, author_id, body, path, line, created_at) \
-                 SELECT $1, id, round, attempt, $2, $3, $4, $5, $6 FROM tasks WHERE id = $7",
+                "INSERT INTO review_comments (id, task_id, round, attempt, author_id, author_name, body, path, line, created_at) \
+                 SELECT $1, id, round, attempt, $2, $8, $3, $4, $5, $6 FROM tasks WHERE id = $7",
             )
             .bind(crate::db::new_id())
             .bind(&c.author_id)
@@ -177,6 +184,17 @@ impl Store {
             .bind(&c.path)
             .bind(c.line)
             .bind(now)
+            .bind(task_id)
+            .bind(&c.author_name)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if w.fix_round || w.checks.is_some() {
+            sqlx::query(
+                "UPDATE tasks SET fix_rounds = fix_rounds + $1, checks_json = COALESCE($2, checks_json) WHERE id = $3",
+            )
+            .bind(i64::from(w.fix_round))
+            .bind(&w.checks)
             .bind(task_id)
             .execute(&mut **tx)
             .await?;
@@ -268,6 +286,9 @@ impl Store {
              attempt = CASE WHEN $4 = 1 AND agent_status <> 'none' THEN attempt + 1 ELSE attempt END, \
              log_bytes = CASE WHEN $4 = 1 THEN 0 ELSE log_bytes END, \
              round = CASE WHEN $4 = 1 THEN 0 WHEN $5 = 1 THEN round + 1 ELSE round END, \
+             fix_rounds = CASE WHEN $4 = 1 THEN 0 ELSE fix_rounds END, \
+             fix_notified = CASE WHEN $4 = 1 OR $5 = 1 THEN 0 ELSE fix_notified END, \
+             checks_json = CASE WHEN $4 = 1 THEN NULL ELSE checks_json END, \
              parked = CASE WHEN $4 = 1 THEN 0 ELSE parked END, \
              spec_feedback = CASE WHEN $4 = 1 THEN NULL ELSE spec_feedback END, \
              approve_note = CASE WHEN $4 = 1 OR $7 = 1 THEN NULL ELSE approve_note END \

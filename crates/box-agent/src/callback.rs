@@ -145,8 +145,17 @@ impl Callback {
         self.send("/spec", Some(&body), true).await.map(drop)
     }
 
-    pub async fn pr(&self, url: &str, branch: &str, head: &str) -> Result<()> {
-        let body = json!({ "pr_url": url, "branch": branch, "head_sha": head });
+    pub async fn pr(
+        &self,
+        url: &str,
+        branch: &str,
+        head: &str,
+        checks: Option<&apiary_core::forge::CheckReport>,
+    ) -> Result<()> {
+        let mut body = json!({ "pr_url": url, "branch": branch, "head_sha": head });
+        if let Some(c) = checks {
+            body["checks"] = json!(c);
+        }
         self.send("/pr", Some(&body), true).await.map(drop)
     }
 
@@ -213,7 +222,7 @@ mod tests {
     async fn a_conflict_on_the_pr_is_retried_then_named() {
         let (url, calls) = server(StatusCode::CONFLICT, 1).await;
         let cb = Callback::new(&url, "t1", "tok").unwrap();
-        cb.pr("u", "b", "h").await.unwrap();
+        cb.pr("u", "b", "h", None).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
 
         // Not retried where no race is possible.

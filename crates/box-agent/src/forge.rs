@@ -7,20 +7,38 @@ use serde_json::{json, Value};
 
 use crate::config::BoxAgentConfig;
 
-/// `owner` and `repo` of a GitHub repository URL (`https://github.com/o/r(.git)`,
-/// `git@github.com:o/r.git`, `ssh://git@github.com/o/r`).
-pub fn github_repo(url: &str) -> Option<(String, String)> {
-    let url = url.trim().trim_end_matches('/');
-    let url = url.strip_suffix(".git").unwrap_or(url);
-    let mut parts = url.rsplit(['/', ':']);
-    let repo = parts.next().filter(|s| !s.is_empty())?;
-    let owner = parts.next().filter(|s| !s.is_empty() && !s.contains('@'))?;
-    Some((owner.to_string(), repo.to_string()))
+pub use apiary_core::forge::github_repo;
+
+/// Longest spec quoted in a PR body (GitHub takes 65536 characters in all).
+const MAX_SPEC_IN_BODY: usize = 50_000;
+
+/// The PR's body: the task's link, `Fixes #N` for a task made from an issue (GitHub closes the
+/// issue on merge), and the approved spec.
+pub fn pr_body(cfg: &BoxAgentConfig, spec: &str, issue: Option<i64>) -> String {
+    let mut body = format!(
+        "Opened by Apiary for task {} ({}/tasks/{}).",
+        cfg.task_id, cfg.apiary_url, cfg.task_id
+    );
+    if let Some(n) = issue {
+        body.push_str(&format!("\n\nFixes #{n}"));
+    }
+    if !spec.trim().is_empty() {
+        let mut end = spec.len().min(MAX_SPEC_IN_BODY);
+        while !spec.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.push_str("\n\n## Approved spec\n\n");
+        body.push_str(spec[..end].trim_end());
+        if end < spec.len() {
+            body.push_str("\n\n… (the spec goes on in Apiary)");
+        }
+    }
+    body
 }
 
 /// The pull request's URL for the box's branch, opening it on GitHub when needed (an already
 /// open one is found and reused, so a changes round keeps its PR).
-pub async fn pr_url(cfg: &BoxAgentConfig, title: &str) -> Result<String> {
+pub async fn pr_url(cfg: &BoxAgentConfig, title: &str, pr_body: &str) -> Result<String> {
     if cfg.forge != "github" {
         return Ok(format!("{}/tasks/{}/review", cfg.apiary_url, cfg.task_id));
     }
@@ -43,7 +61,7 @@ pub async fn pr_url(cfg: &BoxAgentConfig, title: &str) -> Result<String> {
         "title": title,
         "head": cfg.branch,
         "base": cfg.base_branch,
-        "body": format!("Opened by Apiary for task {} ({}/tasks/{}).", cfg.task_id, cfg.apiary_url, cfg.task_id),
+        "body": pr_body,
     });
     let resp = send(http.post(&pulls).json(&body))
         .await
@@ -83,22 +101,6 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn owner_and_repo_come_from_any_github_url() {
-        let want = Some(("acme".to_string(), "site".to_string()));
-        for url in [
-            "https://github.com/acme/site.git",
-            "https://github.com/acme/site",
-            "https://x-access-token:t@github.com/acme/site/",
-            "git@github.com:acme/site.git",
-            "ssh://git@github.com/acme/site",
-        ] {
-            assert_eq!(github_repo(url), want, "{url}");
-        }
-        assert_eq!(github_repo("site"), None);
-        assert_eq!(github_repo("git@github.com:site"), None);
-    }
-
     fn cfg(forge: &str, api: String) -> BoxAgentConfig {
         BoxAgentConfig {
             apiary_url: "http://apiary.test".into(),
@@ -129,7 +131,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_local_forge_points_at_the_review_page() {
-        let url = pr_url(&cfg("local", String::new()), "x").await.unwrap();
+        let url = pr_url(&cfg("local", String::new()), "x", "b")
+            .await
+            .unwrap();
         assert_eq!(url, "http://apiary.test/tasks/t9/review");
     }
 
@@ -166,11 +170,11 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let c = cfg("github", api);
         assert_eq!(
-            pr_url(&c, "Add it").await.unwrap(),
+            pr_url(&c, "Add it", "b").await.unwrap(),
             "https://gh/acme/site/pull/1"
         );
         assert_eq!(
-            pr_url(&c, "Add it").await.unwrap(),
+            pr_url(&c, "Add it", "b").await.unwrap(),
             "https://gh/acme/site/pull/1"
         );
         let seen = seen.lock().unwrap();
@@ -179,5 +183,24 @@ mod tests {
         assert_eq!(seen[0].2["head"], "apiary/t9-x");
         assert_eq!(seen[0].2["base"], "main");
         assert_eq!(seen[0].2["title"], "Add it");
+    }
+
+    #[test]
+    fn the_pr_body_links_the_task_fixes_the_issue_and_quotes_the_spec() {
+        let c = cfg("github", String::new());
+        let body = pr_body(&c, "# Plan\n\nAdd it.\n", Some(42));
+        assert!(body.starts_with("Opened by Apiary for task t9 (http://apiary.test/tasks/t9)."));
+        assert!(body.contains("\n\nFixes #42\n\n"), "{body}");
+        assert!(
+            body.ends_with("## Approved spec\n\n# Plan\n\nAdd it."),
+            "{body}"
+        );
+        let plain = pr_body(&c, "", None);
+        assert!(
+            !plain.contains("Fixes") && !plain.contains("spec"),
+            "{plain}"
+        );
+        let long = pr_body(&c, &"é".repeat(MAX_SPEC_IN_BODY), None);
+        assert!(long.ends_with("… (the spec goes on in Apiary)"));
     }
 }

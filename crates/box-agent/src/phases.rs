@@ -235,6 +235,47 @@ impl Agent {
         }
     }
 
+    /// Runs the project's check command on the pushed head, if it has one; then puts the
+    /// workspace back as committed (what the checks built or changed is not the agent's work).
+    async fn run_checks(
+        &self,
+        view: &Value,
+        prompt_file: &std::path::Path,
+    ) -> Result<Option<apiary_core::forge::CheckReport>> {
+        let command = view["project"]["agent"]["check_command"]
+            .as_str()
+            .unwrap_or_default()
+            .trim();
+        if command.is_empty() {
+            return Ok(None);
+        }
+        self.logs.line(format!("running the checks: {command}"));
+        let check = runner::check(
+            &self.cfg,
+            command,
+            &self.workspace,
+            prompt_file,
+            Duration::from_secs(self.cfg.impl_timeout_s),
+            &self.logs,
+        )
+        .await
+        .context("running the check command")?;
+        self.logs.line(format!(
+            "checks {}: {}",
+            if check.passed { "passed" } else { "failed" },
+            check.summary
+        ));
+        let git = Git::new(&self.cfg);
+        git.run(Some(&self.workspace), &["reset", "-q", "--hard", "HEAD"])
+            .await?;
+        git.run(Some(&self.workspace), &["clean", "-q", "-fd"])
+            .await?;
+        Ok(Some(apiary_core::forge::CheckReport {
+            source: "command".into(),
+            checks: vec![check],
+        }))
+    }
+
     async fn run_phase(&self, phase: Phase, input: Input) -> Result<()> {
         let cfg = &self.cfg;
         let view: Value = self.cb.task_view().await.context("reading the task")?;
@@ -293,13 +334,15 @@ impl Agent {
                         path.display()
                     ));
                 }
-                let url = forge::pr_url(cfg, title)
+                let checks = self.run_checks(&view, &prompt_file).await?;
+                let issue = view["task"]["agent"]["github_issue"].as_i64();
+                let url = forge::pr_url(cfg, title, &forge::pr_body(cfg, &ctx.spec, issue))
                     .await
                     .context("opening the pull request")?;
                 self.logs.line(format!("pull request: {url} (head {head})"));
                 self.logs.flush().await;
                 self.cb
-                    .pr(&url, &cfg.branch, &head)
+                    .pr(&url, &cfg.branch, &head, checks.as_ref())
                     .await
                     .context("submitting the pull request")?;
             }

@@ -304,10 +304,100 @@ pub fn egress_socket(box_dir: &Path) -> std::path::PathBuf {
     box_dir.join("egress.sock")
 }
 
+/// A finished process: how it ended, what it printed, and its structured output's reading.
+struct Finished {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+    transcript: Arc<Mutex<Transcript>>,
+    structured: bool,
+}
+
 /// Runs the agent through `sh -c`, sandboxed when possible; fails on a non-zero exit, past
 /// the timeout (`agent run timed out after N s`), or when its structured output shows refused
 /// tool calls, a failed turn or a last tool call that failed.
 pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result<RunOutput> {
+    let phase = run.phase;
+    let Finished {
+        status,
+        stdout,
+        stderr,
+        transcript,
+        structured,
+    } = execute(cfg, run, logs).await?;
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        // bubblewrap says why it could not set the sandbox up on its first stderr line.
+        if cfg.sandbox == AgentSandbox::Bwrap {
+            if let Some(why) = stderr.lines().next().filter(|l| l.starts_with("bwrap:")) {
+                bail!("the agent's sandbox did not start ({why}); the agent did not run");
+            }
+        }
+        match (status.code(), status.signal()) {
+            (Some(code), _) => bail!("the agent exited with code {code}"),
+            (None, Some(sig)) => bail!("the agent was killed by signal {sig}"),
+            _ => bail!("the agent failed: {status}"),
+        }
+    }
+    let transcript = transcript.lock().expect("transcript lock");
+    if let Err(why) = transcript.verdict(matches!(phase, "implement" | "changes")) {
+        bail!("{why}");
+    }
+    if structured {
+        return Ok(RunOutput {
+            stdout: transcript.answer.clone(),
+        });
+    }
+    Ok(RunOutput { stdout })
+}
+
+/// Runs the project's check command in the agent's sandbox (its output, stderr included, goes
+/// to the task's log): the check, passed or not, with the end of its output. Fails only when
+/// the command cannot be run at all.
+pub async fn check(
+    cfg: &BoxAgentConfig,
+    command: &str,
+    workspace: &Path,
+    prompt_file: &Path,
+    timeout: Duration,
+    logs: &LogStream,
+) -> Result<apiary_core::forge::Check> {
+    use apiary_core::forge::{tail, MAX_LOG_TAIL_BYTES};
+    let preset = crate::presets::Preset {
+        command: format!("exec 2>&1\n{command}"),
+        env: Vec::new(),
+        home_files: Vec::new(),
+        output: crate::transcript::Format::Plain,
+    };
+    let run = Run {
+        preset: &preset,
+        phase: "check",
+        prompt_file,
+        workspace,
+        timeout,
+    };
+    let (passed, summary, output) = match execute(cfg, run, logs).await {
+        Ok(f) => {
+            use std::os::unix::process::ExitStatusExt;
+            let summary = match (f.status.code(), f.status.signal()) {
+                (Some(code), _) => format!("exit code {code}"),
+                (None, Some(sig)) => format!("killed by signal {sig}"),
+                _ => f.status.to_string(),
+            };
+            (f.status.success(), summary, f.stdout)
+        }
+        Err(e) if e.to_string().contains("timed out") => (false, format!("{e:#}"), String::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(apiary_core::forge::Check {
+        name: command.chars().take(200).collect(),
+        passed,
+        summary,
+        log_tail: tail(&output, MAX_LOG_TAIL_BYTES).to_string(),
+    })
+}
+
+async fn execute(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result<Finished> {
     let preset = run.preset;
     let home = agent_home(&cfg.box_dir);
     std::fs::create_dir_all(&home).context("making the agent's home")?;
@@ -393,30 +483,13 @@ pub async fn run(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    if !status.success() {
-        use std::os::unix::process::ExitStatusExt;
-        // bubblewrap says why it could not set the sandbox up on its first stderr line.
-        if cfg.sandbox == AgentSandbox::Bwrap {
-            if let Some(why) = stderr.lines().next().filter(|l| l.starts_with("bwrap:")) {
-                bail!("the agent's sandbox did not start ({why}); the agent did not run");
-            }
-        }
-        match (status.code(), status.signal()) {
-            (Some(code), _) => bail!("the agent exited with code {code}"),
-            (None, Some(sig)) => bail!("the agent was killed by signal {sig}"),
-            _ => bail!("the agent failed: {status}"),
-        }
-    }
-    let transcript = transcript.lock().expect("transcript lock");
-    if let Err(why) = transcript.verdict(matches!(run.phase, "implement" | "changes")) {
-        bail!("{why}");
-    }
-    if structured {
-        return Ok(RunOutput {
-            stdout: transcript.answer.clone(),
-        });
-    }
-    Ok(RunOutput { stdout })
+    Ok(Finished {
+        status,
+        stdout,
+        stderr,
+        transcript,
+        structured,
+    })
 }
 
 #[cfg(test)]

@@ -28,3 +28,5 @@ export type ProjectGateway = S["ProjectGatewayOut"];
 export type ProjectGatewayPatch = S["ProjectGatewayPatch"];
 export type Usage = S["UsageOut"];
 export type UsageReport = S["UsageReport"];
+export type CheckReport = S["CheckReport"];
+export type Check = S["Check"];

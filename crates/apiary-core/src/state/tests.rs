@@ -36,6 +36,12 @@ fn expected_rows() -> Vec<(AgentStatus, AgentStatus, ActorKind, Vec<SideEffect>)
         (S::Implementing, S::SpecApproved, Sys, vec![]),
         (S::Implementing, S::PrReady, B, vec![E::Notify(N::PrReady)]),
         (S::PrReady, S::ChangesRequested, H, vec![E::DispatchChanges]),
+        (
+            S::PrReady,
+            S::ChangesRequested,
+            Sys,
+            vec![E::DispatchChanges],
+        ),
         (S::ChangesRequested, S::Implementing, Sys, vec![]),
         (S::ChangesRequested, S::PrReady, Sys, vec![]),
         (S::PrReady, S::Merged, H, vec![E::TearDown]),

@@ -175,7 +175,8 @@ pub async fn request_changes(
             ));
         }
         review.push(NewReviewComment {
-            author_id: caller.user.id.clone(),
+            author_id: Some(caller.user.id.clone()),
+            author_name: None,
             body: c.body,
             path: c.path,
             line: c.line,

@@ -249,9 +249,13 @@ pub async fn post_pr(
     let writes = TaskWrites {
         pr_url: Some(pr.pr_url),
         branch: Some(pr.branch),
+        checks: pr
+            .checks
+            .as_ref()
+            .map(|c| serde_json::to_string(c).unwrap_or_default()),
         ..Default::default()
     };
-    box_transition(
+    let answer = box_transition(
         &state,
         &caller,
         &id,
@@ -260,7 +264,15 @@ pub async fn post_pr(
         pr.message,
         None,
     )
-    .await
+    .await?;
+    // The check command failed on this head: the failures go back to the box as a fix round
+    // (or, once the rounds are spent, to people).
+    if let Some(report) = pr.checks.filter(|c| !c.passed()) {
+        if answer.changed {
+            apiary_orchestrator::fix::checks_failed(&state.orch, &id, &report).await?;
+        }
+    }
+    Ok(answer)
 }
 
 /// Reports a failure: the task ends `failed` with the error kept.

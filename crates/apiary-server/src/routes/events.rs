@@ -55,7 +55,8 @@ impl Scope {
 /// A stored event on the wire (catch-up), or `None` for kinds streams do not carry.
 fn from_stored(e: &TaskEvent) -> Option<Bytes> {
     match e.kind.as_str() {
-        "transition" => Some(frame(
+        // A `checks` event (fix rounds spent) keeps the status but changes what the task shows.
+        "transition" | "checks" => Some(frame(
             e.id,
             "agent_update",
             &json!({ "task": e.task_id, "project": e.project_id, "agent_status": e.to_status }),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod callback;
 pub mod events;
 pub mod gateway;
+pub mod github;
 pub mod ops;
 pub mod projects;
 pub mod prompts;

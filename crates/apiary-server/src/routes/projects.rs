@@ -118,6 +118,11 @@ async fn check_host_fields(
     for (field, new, old) in [
         ("agent.command", &a.command, &before.agent.command),
         ("agent.template", &a.template, &before.agent.template),
+        (
+            "agent.check_command",
+            &a.check_command,
+            &before.agent.check_command,
+        ),
     ] {
         if !admin && changed(new, old) {
             return Err(ApiError::forbidden_field(

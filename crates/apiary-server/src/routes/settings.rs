@@ -159,6 +159,12 @@ pub struct SettingsOut {
     /// Where people reach Apiary: the base of links in notifications (blank: the callback base).
     pub public_url: String,
     pub github_api_base: String,
+    /// The handle a PR comment mentions to start a round (`@apiary`).
+    pub github_handle: String,
+    /// Signs GitHub's webhook deliveries: write-only, read back as `{"set": bool}`.
+    pub github_webhook_secret: SecretState,
+    /// Automatic fix rounds a task gets for failing checks before a human is asked.
+    pub ci_fix_rounds: u32,
     /// Folders a project's local repository may sit under, besides the data folder's `repos/`.
     pub local_repo_roots: Vec<String>,
     /// Hosts a box's agent may reach through the egress proxy (besides Apiary and the git host).
@@ -260,6 +266,12 @@ pub struct SettingsPatch {
     pub callback_base_url: Option<String>,
     pub public_url: Option<String>,
     pub github_api_base: Option<String>,
+    pub github_handle: Option<String>,
+    /// `""` keeps, `null` clears, a value replaces.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub github_webhook_secret: Option<Option<String>>,
+    pub ci_fix_rounds: Option<u32>,
     /// Replaces the list of folders local repositories may sit under (absolute paths).
     pub local_repo_roots: Option<Vec<String>>,
     /// Replaces the hosts a box's agent may reach (`host`, `host:port`, `*.domain`).
@@ -342,6 +354,13 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         callback_base_url: s.callback_base_url,
         public_url: s.public_url,
         github_api_base: s.github_api_base,
+        github_handle: s.github_handle,
+        github_webhook_secret: is_set(
+            store
+                .setting_secret(crate::routes::github::WEBHOOK_SECRET)
+                .await?,
+        ),
+        ci_fix_rounds: s.ci_fix_rounds,
         local_repo_roots: s.local_repo_roots,
         egress_allow: s.egress_allow,
         default_template: s.default_template,
@@ -418,6 +437,8 @@ pub async fn update_settings(
     set(&mut s.callback_base_url, p.callback_base_url);
     set(&mut s.public_url, p.public_url);
     set(&mut s.github_api_base, p.github_api_base);
+    set(&mut s.github_handle, p.github_handle);
+    set(&mut s.ci_fix_rounds, p.ci_fix_rounds);
     set(&mut s.local_repo_roots, p.local_repo_roots);
     set(&mut s.egress_allow, p.egress_allow);
     set(&mut s.default_template, p.default_template);
@@ -437,8 +458,13 @@ pub async fn update_settings(
         set(&mut s.timeouts.stall_s, t.stall_s);
     }
     // Secret writes, collected first and applied only once everything is valid.
-    let mut writes: Vec<(String, Option<Option<String>>)> =
-        vec![(BOX_HOST_KEY.into(), p.box_host_key)];
+    let mut writes: Vec<(String, Option<Option<String>>)> = vec![
+        (BOX_HOST_KEY.into(), p.box_host_key),
+        (
+            crate::routes::github::WEBHOOK_SECRET.into(),
+            p.github_webhook_secret,
+        ),
+    ];
     if let Some(t) = p.telegram {
         set(&mut s.telegram.enabled, t.enabled);
         set(&mut s.telegram.chat_id, t.chat_id);

@@ -364,7 +364,8 @@ async fn one_attempt(store: &Store, task: &str, admin: &User, note: Option<&str>
             human(admin),
             TaskWrites {
                 review_comments: vec![NewReviewComment {
-                    author_id: admin.id.clone(),
+                    author_id: Some(admin.id.clone()),
+                    author_name: None,
                     body: review.into(),
                     path: None,
                     line: None,

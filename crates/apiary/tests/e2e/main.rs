@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod crash;
+mod github;
 mod orphan;
 mod real_agents;
 

@@ -160,6 +160,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/github/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Takes one GitHub webhook delivery. */
+        post: operations["webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me": {
         parameters: {
             query?: never;
@@ -698,6 +715,22 @@ export interface components {
             changed: boolean;
             status: string;
         };
+        /** @description One check of a PR head. */
+        Check: {
+            /** @description The end of the check's output. */
+            log_tail?: string;
+            /** @description The check command, or the check run's name. */
+            name: string;
+            passed: boolean;
+            /** @description One line on the outcome (`exit code 2`, a check run's title and summary). */
+            summary?: string;
+        };
+        /** @description What the checks said about a PR head. */
+        CheckReport: {
+            checks: components["schemas"]["Check"][];
+            /** @description `command` (the project's check command, run in the box) or `github` (check runs). */
+            source: string;
+        };
         CommentIn: {
             body: string;
         };
@@ -706,6 +739,14 @@ export interface components {
             body: string;
             created_at: string;
             id: string;
+        };
+        /** @description What Apiary did with a delivery. */
+        DeliveryOut: {
+            delivery: string;
+            /** @description This delivery id was accepted before; nothing was done again. */
+            duplicate: boolean;
+            /** @description Queued for work (`false` for an event Apiary does not act on, or a repeat). */
+            queued: boolean;
         };
         /** @description The change under review on the local forge. */
         DiffOut: {
@@ -875,6 +916,7 @@ export interface components {
         /** @description `pr` body. */
         PrIn: {
             branch: string;
+            checks?: null | components["schemas"]["CheckReport"];
             head_sha?: string | null;
             pr_url: string;
         };
@@ -896,6 +938,11 @@ export interface components {
         };
         ProjectAgentOut: {
             base_branch: string;
+            /**
+             * @description Run in the box after each round, before the PR (e.g. `make test`); a failure starts
+             *     an automatic fix round. Blank: none. Admins set it.
+             */
+            check_command: string;
             command: string;
             enabled: boolean;
             forge: string;
@@ -905,9 +952,12 @@ export interface components {
             prompts: components["schemas"]["PromptsIo"];
             repo_url: string;
             template: string;
+            /** @description The GitHub issue label that makes an issue a task of this project. */
+            trigger_label: string;
         };
         ProjectAgentPatch: {
             base_branch?: string | null;
+            check_command?: string | null;
             command?: string | null;
             enabled?: boolean | null;
             forge?: string | null;
@@ -917,6 +967,7 @@ export interface components {
             prompts?: null | components["schemas"]["PromptsPatch"];
             repo_url?: string | null;
             template?: string | null;
+            trigger_label?: string | null;
         };
         /** @description A project's own gateway settings; blank or absent values fall through to the global ones. */
         ProjectGatewayOut: {
@@ -1060,12 +1111,21 @@ export interface components {
             box_provider: string;
             callback_base_url: string;
             chatty_events: boolean;
+            /**
+             * Format: int32
+             * @description Automatic fix rounds a task gets for failing checks before a human is asked.
+             */
+            ci_fix_rounds: number;
             default_template: string;
             /** @description Hosts a box's agent may reach through the egress proxy (besides Apiary and the git host). */
             egress_allow: string[];
             email: components["schemas"]["EmailOut"];
             gateway: components["schemas"]["GatewayOut"];
             github_api_base: string;
+            /** @description The handle a PR comment mentions to start a round (`@apiary`). */
+            github_handle: string;
+            /** @description Signs GitHub's webhook deliveries: write-only, read back as `{"set": bool}`. */
+            github_webhook_secret: components["schemas"]["SecretState"];
             /** @description Folders a project's local repository may sit under, besides the data folder's `repos/`. */
             local_repo_roots: string[];
             log_notifications: boolean;
@@ -1095,12 +1155,17 @@ export interface components {
             box_provider?: string | null;
             callback_base_url?: string | null;
             chatty_events?: boolean | null;
+            /** Format: int32 */
+            ci_fix_rounds?: number | null;
             default_template?: string | null;
             /** @description Replaces the hosts a box's agent may reach (`host`, `host:port`, `*.domain`). */
             egress_allow?: string[] | null;
             email?: null | components["schemas"]["EmailPatch"];
             gateway?: null | components["schemas"]["GatewayPatch"];
             github_api_base?: string | null;
+            github_handle?: string | null;
+            /** @description `""` keeps, `null` clears, a value replaces. */
+            github_webhook_secret?: string | null;
             /** @description Replaces the list of folders local repositories may sit under (absolute paths). */
             local_repo_roots?: string[] | null;
             log_notifications?: boolean | null;
@@ -1141,7 +1206,18 @@ export interface components {
             box_id?: string | null;
             box_torn_down: boolean;
             branch?: string | null;
+            checks?: null | components["schemas"]["CheckReport"];
             code_url?: string | null;
+            /**
+             * Format: int64
+             * @description Automatic fix rounds spent on failing checks in this attempt.
+             */
+            fix_rounds: number;
+            /**
+             * Format: int64
+             * @description The GitHub issue the task came from.
+             */
+            github_issue?: number | null;
             last_error?: string | null;
             parked: boolean;
             pr_url?: string | null;
@@ -1610,6 +1686,63 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+        };
+    };
+    webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description GitHub's event payload (JSON), signed in X-Hub-Signature-256 */
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description a repeat or an event Apiary does not act on */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -7,7 +7,7 @@ const project = {
   id: "p1", name: "Site", description: "", access: "write", created_at: "", updated_at: "",
   agent: {
     enabled: true, repo_url: "/srv/git/site.git", base_branch: "main", template: "big", preset: "script",
-    command: "sh /opt/agent.sh", forge: "local", github_token: { set: false },
+    command: "sh /opt/agent.sh", forge: "local", github_token: { set: false }, check_command: "make test", trigger_label: "apiary",
     prompts: { spec: "", implement: "", changes: "", revise: "" },
   },
 };
@@ -19,14 +19,14 @@ const gateway = {
 };
 const usage = { groups: [], total: none, budget_usd: 0, since: "2026-12-01T00:00:00Z" };
 
-function mount(admin: boolean) {
+function mount(admin: boolean, agent: Record<string, unknown> = {}) {
   const sent: unknown[] = [];
   vi.stubGlobal("fetch", vi.fn(async (path: string, init?: RequestInit) => {
     if (init?.method === "PATCH") sent.push(JSON.parse(String(init.body)));
     const body = path.includes("prompts/defaults") ? { global: {}, built_in: {} }
       : path.endsWith("/gateway") ? gateway
       : path.endsWith("/usage") ? usage
-      : project;
+      : { ...project, agent: { ...project.agent, ...agent } };
     return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
   }));
   render(
@@ -51,6 +51,48 @@ describe("ProjectAgentTab", () => {
     const agent = (sent[0] as { agent: Record<string, unknown> }).agent;
     expect(agent).not.toHaveProperty("command");
     expect(agent).not.toHaveProperty("template");
+    expect(agent).not.toHaveProperty("check_command");
+  });
+
+  it("shows members the check command read-only, with a hint", async () => {
+    mount(false);
+    const input = (await screen.findByLabelText("Check command")) as HTMLInputElement;
+    expect(input.value).toBe("make test");
+    expect(input.readOnly).toBe(true);
+    expect(document.getElementById(input.getAttribute("aria-describedby")!)!.textContent).toMatch(/Only admins may change it/);
+  });
+
+  it("lets admins set the check command", async () => {
+    const sent = mount(true);
+    const input = (await screen.findByLabelText("Check command")) as HTMLInputElement;
+    expect(input.readOnly).toBe(false);
+    fireEvent.change(input, { target: { value: "cargo test" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save agent settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect((sent[0] as { agent: Record<string, unknown> }).agent.check_command).toBe("cargo test");
+  });
+
+  it("edits the trigger label of a github project, trimmed, and refuses a blank one", async () => {
+    const sent = mount(false, { forge: "github" });
+    const label = (await screen.findByLabelText("Trigger label")) as HTMLInputElement;
+    expect(label.value).toBe("apiary");
+    fireEvent.change(label, { target: { value: "   " } });
+    fireEvent.click(screen.getByRole("button", { name: "Save agent settings" }));
+    expect((await screen.findByRole("alert")).textContent).toMatch(/^agent\.trigger_label: /);
+    expect(sent).toHaveLength(0);
+    fireEvent.change(label, { target: { value: " agent-task " } });
+    fireEvent.click(screen.getByRole("button", { name: "Save agent settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect((sent[0] as { agent: Record<string, unknown> }).agent.trigger_label).toBe("agent-task");
+  });
+
+  it("has no trigger label on the local forge", async () => {
+    const sent = mount(true);
+    await screen.findByRole("heading", { name: "Agent for Site" });
+    expect(screen.queryByLabelText("Trigger label")).toBeNull();
+    fireEvent.click(screen.getByRole("button", { name: "Save agent settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect((sent[0] as { agent: Record<string, unknown> }).agent).not.toHaveProperty("trigger_label");
   });
 
   it("shows admins every field", async () => {

@@ -19,10 +19,18 @@ export function isRemoteRepo(url: string): boolean {
   return /^[A-Za-z0-9@._[\]-]+:.+$/.test(url) && !url.startsWith("-");
 }
 
-/** A project's agent: on/off, repository, branch, template, preset, forge, prompt overrides;
- * below it the project's model gateway settings and this month's spending. The custom command,
- * the box template, a repository on the host and the budgets are admins' to set: a member sees
- * them read-only. */
+/** Checks a GitHub trigger label as typed; returns it trimmed, or throws naming the field. */
+export function parseTriggerLabel(text: string): string {
+  const label = text.trim();
+  if (label.length === 0 || [...label].length > 50) throw new Error("agent.trigger_label: a GitHub label of 1 to 50 characters");
+  return label;
+}
+
+/** A project's agent: on/off, repository, branch, template, preset, check command, forge (and
+ * the GitHub issue label that makes a task), prompt overrides; below it the project's model
+ * gateway settings and this month's spending. The custom command, the check command, the box
+ * template, a repository on the host and the budgets are admins' to set: a member sees them
+ * read-only. */
 export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin: boolean }) {
   const client = useQueryClient();
   const project = useQuery({ queryKey: ["project", projectId], queryFn: () => api.get<Project>(`/api/v1/projects/${projectId}`) });
@@ -31,6 +39,7 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
   const [token, setToken] = useState<string | null | undefined>(undefined);
   const [showDefault, setShowDefault] = useState<Kind | null>(null);
   const [saved, setSaved] = useState(false);
+  const [clientError, setClientError] = useState<Error | null>(null);
   useEffect(() => { if (project.data && !a) setA(project.data.agent); }, [project.data, a]);
   const save = useMutation({
     mutationFn: (patch: ProjectPatch) => api.patch<Project>(`/api/v1/projects/${projectId}`, patch),
@@ -47,10 +56,21 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
   const prompts = a.prompts as Record<Kind, string>;
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    const { enabled, repo_url, base_branch, template, preset, command, forge } = a;
+    setClientError(null);
+    const { enabled, repo_url, base_branch, template, preset, command, forge, check_command } = a;
+    // The label only matters (and is only shown) for the github forge.
+    let github = {};
+    if (forge === "github") {
+      try {
+        github = { trigger_label: parseTriggerLabel(a.trigger_label) };
+      } catch (err) {
+        setClientError(err as Error);
+        return;
+      }
+    }
     // Members leave the admin-only fields out (the server would refuse a change to them).
-    const hostLevel = admin ? { template, command } : {};
-    save.mutate({ agent: { enabled, repo_url, base_branch, preset, forge, ...hostLevel, prompts: a.prompts, github_token: token } });
+    const hostLevel = admin ? { template, command, check_command } : {};
+    save.mutate({ agent: { enabled, repo_url, base_branch, preset, forge, ...github, ...hostLevel, prompts: a.prompts, github_token: token } });
   };
   const fallback = (k: Kind) => {
     const g = (defaults.data?.global as Record<Kind, string> | undefined)?.[k];
@@ -76,13 +96,29 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
           </label>
           {admin && <label>Custom command (wins over the preset)<input value={a.command} onChange={(e) => upd({ command: e.target.value })} /></label>}
           {!admin && a.command && <p className="hint" role="note">An admin set a custom command for this project; it wins over the preset.</p>}
+          <label>Check command
+            <input className="mono" value={a.check_command} readOnly={!admin} placeholder={admin ? "e.g. make test" : "none"}
+              onChange={(e) => upd({ check_command: e.target.value })} aria-describedby="check-command-hint" />
+          </label>
+          <p id="check-command-hint" className="hint">
+            Runs in the box after every implement or changes round, before the pull request; a failure starts an automatic fix round. Blank: no check.
+            {!admin && " Only admins may change it."}
+          </p>
           <label>Forge
             <select value={a.forge} onChange={(e) => upd({ forge: e.target.value })}>
               <option value="local">local (Apiary's review page)</option>
               <option value="github">github</option>
             </select>
           </label>
-          {a.forge === "github" && <SecretField label="GitHub token" set={a.github_token.set} onChange={setToken} />}
+          {a.forge === "github" && (
+            <>
+              <SecretField label="GitHub token" set={a.github_token.set} onChange={setToken} />
+              <label>Trigger label
+                <input value={a.trigger_label} maxLength={50} onChange={(e) => upd({ trigger_label: e.target.value })} aria-describedby="trigger-label-hint" />
+              </label>
+              <p id="trigger-label-hint" className="hint">A GitHub issue with this label becomes a task of this project.</p>
+            </>
+          )}
         </fieldset>
         <fieldset className="card">
           <legend>Prompt overrides (blank = fall back)</legend>
@@ -96,7 +132,7 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
             </div>
           ))}
         </fieldset>
-        <ErrorBox error={save.error ?? defaults.error} />
+        <ErrorBox error={clientError ?? save.error ?? defaults.error} />
         {saved && <p role="status">Saved.</p>}
         <button type="submit" disabled={save.isPending}>Save agent settings</button>
       </form>

@@ -6,16 +6,16 @@ import { ReviewPage } from "./ReviewPage";
 
 const me = { id: "u1", name: "Ann", role: "member" } as User;
 
-function task(status: string) {
+function task(status: string, agent: Record<string, unknown> = {}) {
   return {
     id: "t1", project_id: "p1", title: "Footer", description: "", status: "todo", assignee_id: null,
-    agent: { status, round: 1, branch: "apiary/t1-footer", pr_url: "https://github.com/acme/site/pull/7", box_torn_down: false, parked: false },
+    agent: { status, round: 1, branch: "apiary/t1-footer", pr_url: "https://github.com/acme/site/pull/7", box_torn_down: false, parked: false, fix_rounds: 0, checks: null, ...agent },
   };
 }
 
 const DIFF = "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1,2 @@\n one\n+two\n";
 
-function mount(forge: string) {
+function mount(forge: string, agent: Record<string, unknown> = {}) {
   const sent: { path: string; body: unknown }[] = [];
   vi.stubGlobal("fetch", vi.fn(async (path: string, init?: RequestInit) => {
     let body: unknown;
@@ -28,7 +28,7 @@ function mount(forge: string) {
     } else if (path.startsWith("/api/v1/projects/")) {
       body = { id: "p1", name: "Site", access: "write", agent: { forge } };
     } else {
-      body = task("pr_ready");
+      body = task("pr_ready", agent);
     }
     return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
   }));
@@ -55,6 +55,21 @@ describe("ReviewPage", () => {
     expect(sent[0].path).toBe("/api/v1/tasks/t1/agent/request-changes");
     expect(sent[0].body).toEqual({ comments: [{ body: "Handle the empty footer." }] });
     expect(screen.queryByRole("alert")).toBeNull();
+    expect(screen.queryByRole("region", { name: "Checks" })).toBeNull();
+  });
+
+  it("shows the last checks of the PR head and the fix rounds spent", async () => {
+    mount("github", {
+      fix_rounds: 2,
+      checks: { source: "github", checks: [{ name: "CI / test", passed: false, summary: "2 tests failed", log_tail: "FAILED footer_test" }] },
+    });
+    const panel = await screen.findByRole("region", { name: "Checks" });
+    expect(panel.textContent).toContain("Checks failing");
+    expect(panel.textContent).toContain("source: GitHub checks");
+    expect(panel.textContent).toContain("Automatic fix rounds used: 2");
+    expect(screen.getByRole("region", { name: "Log tail of CI / test" }).textContent).toBe("FAILED footer_test");
+    // The review itself is unchanged.
+    expect(await screen.findByLabelText("Review comment (for the whole change)")).toBeTruthy();
   });
 
   it("sends the general comment with the line comments on the local forge", async () => {

@@ -6,13 +6,15 @@ import { ConfirmButton } from "../../components/ConfirmButton";
 import { ErrorBox, Loading } from "../../components/Feedback";
 import { StatusBadge } from "../../components/StatusBadge";
 import { Link } from "../../lib/router";
+import { ChecksPanel } from "./ChecksPanel";
 import { parseDiff } from "./parseDiff";
 
 type Draft = { path: string; line: number; body: string };
 
 /** The review of a task's pull request. On the `local` forge it is Apiary's own PR page: the
  *  diff file by file and line comments. On either forge a general comment (not tied to a line)
- *  can be part of the review, so changes can be requested of a `github` PR too; mark merged. */
+ *  can be part of the review, so changes can be requested of a `github` PR too; mark merged.
+ *  Above the diff: the last check result of the PR head and the automatic fix rounds spent. */
 export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
   const client = useQueryClient();
   const task = useQuery({ queryKey: ["task", taskId], queryFn: () => api.get<Task>(`/api/v1/tasks/${taskId}`) });
@@ -71,6 +73,7 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
           Requesting changes here sends your comment to the agent for another round.
         </p>
       )}
+      <ChecksPanel checks={t.agent.checks} fixRounds={t.agent.fix_rounds} />
       {local && diff.isPending && t.agent.branch && <Loading what="diff" />}
       <ErrorBox error={diff.error} />
       {files.map((f) => (

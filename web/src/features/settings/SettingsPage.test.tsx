@@ -2,12 +2,13 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { setCsrf } from "../../api/client";
+import { githubWebhookUrl, normalizeHandle } from "./GithubSection";
 import { SettingsPage } from "./SettingsPage";
 
 const unset = { set: false };
 const settings = {
-  agent_orchestration_enabled: false, box_provider: "local", box_host_url: "", box_host_key: unset, callback_base_url: "", public_url: "",
-  github_api_base: "https://api.github.com", local_repo_roots: [], egress_allow: [], default_template: "big", max_concurrent_boxes: 2,
+  agent_orchestration_enabled: false, box_provider: "local", box_host_url: "", box_host_key: unset, callback_base_url: "http://10.0.0.2:7878", public_url: "https://apiary.example.com/",
+  github_api_base: "https://api.github.com", github_handle: "apiary", ci_fix_rounds: 2, github_webhook_secret: unset, local_repo_roots: [], egress_allow: [], default_template: "big", max_concurrent_boxes: 2,
   task_log_bytes: 1000, watchdog_interval_s: 30, notifications_enabled: false, chatty_events: false, log_notifications: false,
   timeouts: { provisioning_s: 1, speccing_s: 2, implementing_s: 3, idle_s: 4, failed_grace_s: 5, orphan_s: 6, stall_s: 900 },
   telegram: { enabled: false, bot_token: unset, chat_id: "", api_base: "" },
@@ -85,5 +86,50 @@ describe("SettingsPage: model gateway", () => {
     fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
     await waitFor(() => expect(screen.getByRole("alert").textContent).toBe("gateway.prices: each price needs a model name"));
     expect(sent).toHaveLength(1);
+  });
+});
+
+describe("SettingsPage: GitHub", () => {
+  it("edits the API base, the handle, the fix rounds and the webhook secret, and sends them", async () => {
+    const sent = mount();
+    const s = within(await screen.findByRole("group", { name: "GitHub" }));
+    expect((s.getByLabelText("GitHub API base") as HTMLInputElement).value).toBe("https://api.github.com");
+    expect((s.getByLabelText("GitHub handle") as HTMLInputElement).value).toBe("apiary");
+    expect((s.getByLabelText(/^Automatic fix rounds/) as HTMLInputElement).value).toBe("2");
+    expect(s.getByTestId("github-webhook-help").textContent).toContain("https://apiary.example.com/api/v1/github/webhook");
+    expect(s.getByTestId("github-webhook-help").textContent).toMatch(/content type application\/json/);
+    fireEvent.change(s.getByLabelText("GitHub API base"), { target: { value: " https://ghe.example.com/api/v3 " } });
+    fireEvent.change(s.getByLabelText("GitHub handle"), { target: { value: " @octo-bot " } });
+    fireEvent.change(s.getByLabelText(/^Automatic fix rounds/), { target: { value: "0" } });
+    const secret = within(s.getByRole("group", { name: "GitHub webhook secret" }));
+    fireEvent.click(secret.getByRole("button", { name: "Set" }));
+    fireEvent.change(secret.getByLabelText("New GitHub webhook secret"), { target: { value: "s3cret" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toMatchObject({ github_api_base: "https://ghe.example.com/api/v3", github_handle: "octo-bot", ci_fix_rounds: 0, github_webhook_secret: "s3cret" });
+  });
+
+  it("keeps an untouched webhook secret out of the save and clears one on request", async () => {
+    settings.github_webhook_secret = { set: true };
+    try {
+      const sent = mount();
+      const s = within(await screen.findByRole("group", { name: "GitHub" }));
+      fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+      await waitFor(() => expect(sent).toHaveLength(1));
+      expect(sent[0]).not.toHaveProperty("github_webhook_secret");
+      expect(sent[0]).toMatchObject({ github_handle: "apiary", ci_fix_rounds: 2 });
+      fireEvent.click(within(s.getByRole("group", { name: "GitHub webhook secret" })).getByRole("button", { name: "Clear" }));
+      fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+      await waitFor(() => expect(sent).toHaveLength(2));
+      expect(sent[1].github_webhook_secret).toBeNull();
+    } finally {
+      settings.github_webhook_secret = unset;
+    }
+  });
+
+  it("says where to point the webhook before a public URL is set", () => {
+    expect(githubWebhookUrl("", "")).toBe("<public URL>/api/v1/github/webhook");
+    expect(githubWebhookUrl(" ", "http://10.0.0.2:7878/")).toBe("http://10.0.0.2:7878/api/v1/github/webhook");
+    expect(normalizeHandle(" @apiary-bot ")).toBe("apiary-bot");
   });
 });

@@ -5,12 +5,13 @@ import type { ProviderKeysPatch, RenderedPrompt, Settings, SettingsPatch } from 
 import { ErrorBox, Loading } from "../../components/Feedback";
 import { formatEnv, parseEnv } from "../../lib/env";
 import { GatewaySection } from "./GatewaySection";
+import { GithubSection, normalizeHandle } from "./GithubSection";
 import { SecretField } from "./SecretField";
 
 const KINDS = ["spec", "revise", "implement", "changes"] as const;
 type Kind = (typeof KINDS)[number];
 
-/** The admins' settings: orchestration, boxes, cap and timeouts, the model gateway,
+/** The admins' settings: orchestration, boxes, cap and timeouts, GitHub, the model gateway,
  *  notifications, prompts. */
 export function SettingsPage() {
   const client = useQueryClient();
@@ -68,6 +69,10 @@ export function SettingsPage() {
       box_host_url: d.box_host_url,
       callback_base_url: d.callback_base_url,
       public_url: d.public_url,
+      // Blank keeps the API base in effect (it cannot be empty).
+      github_api_base: d.github_api_base.trim() || undefined,
+      github_handle: normalizeHandle(d.github_handle),
+      ci_fix_rounds: d.ci_fix_rounds,
       default_template: d.default_template,
       local_repo_roots: (roots ?? d.local_repo_roots.join("\n")).split("\n").map((l) => l.trim()).filter(Boolean),
       max_concurrent_boxes: d.max_concurrent_boxes,
@@ -95,6 +100,7 @@ export function SettingsPage() {
       },
     };
     if (secrets.box_host_key !== undefined) patch.box_host_key = secrets.box_host_key;
+    if (secrets.github_webhook !== undefined) patch.github_webhook_secret = secrets.github_webhook;
     save.mutate(patch);
   };
   const timeouts = d.timeouts as Record<string, number>;
@@ -127,6 +133,12 @@ export function SettingsPage() {
           </label>
         ))}
       </fieldset>
+      <GithubSection
+        settings={d}
+        version={keysVersion}
+        onChange={upd}
+        onSecret={(v) => { setSecrets({ ...secrets, github_webhook: v }); setSaved(false); }}
+      />
       <GatewaySection
         gateway={d.gateway}
         stallS={d.timeouts.stall_s}

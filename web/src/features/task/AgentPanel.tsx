@@ -7,6 +7,7 @@ import { ErrorBox } from "../../components/Feedback";
 import { StatusBadge } from "../../components/StatusBadge";
 import { actionsFor, caption, type Action, type AgentStatus } from "../../lib/agent";
 import { Link } from "../../lib/router";
+import { ChecksSummary } from "../review/ChecksPanel";
 import { TaskUsage } from "./TaskUsage";
 
 const LABEL: Record<Action, string> = {
@@ -26,8 +27,8 @@ const QUESTION: Partial<Record<Action, string>> = {
   "mark-merged": "Merge the branch into the base branch?",
 };
 
-/** The agent's status, what comes next, its links, the actions the viewer may take and what
- *  its model requests cost. */
+/** The agent's status, what comes next, the checks of its PR, its links, the actions the viewer
+ *  may take and what its model requests cost. */
 export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }) {
   const client = useQueryClient();
   const a = task.agent;
@@ -61,6 +62,7 @@ export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }
         <div className="error" role="alert" data-testid="agent-error">Error: {a.last_error}</div>
       )}
       {a.status !== "failed" && a.last_error && <p className="warn">Last problem: {a.last_error}</p>}
+      <ChecksSummary taskId={task.id} checks={a.checks} fixRounds={a.fix_rounds} />
       {links.length > 0 && (
         <ul className="links">
           {links.map(([label, url]) => (

@@ -7,6 +7,7 @@ import { AgentLog } from "./AgentLog";
 import { AgentPanel } from "./AgentPanel";
 import { AuditTrail } from "./AuditTrail";
 import { Comments } from "./Comments";
+import { GithubIssue } from "./GithubIssue";
 import { SpecView } from "./SpecView";
 
 /** Everything about one task: its agent, spec, log, history and comments. */
@@ -27,6 +28,7 @@ export function TaskSheet({ taskId, me }: { taskId: string; me: User }) {
         <Link to={`/projects/${t.project_id}`}>← {project.data?.name ?? "Board"}</Link>
       </p>
       <h1 id="task-h">{t.title}</h1>
+      <GithubIssue issue={t.agent.github_issue} description={t.description} />
       {t.description && <p className="description">{t.description}</p>}
       <AgentPanel task={t} canWrite={canWrite} />
       <SpecView task={t} />

@@ -76,6 +76,7 @@ async function step(name, fn) {
   } catch (e) {
     failed++;
     console.log(`  FAIL ${name}: ${e.stack ?? e}`);
+    await page?.screenshot({ path: join(shots, "failed-step.png"), fullPage: true }).catch(() => {});
     throw e;
   }
 }
@@ -106,6 +107,7 @@ try {
     await page.getByLabel("Agent orchestration on").check();
     // The test's repository sits beside the data folder: allow its folder for local repositories.
     await page.getByLabel(/Local repository folders/).fill(work);
+    await page.getByLabel("Automatic fix rounds for failing checks").fill("1");
     await page.getByRole("button", { name: "Save settings" }).click();
     await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
   });
@@ -126,6 +128,9 @@ try {
     await page.getByLabel("Repository URL").fill(repo);
     await page.getByLabel("Agent preset").selectOption("script");
     await page.getByLabel("Custom command (wins over the preset)").fill(`sh ${agent}`);
+    // Checks run in the box after each round; this one passes only once the reviewer's wave is in.
+    // (It names the text through a variable: the fix round's comment quotes the command.)
+    await page.getByLabel("Check command").fill("w=wave; grep -q \"$w as well\" hello.txt || { echo 'hello.txt does not wave yet'; exit 1; }");
     await page.getByRole("textbox", { name: "changes prompt" }).fill("Review:\n{% for c in comments %}- {{ c.body }}\n{% endfor %}");
     await page.getByRole("button", { name: "Save agent settings" }).click();
     await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
@@ -187,7 +192,20 @@ try {
     await page.getByTestId("agent-status").filter({ hasText: "PR ready" }).waitFor({ timeout: 60_000 });
   });
 
-  await step("review: comment on a line and on the whole change, request changes; round 2 arrives live", async () => {
+  await step("the check fails: one fix round runs on its own, then the review page shows the failing check", async () => {
+    await page.getByTestId("checks-summary").filter({ hasText: "automatic fix rounds used: 1" }).waitFor({ timeout: 60_000 });
+    await page.getByTestId("agent-status").filter({ hasText: "PR ready" }).waitFor({ timeout: 60_000 });
+    await page.getByRole("link", { name: "Review PR" }).click();
+    await page.getByRole("heading", { name: /Review:/ }).waitFor();
+    const checks = page.getByTestId("checks");
+    await checks.getByTestId("checks-outcome").filter({ hasText: "Checks failing" }).waitFor();
+    await checks.getByTestId("fix-rounds").filter({ hasText: "Automatic fix rounds used: 1" }).waitFor();
+    await checks.getByRole("region", { name: /Log tail of w=wave/ }).filter({ hasText: "hello.txt does not wave yet" }).waitFor();
+    await page.screenshot({ path: join(shots, "review-checks-failing.png"), fullPage: true });
+    await page.goBack();
+  });
+
+  await step("review: comment on a line and on the whole change, request changes; round 3 arrives live with its check passing", async () => {
     await page.getByRole("link", { name: "Review PR" }).click();
     await page.getByRole("heading", { name: /Review:/ }).waitFor();
     await page.getByRole("button", { name: "Comment on hello.txt line 2" }).click();
@@ -196,10 +214,11 @@ try {
     await page.getByLabel("Review comment (for the whole change)").fill("wave as well");
     await page.screenshot({ path: join(shots, "review.png"), fullPage: true });
     await page.getByRole("button", { name: "Request changes" }).click();
-    await page.getByText("round 2").waitFor();
+    await page.getByText("round 3").waitFor();
     await page.getByTestId("agent-status").filter({ hasText: "PR ready" }).waitFor({ timeout: 60_000 });
     await page.getByRole("table", { name: "Changes in hello.txt" }).getByText("say goodbye too").waitFor();
     await page.getByRole("table", { name: "Changes in hello.txt" }).getByText("wave as well").waitFor();
+    await page.getByTestId("checks").getByTestId("checks-outcome").filter({ hasText: "Checks passed" }).waitFor({ timeout: 30_000 });
   });
 
   await step("mark merged; the card shows merged and the box is gone", async () => {

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use apiary_core::forge::{github_repo, mentions, tail, Check, CheckReport, MAX_LOG_TAIL_BYTES};
+use apiary_core::forge::{
+    github_repo, mentions, pr_number, tail, Check, CheckReport, MAX_LOG_TAIL_BYTES,
+};
 use apiary_core::AgentStatus;
 use apiary_store::{
     Actor, Job, JobFailure, NewReviewComment, Project, StoreError, Task, TaskWrites,
@@ -21,6 +23,12 @@ use crate::Orchestrator;
 const MAX_COMMENTS: usize = 100;
 /// Most failing checks whose logs are fetched for one fix round.
 const MAX_LOGS: usize = 5;
+/// Largest JSON answer read from GitHub.
+const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+/// Longest comment taken from GitHub into a round (as the review page allows).
+const MAX_COMMENT_BYTES: usize = 20_000;
+/// Events about something older than this are not acted on (a replayed old delivery).
+const MAX_EVENT_AGE_S: i64 = 7 * 24 * 3600;
 
 /// Why a GitHub call did not give an answer.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +45,7 @@ pub enum GitHubError {
 
 impl GitHubError {
     /// Worth retrying: the network, GitHub's own trouble, a rate limit.
-    fn passing(&self) -> bool {
+    pub fn passing(&self) -> bool {
         match self {
             GitHubError::Transport { .. } => true,
             GitHubError::Status { status, .. } => *status >= 500 || *status == 429,
@@ -100,14 +108,39 @@ impl Repo {
             .header("x-github-api-version", "2022-11-28")
     }
 
-    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Result<String, GitHubError> {
+    /// Sends a request and reads its answer: at most [`MAX_ANSWER_BYTES`] of it, or with
+    /// `keep_tail`, the last that many bytes of an answer of any length (a job's log).
+    async fn send_with(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+        keep_tail: Option<usize>,
+    ) -> Result<String, GitHubError> {
+        use futures_util::StreamExt;
         let transport = |e: reqwest::Error| GitHubError::Transport {
             what: what.to_string(),
             error: e.to_string(),
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        let body = resp.text().await.map_err(transport)?;
+        let mut body: Vec<u8> = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.map_err(transport)?);
+            match keep_tail {
+                Some(keep) if body.len() > 2 * keep => {
+                    body.drain(..body.len() - keep);
+                }
+                None if body.len() > MAX_ANSWER_BYTES => {
+                    return Err(GitHubError::Transport {
+                        what: what.to_string(),
+                        error: format!("the answer is over {MAX_ANSWER_BYTES} bytes"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
         if !status.is_success() {
             return Err(GitHubError::Status {
                 status: status.as_u16(),
@@ -116,6 +149,10 @@ impl Repo {
             });
         }
         Ok(body)
+    }
+
+    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Result<String, GitHubError> {
+        self.send_with(what, req, None).await
     }
 
     async fn get(&self, what: &str, path: &str) -> Result<Value, GitHubError> {
@@ -134,8 +171,13 @@ impl Repo {
             .map(|_| ())
     }
 
-    /// Whether `login` may push to the repository (write, maintain or admin).
+    /// Whether `login` may push to the repository (write, maintain or admin). A string that
+    /// is no GitHub login never may.
     pub async fn can_write(&self, login: &str) -> Result<bool, GitHubError> {
+        if !is_login(login) {
+            return Ok(false);
+        }
+        let login = login.replace('[', "%5B").replace(']', "%5D");
         let v = self
             .get(
                 "reading a collaborator's permission",
@@ -171,16 +213,27 @@ impl Repo {
     }
 
     /// The failing check runs of a commit, with their summaries and (for GitHub Actions)
-    /// the end of their logs.
+    /// the end of their logs; empty while any run of the commit is still going (the last one
+    /// to finish brings the whole picture, so one round answers every failure).
     pub async fn failing_checks(&self, sha: &str) -> Result<Vec<Check>, GitHubError> {
+        if sha.is_empty() || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(Vec::new());
+        }
         let v = self
             .get(
                 "listing the commit's check runs",
                 &format!("/commits/{sha}/check-runs?per_page=100"),
             )
             .await?;
+        let runs = v["check_runs"].as_array().cloned().unwrap_or_default();
+        if runs
+            .iter()
+            .any(|r| r["status"].as_str() != Some("completed"))
+        {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
-        for run in v["check_runs"].as_array().into_iter().flatten() {
+        for run in &runs {
             if !matches!(run["conclusion"].as_str(), Some("failure" | "timed_out")) {
                 continue;
             }
@@ -197,9 +250,10 @@ impl Repo {
                     // Actions answers with a redirect to the log file; a log that cannot be
                     // read still leaves the name and summary.
                     match self
-                        .send(
+                        .send_with(
                             "reading the job's log",
                             self.request(reqwest::Method::GET, &format!("/actions/jobs/{id}/logs")),
+                            Some(MAX_LOG_TAIL_BYTES),
                         )
                         .await
                     {
@@ -260,7 +314,35 @@ fn store_err(e: StoreError) -> JobFailure {
     JobFailure::Retryable(e.to_string())
 }
 
-/// The `forge_event` job: one verified webhook delivery.
+/// Whether `s` is a GitHub login (an app's bot login ends in `[bot]`).
+pub fn is_login(s: &str) -> bool {
+    let name = s.strip_suffix("[bot]").unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 39
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Whether an RFC 3339 time is within [`MAX_EVENT_AGE_S`] of `now_ms` (a missing or odd one
+/// is not).
+fn recent(at: &Value, now_ms: i64) -> bool {
+    at.as_str()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .is_some_and(|t| now_ms / 1000 - t.unix_timestamp() <= MAX_EVENT_AGE_S)
+}
+
+/// At most [`MAX_COMMENT_BYTES`] of a comment from GitHub.
+fn bounded(text: &str) -> String {
+    let mut end = text.len().min(MAX_COMMENT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// The `forge_event` job: one verified webhook delivery, or Apiary's own look at a PR's
+/// checks once it is ready (`apiary_recheck`).
 pub struct ForgeEvent;
 
 #[async_trait]
@@ -269,10 +351,45 @@ impl JobHandler for ForgeEvent {
         let p = job.payload_json();
         let event = p["event"].as_str().unwrap_or_default();
         let payload = &p["payload"];
-        let what = handle(orch, event, payload).await?;
-        tracing::info!(event, delivery = p["delivery"].as_str(), "{what}");
-        Ok(())
+        match handle(orch, event, payload).await {
+            Ok(what) => {
+                tracing::info!(event, delivery = p["delivery"].as_str(), "{what}");
+                Ok(())
+            }
+            Err(JobFailure::Fatal(e)) => {
+                // GitHub's "Redeliver" (the same id) runs it again once this is fixed.
+                if let Some(id) = p["delivery"].as_str() {
+                    orch.store
+                        .forget_forge_delivery(id)
+                        .await
+                        .map_err(store_err)?;
+                }
+                Err(JobFailure::Fatal(e))
+            }
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// After a PR of a `github` project is submitted: looks at its head's checks once (CI may
+/// have finished while the box was still at work, and its events found the task busy).
+pub async fn recheck_soon(orch: &Orchestrator, task_id: &str) -> Result<(), StoreError> {
+    let task = orch.store.get_task(task_id).await?;
+    if orch.store.get_project(&task.project_id).await?.agent.forge != "github" {
+        return Ok(());
+    }
+    orch.store
+        .enqueue(
+            apiary_store::NewJob::new(
+                "forge_event",
+                json!({ "event": "apiary_recheck", "payload": { "task_id": task_id } }),
+            )
+            .for_task(task_id)
+            .max_attempts(5),
+        )
+        .await?;
+    orch.wake_handle().notify_one();
+    Ok(())
 }
 
 /// The projects on GitHub whose repository is the event's.
@@ -294,21 +411,33 @@ async fn projects_of(orch: &Orchestrator, payload: &Value) -> Result<Vec<Project
         .collect())
 }
 
-/// The task Apiary opened `branch` for, in one of `projects`, with its project.
-async fn task_of(
+/// The task and project of a pull request Apiary opened: its head is an `apiary/…` branch
+/// of the repository itself (a fork's PR may name its branch alike, but is never ours), in
+/// one of `projects`, and its number is the task's PR's.
+async fn task_of_pr(
     orch: &Orchestrator,
     projects: &[Project],
-    branch: &str,
+    repository: &Value,
+    pr: &Value,
 ) -> Result<Option<(Task, Project)>, JobFailure> {
-    if !branch.starts_with("apiary/") {
+    let branch = pr["head"]["ref"].as_str().unwrap_or_default();
+    let same_repo = match (
+        pr["head"]["repo"]["full_name"].as_str(),
+        repository["full_name"].as_str(),
+    ) {
+        (Some(head), Some(base)) => head.eq_ignore_ascii_case(base),
+        _ => false,
+    };
+    if !same_repo || !branch.starts_with("apiary/") {
         return Ok(None);
     }
     let Some(task) = orch.store.task_by_branch(branch).await.map_err(store_err)? else {
         return Ok(None);
     };
+    let ours = task.pr_url.as_deref().and_then(pr_number) == pr["number"].as_u64();
     Ok(projects
         .iter()
-        .find(|p| p.id == task.project_id)
+        .find(|p| p.id == task.project_id && ours)
         .cloned()
         .map(|p| (task, p)))
 }
@@ -336,27 +465,95 @@ async fn act(
     }
 }
 
+fn repo_or_fail(repo: Option<Repo>) -> Result<Repo, JobFailure> {
+    repo.ok_or_else(|| JobFailure::Fatal("the project has no GitHub token".into()))
+}
+
+/// A person asked for a round while the agent is busy (or the task waits elsewhere): say so
+/// on the PR rather than drop it silently.
+async fn not_now(repo: &Repo, pr: u64, task: &Task, login: &str) -> Result<String, JobFailure> {
+    let text = format!(
+        "@{login} Apiary is not waiting for review on this pull request right now (the agent's task is `{}`); ask again once it is ready for review.",
+        task.agent_status
+    );
+    if let Err(e) = repo.comment(pr, &text).await {
+        tracing::warn!(error = %e, "could not answer on the pull request");
+    }
+    Ok(format!(
+        "task {} is {}; {login} was told",
+        task.id, task.agent_status
+    ))
+}
+
+/// Acts on failing checks of the PR's current head, once every check of it has finished.
+async fn checks_of_head(
+    orch: &Orchestrator,
+    repo: &Repo,
+    task: &Task,
+    sha: &str,
+) -> Result<String, JobFailure> {
+    if let Some(n) = task.pr_url.as_deref().and_then(pr_number) {
+        let pr = repo.pull(n).await?;
+        if pr["head"]["sha"].as_str() != Some(sha) {
+            return Ok(format!("checks of an older head of PR #{n}"));
+        }
+    }
+    let checks = repo.failing_checks(sha).await?;
+    if checks.is_empty() {
+        return Ok(format!("no failing check run on {sha} (or some still run)"));
+    }
+    let report = CheckReport {
+        source: "github".into(),
+        checks,
+    };
+    let done = crate::fix::checks_failed(orch, &task.id, &report)
+        .await
+        .map_err(store_err)?;
+    Ok(format!("task {}: failing checks: {done:?}", task.id))
+}
+
 /// Acts on one event; returns what it did, for the log.
 pub async fn handle(
     orch: &Orchestrator,
     event: &str,
     payload: &Value,
 ) -> Result<String, JobFailure> {
+    if event == "apiary_recheck" {
+        let task_id = payload["task_id"].as_str().unwrap_or_default();
+        let task = orch.store.get_task(task_id).await.map_err(store_err)?;
+        if task.agent_status != AgentStatus::PrReady {
+            return Ok(format!("task {task_id} is {}", task.agent_status));
+        }
+        let project = orch
+            .store
+            .get_project(&task.project_id)
+            .await
+            .map_err(store_err)?;
+        let repo = repo_or_fail(Repo::of_project(orch, &project).await)?;
+        let Some(n) = task.pr_url.as_deref().and_then(pr_number) else {
+            return Ok(format!("task {task_id} has no GitHub PR"));
+        };
+        let pr = repo.pull(n).await?;
+        let sha = pr["head"]["sha"].as_str().unwrap_or_default().to_string();
+        return checks_of_head(orch, &repo, &task, &sha).await;
+    }
     let action = payload["action"].as_str().unwrap_or_default();
     let projects = projects_of(orch, payload).await?;
     if projects.is_empty() {
         return Ok(format!("{event}: no project on this repository"));
     }
+    let repository = &payload["repository"];
+    let now = orch.store.now();
     match (event, action) {
         ("pull_request", "closed") => {
             let pr = &payload["pull_request"];
-            let branch = pr["head"]["ref"].as_str().unwrap_or_default();
-            let Some((task, _)) = task_of(orch, &projects, branch).await? else {
+            let Some((task, _)) = task_of_pr(orch, &projects, repository, pr).await? else {
                 return Ok("pull_request: not a PR Apiary opened".into());
             };
             let login = payload["sender"]["login"].as_str().unwrap_or("someone");
             let n = pr["number"].as_u64().unwrap_or_default();
-            if pr["merged"].as_bool() == Some(true) && task.agent_status == AgentStatus::PrReady {
+            let merged = pr["merged"].as_bool() == Some(true);
+            if merged && task.agent_status == AgentStatus::PrReady {
                 act(
                     orch,
                     &task,
@@ -367,11 +564,7 @@ pub async fn handle(
                 )
                 .await
             } else if task.agent_status.is_active() {
-                let how = if pr["merged"].as_bool() == Some(true) {
-                    "merged"
-                } else {
-                    "closed"
-                };
+                let how = if merged { "merged" } else { "closed" };
                 act(
                     orch,
                     &task,
@@ -393,24 +586,24 @@ pub async fn handle(
             {
                 return Ok("pull_request_review: not a request for changes".into());
             }
+            if !recent(&review["submitted_at"], now) {
+                return Ok("pull_request_review: an old review".into());
+            }
             let pr = &payload["pull_request"];
-            let branch = pr["head"]["ref"].as_str().unwrap_or_default();
-            let Some((task, project)) = task_of(orch, &projects, branch).await? else {
+            let Some((task, project)) = task_of_pr(orch, &projects, repository, pr).await? else {
                 return Ok("pull_request_review: not a PR Apiary opened".into());
             };
-            if task.agent_status != AgentStatus::PrReady {
-                return Ok(format!("task {} is {}", task.id, task.agent_status));
-            }
             let login = review["user"]["login"].as_str().unwrap_or_default();
-            let Some(repo) = Repo::of_project(orch, &project).await else {
-                return Err(JobFailure::Fatal("the project has no GitHub token".into()));
-            };
+            let repo = repo_or_fail(Repo::of_project(orch, &project).await)?;
             if !repo.can_write(login).await? {
                 return Ok(format!(
                     "review by {login} ignored: no write access to the repository"
                 ));
             }
             let n = pr["number"].as_u64().unwrap_or_default();
+            if task.agent_status != AgentStatus::PrReady {
+                return not_now(&repo, n, &task, login).await;
+            }
             let id = review["id"].as_u64().unwrap_or_default();
             let author = Some(format!("{login} (GitHub)"));
             let mut comments = Vec::new();
@@ -418,21 +611,30 @@ pub async fn handle(
                 comments.push(NewReviewComment {
                     author_id: None,
                     author_name: author.clone(),
-                    body: body.to_string(),
+                    body: bounded(body),
                     path: None,
                     line: None,
                 });
             }
-            for c in repo.review_comments(n, id).await?.iter().take(MAX_COMMENTS) {
+            for c in repo.review_comments(n, id).await?.iter() {
+                if comments.len() >= MAX_COMMENTS {
+                    break;
+                }
                 let Some(body) = c["body"].as_str().filter(|b| !b.trim().is_empty()) else {
                     continue;
                 };
                 comments.push(NewReviewComment {
                     author_id: None,
                     author_name: author.clone(),
-                    body: body.to_string(),
-                    path: c["path"].as_str().map(str::to_string),
-                    line: c["line"].as_i64().or(c["original_line"].as_i64()),
+                    body: bounded(body),
+                    path: c["path"]
+                        .as_str()
+                        .filter(|p| !p.is_empty() && p.len() <= 1000)
+                        .map(str::to_string),
+                    line: c["line"]
+                        .as_i64()
+                        .or(c["original_line"].as_i64())
+                        .filter(|l| *l >= 1),
                 });
             }
             if comments.is_empty() {
@@ -471,6 +673,9 @@ pub async fn handle(
             if issue["pull_request"].is_null() || !mentions(body, &handle) {
                 return Ok("issue_comment: not a mention on a pull request".into());
             }
+            if !recent(&comment["created_at"], now) {
+                return Ok("issue_comment: an old comment".into());
+            }
             let login = comment["user"]["login"].as_str().unwrap_or_default();
             let n = issue["number"].as_u64().unwrap_or_default();
             for project in &projects {
@@ -478,23 +683,23 @@ pub async fn handle(
                     continue;
                 };
                 let pr = repo.pull(n).await?;
-                let branch = pr["head"]["ref"].as_str().unwrap_or_default();
-                let Some((task, _)) = task_of(orch, std::slice::from_ref(project), branch).await?
+                let Some((task, _)) =
+                    task_of_pr(orch, std::slice::from_ref(project), repository, &pr).await?
                 else {
                     continue;
                 };
-                if task.agent_status != AgentStatus::PrReady {
-                    return Ok(format!("task {} is {}", task.id, task.agent_status));
-                }
                 if !repo.can_write(login).await? {
                     return Ok(format!(
                         "mention by {login} ignored: no write access to the repository"
                     ));
                 }
+                if task.agent_status != AgentStatus::PrReady {
+                    return not_now(&repo, n, &task, login).await;
+                }
                 let comments = vec![NewReviewComment {
                     author_id: None,
                     author_name: Some(format!("{login} (GitHub)")),
-                    body: body.to_string(),
+                    body: bounded(body),
                     path: None,
                     line: None,
                 }];
@@ -519,43 +724,42 @@ pub async fn handle(
                 return Ok(format!("{event}: not a failure"));
             }
             let sha = item["head_sha"].as_str().unwrap_or_default();
+            // The PRs of the repository itself that this head belongs to (a fork's are never
+            // listed): the task's PR must be one of them.
+            let prs: Vec<u64> = item["pull_requests"]
+                .as_array()
+                .or(item["check_suite"]["pull_requests"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["number"].as_u64())
+                .collect();
             let branch = item["head_branch"]
                 .as_str()
                 .or(item["check_suite"]["head_branch"].as_str())
-                .or(item["pull_requests"][0]["head"]["ref"].as_str())
                 .unwrap_or_default();
-            let Some((task, project)) = task_of(orch, &projects, branch).await? else {
+            if !branch.starts_with("apiary/") {
                 return Ok(format!("{event}: not on a branch of Apiary's"));
-            };
-            if task.agent_status != AgentStatus::PrReady {
-                return Ok(format!("task {} is {}", task.id, task.agent_status));
             }
-            let Some(repo) = Repo::of_project(orch, &project).await else {
-                return Err(JobFailure::Fatal("the project has no GitHub token".into()));
+            let Some(task) = orch.store.task_by_branch(branch).await.map_err(store_err)? else {
+                return Ok(format!("{event}: no task has this branch"));
             };
-            // A late failure of an older head says nothing about the PR as it is now.
-            if let Some(n) = task
+            let Some(project) = projects.iter().find(|p| p.id == task.project_id) else {
+                return Ok(format!("{event}: the branch is another project's"));
+            };
+            if !task
                 .pr_url
                 .as_deref()
-                .and_then(apiary_core::forge::pr_number)
+                .and_then(pr_number)
+                .is_some_and(|n| prs.contains(&n))
             {
-                let pr = repo.pull(n).await?;
-                if pr["head"]["sha"].as_str() != Some(sha) {
-                    return Ok(format!("{event}: for an older head of PR #{n}"));
-                }
+                return Ok(format!("{event}: not for the task's pull request"));
             }
-            let checks = repo.failing_checks(sha).await?;
-            if checks.is_empty() {
-                return Ok(format!("{event}: no failing check run on {sha}"));
+            if task.agent_status != AgentStatus::PrReady {
+                // Apiary looks again when the next head is submitted.
+                return Ok(format!("task {} is {}", task.id, task.agent_status));
             }
-            let report = CheckReport {
-                source: "github".into(),
-                checks,
-            };
-            let done = crate::fix::checks_failed(orch, &task.id, &report)
-                .await
-                .map_err(store_err)?;
-            Ok(format!("task {}: failing checks: {done:?}", task.id))
+            let repo = repo_or_fail(Repo::of_project(orch, project).await)?;
+            checks_of_head(orch, &repo, &task, sha).await
         }
         ("issues", "labeled") => {
             let label = payload["label"]["name"].as_str().unwrap_or_default();
@@ -566,10 +770,24 @@ pub async fn handle(
                 return Ok(format!("issues: label {label:?} is no project's trigger"));
             };
             let issue = &payload["issue"];
+            if !recent(&issue["updated_at"], now) {
+                return Ok("issues: an old issue event".into());
+            }
+            if !project.agent.enabled
+                || !orch
+                    .store
+                    .settings()
+                    .await
+                    .map_err(store_err)?
+                    .agent_orchestration_enabled
+            {
+                return Ok(format!(
+                    "issues: project {} has its agent off (or orchestration is off)",
+                    project.id
+                ));
+            }
             let login = payload["sender"]["login"].as_str().unwrap_or_default();
-            let Some(repo) = Repo::of_project(orch, project).await else {
-                return Err(JobFailure::Fatal("the project has no GitHub token".into()));
-            };
+            let repo = repo_or_fail(Repo::of_project(orch, project).await)?;
             if !repo.can_write(login).await? {
                 return Ok(format!(
                     "label by {login} ignored: no write access to the repository"
@@ -577,7 +795,7 @@ pub async fn handle(
             }
             let n = issue["number"].as_i64().unwrap_or_default();
             let title = issue["title"].as_str().unwrap_or_default();
-            let mut description = issue["body"].as_str().unwrap_or_default().to_string();
+            let mut description = bounded(issue["body"].as_str().unwrap_or_default());
             if let Some(url) = issue["html_url"].as_str() {
                 description.push_str(&format!("\n\n(GitHub issue #{n}: {url})"));
             }
@@ -604,10 +822,7 @@ pub async fn handle(
             if let Err(e) = repo
                 .comment(
                     n as u64,
-                    &format!(
-                        "Apiary is on it: [{}]({link}). Its pull request will say `Fixes #{n}`.",
-                        task.title
-                    ),
+                    &format!("Apiary is on it: [its task]({link}). Its pull request will say `Fixes #{n}`."),
                 )
                 .await
             {
@@ -616,5 +831,25 @@ pub async fn handle(
             Ok(format!("issue #{n} became task {}", task.id))
         }
         _ => Ok(format!("{event} {action}: nothing to do")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_and_ages() {
+        assert!(is_login("octo-cat"));
+        assert!(is_login("dependabot[bot]"));
+        assert!(!is_login("../../orgs/x"));
+        assert!(!is_login(""));
+        assert!(!is_login(&"a".repeat(40)));
+        let now = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        assert!(recent(&json!("2025-12-30T10:00:00Z"), now));
+        assert!(!recent(&json!("2025-12-01T10:00:00Z"), now));
+        assert!(!recent(&json!("yesterday"), now));
+        assert!(!recent(&Value::Null, now));
+        assert_eq!(bounded(&"é".repeat(20_000)).len(), 20_000);
     }
 }

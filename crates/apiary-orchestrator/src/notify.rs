@@ -279,7 +279,10 @@ impl Deliver {
         task_id: &str,
         msg: &Message,
     ) -> Result<(), Failure> {
-        let fail = |e: crate::github::GitHubError| Failure::retry(e.to_string());
+        let fail = |e: crate::github::GitHubError| Failure {
+            retry: e.passing(),
+            ..Failure::retry(e.to_string())
+        };
         let task = orch
             .store
             .get_task(task_id)
@@ -297,17 +300,12 @@ impl Deliver {
             });
         };
         if let Some(issue) = task.github_issue {
-            let mut body = format!(
-                "**{}**: [{}]({})",
-                msg.event.headline(),
-                msg.task_title,
-                msg.task_url
-            );
+            // The headline and links only: an error's text (paths, hosts, a tool's output)
+            // stays in Apiary, and no `@` of the title pings anyone.
+            let title = msg.task_title.replace('@', "@\u{200b}");
+            let mut body = format!("**{}**: [{title}]({})", msg.event.headline(), msg.task_url);
             if let Some(pr) = &msg.pr_url {
                 body.push_str(&format!(" · [pull request]({pr})"));
-            }
-            if let Some(e) = &msg.error {
-                body.push_str(&format!("\n\n> {}", e.replace('\n', "\n> ")));
             }
             repo.comment(issue as u64, &body).await.map_err(fail)?;
         }

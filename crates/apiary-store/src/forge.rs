@@ -56,6 +56,16 @@ impl Store {
         Ok(true)
     }
 
+    /// Forgets a delivery whose work cannot be done as things stand (no token, say), so that
+    /// GitHub's "Redeliver" runs it again once the settings are fixed.
+    pub async fn forget_forge_delivery(&self, delivery: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM forge_deliveries WHERE id = $1")
+            .bind(delivery)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The task whose box works on `branch` (Apiary's branches are one per task).
     pub async fn task_by_branch(&self, branch: &str) -> StoreResult<Option<Task>> {
         Ok(sqlx::query_as::<_, TaskRow>(&format!(

@@ -80,8 +80,12 @@ pub struct TaskWrites {
     pub review_comments: Vec<NewReviewComment>,
     /// This round is an automatic fix round (failed checks): counts toward `ci_fix_rounds`.
     pub fix_round: bool,
-    /// The check result the box ran with its PR (JSON), shown on the review page.
+    /// The check result (JSON), shown on the review page. A submitted PR replaces the last
+    /// one (none: cleared); a fix round keeps it when `None`.
     pub checks: Option<String>,
+    /// No notification for this transition: a PR whose checks failed goes straight on to a
+    /// fix round or to `CHECKS_FAILING`, so "ready for review" would be untrue.
+    pub quiet: bool,
 }
 
 impl TransitionRequest {
@@ -189,13 +193,15 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        if w.fix_round || w.checks.is_some() {
+        if w.fix_round || w.checks.is_some() || w.pr_url.is_some() {
             sqlx::query(
-                "UPDATE tasks SET fix_rounds = fix_rounds + $1, checks_json = COALESCE($2, checks_json) WHERE id = $3",
+                "UPDATE tasks SET fix_rounds = fix_rounds + $1, \
+                 checks_json = CASE WHEN $4 = 1 THEN $2 ELSE COALESCE($2, checks_json) END WHERE id = $3",
             )
             .bind(i64::from(w.fix_round))
             .bind(&w.checks)
             .bind(task_id)
+            .bind(i64::from(w.pr_url.is_some()))
             .execute(&mut **tx)
             .await?;
         }
@@ -274,9 +280,14 @@ impl Store {
             (AgentStatus::SpecReady, AgentStatus::SpecApproved)
                 | (AgentStatus::PrReady, AgentStatus::ChangesRequested)
         );
+        // A person's round after the automatic fix rounds starts them afresh.
+        let human_round = to == AgentStatus::ChangesRequested
+            && from == AgentStatus::PrReady
+            && req.actor.kind() == ActorKind::Human;
         let last_error = match to {
             AgentStatus::Failed => Some(req.error.clone().unwrap_or_else(|| "failed".into())),
             AgentStatus::Queued => None,
+            _ if human_round => None,
             _ => task.last_error.clone(),
         };
         sqlx::query(
@@ -286,7 +297,7 @@ impl Store {
              attempt = CASE WHEN $4 = 1 AND agent_status <> 'none' THEN attempt + 1 ELSE attempt END, \
              log_bytes = CASE WHEN $4 = 1 THEN 0 ELSE log_bytes END, \
              round = CASE WHEN $4 = 1 THEN 0 WHEN $5 = 1 THEN round + 1 ELSE round END, \
-             fix_rounds = CASE WHEN $4 = 1 THEN 0 ELSE fix_rounds END, \
+             fix_rounds = CASE WHEN $4 = 1 OR $8 = 1 THEN 0 ELSE fix_rounds END, \
              fix_notified = CASE WHEN $4 = 1 OR $5 = 1 THEN 0 ELSE fix_notified END, \
              checks_json = CASE WHEN $4 = 1 THEN NULL ELSE checks_json END, \
              parked = CASE WHEN $4 = 1 THEN 0 ELSE parked END, \
@@ -301,6 +312,7 @@ impl Store {
         .bind(i64::from(new_round))
         .bind(&task.id)
         .bind(i64::from(approving))
+        .bind(i64::from(human_round))
         .execute(&mut **tx)
         .await?;
         // Back in the queue (a retry or a new hand-off: a new attempt, with its own review
@@ -338,6 +350,7 @@ impl Store {
                 // One teardown waiting per task, whoever asks (a transition or the watchdog).
                 SideEffect::TearDown => job = job.dedupe(&format!("teardown:{}", task.id)),
                 SideEffect::TearDownAfterGrace => job = job.run_at(now + grace_ms),
+                SideEffect::Notify(_) if req.writes.quiet => continue,
                 SideEffect::Notify(ev) => {
                     // Notification: one delivery job per enabled channel, not a job of its own.
                     self.enqueue_deliveries(tx, &settings, &task.id, event_id, *ev)

@@ -237,10 +237,13 @@ impl Agent {
 
     /// Runs the project's check command on the pushed head, if it has one; then puts the
     /// workspace back as committed (what the checks built or changed is not the agent's work).
+    /// They get what is left of the phase's budget (`left`), and a line in the log every
+    /// minute, so a quiet test suite is not taken for a stalled agent.
     async fn run_checks(
         &self,
         view: &Value,
         prompt_file: &std::path::Path,
+        left: Duration,
     ) -> Result<Option<apiary_core::forge::CheckReport>> {
         let command = view["project"]["agent"]["check_command"]
             .as_str()
@@ -250,16 +253,28 @@ impl Agent {
             return Ok(None);
         }
         self.logs.line(format!("running the checks: {command}"));
+        let logs = self.logs.clone();
+        let ticker = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                logs.line(format!(
+                    "checks still running ({} s)",
+                    started.elapsed().as_secs()
+                ));
+            }
+        });
         let check = runner::check(
             &self.cfg,
             command,
             &self.workspace,
             prompt_file,
-            Duration::from_secs(self.cfg.impl_timeout_s),
+            left.max(Duration::from_secs(30)),
             &self.logs,
         )
-        .await
-        .context("running the check command")?;
+        .await;
+        ticker.abort();
+        let check = check.context("running the check command")?;
         self.logs.line(format!(
             "checks {}: {}",
             if check.passed { "passed" } else { "failed" },
@@ -268,7 +283,7 @@ impl Agent {
         let git = Git::new(&self.cfg);
         git.run(Some(&self.workspace), &["reset", "-q", "--hard", "HEAD"])
             .await?;
-        git.run(Some(&self.workspace), &["clean", "-q", "-fd"])
+        git.run(Some(&self.workspace), &["clean", "-q", "-ffd"])
             .await?;
         Ok(Some(apiary_core::forge::CheckReport {
             source: "command".into(),
@@ -303,6 +318,7 @@ impl Agent {
             workspace: &self.workspace,
             timeout: Duration::from_secs(timeout),
         };
+        let started = std::time::Instant::now();
         let out = runner::run(cfg, run, &self.logs).await?;
         match phase {
             Phase::Spec | Phase::Revise => {
@@ -334,7 +350,8 @@ impl Agent {
                         path.display()
                     ));
                 }
-                let checks = self.run_checks(&view, &prompt_file).await?;
+                let left = Duration::from_secs(timeout).saturating_sub(started.elapsed());
+                let checks = self.run_checks(&view, &prompt_file, left).await?;
                 let issue = view["task"]["agent"]["github_issue"].as_i64();
                 let url = forge::pr_url(cfg, title, &forge::pr_body(cfg, &ctx.spec, issue))
                     .await

@@ -253,6 +253,9 @@ pub async fn post_pr(
             .checks
             .as_ref()
             .map(|c| serde_json::to_string(c).unwrap_or_default()),
+        // A head whose checks failed is not ready for review: no PR_READY, the fix round (or
+        // CHECKS_FAILING) follows at once.
+        quiet: pr.checks.as_ref().is_some_and(|c| !c.passed()),
         ..Default::default()
     };
     let answer = box_transition(
@@ -267,9 +270,13 @@ pub async fn post_pr(
     .await?;
     // The check command failed on this head: the failures go back to the box as a fix round
     // (or, once the rounds are spent, to people).
-    if let Some(report) = pr.checks.filter(|c| !c.passed()) {
-        if answer.changed {
-            apiary_orchestrator::fix::checks_failed(&state.orch, &id, &report).await?;
+    if answer.changed {
+        match pr.checks.filter(|c| !c.passed()) {
+            Some(report) => {
+                apiary_orchestrator::fix::checks_failed(&state.orch, &id, &report).await?;
+            }
+            // On GitHub, CI may have finished while the box was still at work: look once.
+            None => apiary_orchestrator::github::recheck_soon(&state.orch, &id).await?,
         }
     }
     Ok(answer)

@@ -204,6 +204,14 @@ impl JobHandler for DispatchHandler {
                     .await
                     .map_err(store_err)?;
                 }
+                if self.kind == Dispatch::Changes {
+                    let what = format!("The agent is working on round {}", task.round);
+                    if let Err(e) =
+                        crate::github::status_soon(orch, &task.id, "pending", &what).await
+                    {
+                        tracing::warn!(error = %e, "could not queue the PR's status");
+                    }
+                }
                 Ok(())
             }
             Err(error) => {

@@ -392,6 +392,74 @@ pub async fn recheck_soon(orch: &Orchestrator, task_id: &str) -> Result<(), Stor
     Ok(())
 }
 
+/// Sets the `Apiary` commit status of a task's PR head soon (a `forge_status` job), when the
+/// task has a PR on GitHub: how people there see that the agent is at work on it.
+pub async fn status_soon(
+    orch: &Orchestrator,
+    task_id: &str,
+    state: &str,
+    description: &str,
+) -> Result<(), StoreError> {
+    let task = orch.store.get_task(task_id).await?;
+    if task.pr_url.as_deref().and_then(pr_number).is_none()
+        || orch.store.get_project(&task.project_id).await?.agent.forge != "github"
+    {
+        return Ok(());
+    }
+    orch.store
+        .enqueue(
+            apiary_store::NewJob::new(
+                "forge_status",
+                json!({ "task_id": task_id, "state": state, "description": description }),
+            )
+            .for_task(task_id)
+            .max_attempts(5),
+        )
+        .await?;
+    orch.wake_handle().notify_one();
+    Ok(())
+}
+
+/// The `forge_status` job: the `Apiary` status of the task's PR head.
+pub struct ForgeStatus;
+
+#[async_trait]
+impl JobHandler for ForgeStatus {
+    async fn run(&self, orch: &Orchestrator, job: &Job) -> Result<(), JobFailure> {
+        let p = job.payload_json();
+        let task = orch
+            .store
+            .get_task(p["task_id"].as_str().unwrap_or_default())
+            .await
+            .map_err(store_err)?;
+        let project = orch
+            .store
+            .get_project(&task.project_id)
+            .await
+            .map_err(store_err)?;
+        let repo = repo_or_fail(Repo::of_project(orch, &project).await)?;
+        let Some(n) = task.pr_url.as_deref().and_then(pr_number) else {
+            return Ok(());
+        };
+        let pr = repo.pull(n).await?;
+        let link = format!(
+            "{}/tasks/{}",
+            orch.public_url().await.map_err(store_err)?,
+            task.id
+        );
+        if let Some(sha) = pr["head"]["sha"].as_str() {
+            repo.status(
+                sha,
+                p["state"].as_str().unwrap_or("pending"),
+                p["description"].as_str().unwrap_or_default(),
+                &link,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// The projects on GitHub whose repository is the event's.
 async fn projects_of(orch: &Orchestrator, payload: &Value) -> Result<Vec<Project>, JobFailure> {
     let full = payload["repository"]["full_name"]

@@ -205,7 +205,8 @@ impl Orchestrator {
                 teardown::TearDown { after_grace: true },
             )
             .handler("deliver", notify::Deliver::default())
-            .handler("forge_event", github::ForgeEvent);
+            .handler("forge_event", github::ForgeEvent)
+            .handler("forge_status", github::ForgeStatus);
         for (kind, d) in Dispatch::KINDS {
             b = b.handler(kind, DispatchHandler::new(d));
         }

@@ -358,6 +358,23 @@ async fn a_review_asking_for_changes_reaches_the_box_and_a_drive_by_mention_does
     assert!(prompt.contains("Two things, please."), "{prompt}");
     assert!(!prompt.contains("delete the whole repository"), "{prompt}");
     assert!(!prompt.contains("bitcoin"), "{prompt}");
+    // On GitHub the PR showed the agent at work on the round, then ready again (on the new head).
+    let head = gh.head_sha(&gh.pull_for(&branch).unwrap());
+    let start = Instant::now();
+    loop {
+        let statuses = gh.state.lock().unwrap().statuses.clone();
+        let working = statuses.iter().any(|s| {
+            s.1 == "pending" && s.2 == "Apiary" && s.3 == "The agent is working on round 2"
+        });
+        let ready = statuses
+            .iter()
+            .any(|s| s.0 == head && s.1 == "success" && s.3 == "Ready for review");
+        if working && ready {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{statuses:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, events) = admin.get(&format!("/api/v1/tasks/{tid}/events")).await;
     assert!(
         events

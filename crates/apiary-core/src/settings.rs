@@ -262,6 +262,9 @@ pub struct Settings {
     pub github_api_base: String,
     /// The handle people mention in a PR comment to start a round (`@apiary`).
     pub github_handle: String,
+    /// The GitHub App Apiary acts as for projects without a token of their own (its private
+    /// key is a secret, stored apart); blank: no app.
+    pub github_app_id: String,
     /// Automatic fix rounds a task gets for failing checks before a human is asked.
     pub ci_fix_rounds: u32,
     /// Folders (absolute paths) under which a project's local `repo_url` may point, besides
@@ -299,6 +302,7 @@ impl Default for Settings {
             public_url: String::new(),
             github_api_base: "https://api.github.com".into(),
             github_handle: "apiary".into(),
+            github_app_id: String::new(),
             ci_fix_rounds: 2,
             local_repo_roots: Vec::new(),
             egress_allow: DEFAULT_EGRESS_ALLOW.iter().map(|h| h.to_string()).collect(),
@@ -335,6 +339,13 @@ impl Settings {
             return Err((
                 "github_handle",
                 "must be 1 to 39 letters, digits or dashes (a GitHub login)".into(),
+            ));
+        }
+        if self.github_app_id.len() > 20 || !self.github_app_id.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err((
+                "github_app_id",
+                "must be the App's numeric id (or blank for none)".into(),
             ));
         }
         if self.ci_fix_rounds > 20 {

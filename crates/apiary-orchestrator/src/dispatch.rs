@@ -150,7 +150,7 @@ impl JobHandler for DispatchHandler {
         } else {
             task
         };
-        let body: Value = match self.kind {
+        let mut body: Value = match self.kind {
             Dispatch::Implement => json!({ "note": task.approve_note }),
             Dispatch::Revise => {
                 json!({ "feedback": task.spec_feedback.clone().unwrap_or_default() })
@@ -165,6 +165,20 @@ impl JobHandler for DispatchHandler {
                 })).collect::<Vec<_>>() })
             }
         };
+        // A round that pushes gets a fresh GitHub App token: the box's own lives an hour.
+        if self.kind != Dispatch::Revise {
+            let project = store
+                .get_project(&task.project_id)
+                .await
+                .map_err(store_err)?;
+            if project.agent.forge == "github" && !project.agent.forge_token_set {
+                if let Ok(Some(token)) =
+                    crate::github::project_token(orch, &project, crate::github::TokenFor::Box).await
+                {
+                    body["github_token"] = json!(token);
+                }
+            }
+        }
         let result = match (
             &task.control_url,
             store.control_token(&task.id).await.map_err(store_err)?,

@@ -72,28 +72,166 @@ pub struct Repo {
     pub name: String,
 }
 
+/// The settings secret holding the GitHub App's private key (PEM).
+pub const APP_PRIVATE_KEY: &str = "github.app_private_key";
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Checks that `pem` is an RSA private key (PKCS#1 or PKCS#8 PEM, as GitHub hands them out).
+pub fn check_app_key(pem: &str) -> Result<(), String> {
+    let key = openssl::pkey::PKey::private_key_from_pem(pem.as_bytes())
+        .map_err(|_| "not a PEM private key".to_string())?;
+    if key.rsa().is_err() {
+        return Err("not an RSA key (GitHub Apps sign with RSA)".into());
+    }
+    Ok(())
+}
+
+/// The JSON Web Token a GitHub App authenticates with (RS256; issued a minute in the past
+/// against clock drift, valid nine minutes).
+pub fn app_jwt(app_id: &str, pem: &str, now_s: i64) -> Result<String, String> {
+    let key = openssl::pkey::PKey::private_key_from_pem(pem.as_bytes())
+        .map_err(|_| "the GitHub App's private key is not a PEM private key".to_string())?;
+    let header = b64url(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = b64url(
+        json!({ "iat": now_s - 60, "exp": now_s + 540, "iss": app_id })
+            .to_string()
+            .as_bytes(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)
+        .map_err(|e| e.to_string())?;
+    signer
+        .update(signing_input.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let signature = signer.sign_to_vec().map_err(|e| e.to_string())?;
+    Ok(format!("{signing_input}.{}", b64url(&signature)))
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// What a box's installation token may do: push its branch and open its pull request.
+const BOX_PERMISSIONS: &str = r#"{"contents": "write", "pull_requests": "write"}"#;
+
+/// Who uses a token: Apiary itself, or a box (least privilege: only what a box does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFor {
+    Apiary,
+    Box,
+}
+
+/// The token Apiary uses for a project's repository: the project's own, else a fresh
+/// installation token of the GitHub App (scoped to that one repository, living an hour; a
+/// box's only to push and open its PR); `None` when there is neither.
+pub async fn project_token(
+    orch: &Orchestrator,
+    project: &Project,
+    holder: TokenFor,
+) -> Result<Option<String>, GitHubError> {
+    let internal = |e: StoreError| GitHubError::Transport {
+        what: "reading the settings".into(),
+        error: e.to_string(),
+    };
+    if let Some(token) = orch
+        .store
+        .project_forge_token(&project.id)
+        .await
+        .map_err(internal)?
+    {
+        return Ok(Some(token));
+    }
+    let settings = orch.store.settings().await.map_err(internal)?;
+    let app_id = settings.github_app_id.trim().to_string();
+    let Some(pem) = orch
+        .store
+        .setting_secret(APP_PRIVATE_KEY)
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let Some((owner, name)) = github_repo(&project.agent.repo_url) else {
+        return Ok(None);
+    };
+    if app_id.is_empty() {
+        return Ok(None);
+    }
+    let jwt = app_jwt(&app_id, &pem, orch.store.now() / 1000).map_err(|e| GitHubError::Status {
+        status: 401,
+        what: "signing as the GitHub App".into(),
+        body: e,
+    })?;
+    let app = Repo {
+        http: http(),
+        api: settings.github_api_base.trim_end_matches('/').to_string(),
+        token: jwt,
+        owner,
+        name,
+    };
+    let installation = app
+        .get("finding the GitHub App's installation", "/installation")
+        .await?;
+    let id = installation["id"].as_u64().unwrap_or_default();
+    let answer = app
+        .send(
+            "minting an installation token",
+            app.http
+                .post(format!("{}/app/installations/{id}/access_tokens", app.api))
+                .bearer_auth(&app.token)
+                .header("user-agent", "apiary")
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+                .json(&{
+                    let mut body = json!({ "repositories": [app.name] });
+                    if holder == TokenFor::Box {
+                        body["permissions"] =
+                            serde_json::from_str(BOX_PERMISSIONS).expect("permissions are JSON");
+                    }
+                    body
+                }),
+        )
+        .await?;
+    let v: Value = serde_json::from_str(&answer).unwrap_or_default();
+    Ok(v["token"].as_str().map(str::to_string))
+}
+
 impl Repo {
-    /// The project's repository with its token and the settings' API base; `None` when the
-    /// project is not on GitHub or has no token.
-    pub async fn of_project(orch: &Orchestrator, project: &Project) -> Option<Repo> {
-        let (owner, name) = github_repo(&project.agent.repo_url)?;
-        let token = orch
+    /// The project's repository with its token (see [`project_token`]) and the settings' API
+    /// base; `None` when the project is not on GitHub or has no way in.
+    pub async fn of_project(
+        orch: &Orchestrator,
+        project: &Project,
+    ) -> Result<Option<Repo>, GitHubError> {
+        let Some((owner, name)) = github_repo(&project.agent.repo_url) else {
+            return Ok(None);
+        };
+        let Some(token) = project_token(orch, project, TokenFor::Apiary).await? else {
+            return Ok(None);
+        };
+        let api = orch
             .store
-            .project_forge_token(&project.id)
+            .settings()
             .await
-            .ok()
-            .flatten()?;
-        let api = orch.store.settings().await.ok()?.github_api_base;
-        Some(Repo {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .ok()?,
+            .map_err(|e| GitHubError::Transport {
+                what: "reading the settings".into(),
+                error: e.to_string(),
+            })?
+            .github_api_base;
+        Ok(Some(Repo {
+            http: http(),
             api: api.trim_end_matches('/').to_string(),
             token,
             owner,
             name,
-        })
+        }))
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -533,8 +671,10 @@ async fn act(
     }
 }
 
-fn repo_or_fail(repo: Option<Repo>) -> Result<Repo, JobFailure> {
-    repo.ok_or_else(|| JobFailure::Fatal("the project has no GitHub token".into()))
+fn repo_or_fail(repo: Result<Option<Repo>, GitHubError>) -> Result<Repo, JobFailure> {
+    repo?.ok_or_else(|| {
+        JobFailure::Fatal("the project has no GitHub token and no GitHub App is set".into())
+    })
 }
 
 /// A person asked for a round while the agent is busy (or the task waits elsewhere): say so
@@ -747,7 +887,7 @@ pub async fn handle(
             let login = comment["user"]["login"].as_str().unwrap_or_default();
             let n = issue["number"].as_u64().unwrap_or_default();
             for project in &projects {
-                let Some(repo) = Repo::of_project(orch, project).await else {
+                let Some(repo) = Repo::of_project(orch, project).await? else {
                     continue;
                 };
                 let pr = repo.pull(n).await?;

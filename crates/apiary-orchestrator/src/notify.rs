@@ -293,7 +293,10 @@ impl Deliver {
             .get_project(&task.project_id)
             .await
             .map_err(|e| Failure::retry(e.to_string()))?;
-        let Some(repo) = crate::github::Repo::of_project(orch, &project).await else {
+        let Some(repo) = crate::github::Repo::of_project(orch, &project)
+            .await
+            .map_err(fail)?
+        else {
             return Err(Failure {
                 retry: false,
                 ..Failure::retry("the project has no GitHub token")

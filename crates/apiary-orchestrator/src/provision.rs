@@ -152,11 +152,12 @@ async fn boot_box(
         command: project.agent.command.clone(),
         forge: project.agent.forge.clone(),
         github: if project.agent.forge == "github" {
-            let token = store
-                .project_forge_token(&project.id)
+            // The project's token, else an installation token of the GitHub App minted for
+            // this box (scoped to the repository).
+            let token = crate::github::project_token(orch, &project, crate::github::TokenFor::Box)
                 .await
                 .map_err(|e| e.to_string())?
-                .ok_or("the project's forge is github but no GitHub token is set")?;
+                .ok_or("the project's forge is github but it has no GitHub token and no GitHub App is set")?;
             Some((settings.github_api_base.clone(), token))
         } else {
             None

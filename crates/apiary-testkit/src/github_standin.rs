@@ -145,6 +145,10 @@ pub struct State {
     pub comments: Vec<(u64, String)>,
     /// Commit statuses posted: (sha, state, context, description).
     pub statuses: Vec<(String, String, String, String)>,
+    /// The GitHub App: its id and public key (PEM); its JWTs are verified with it.
+    pub app: Option<(String, String)>,
+    /// Installation tokens minted: (token, the repositories it was asked for).
+    pub minted: Vec<(String, Value)>,
 }
 
 /// The running stand-in.
@@ -247,7 +251,7 @@ impl GitHubStandin {
             let (s, v) = basic_error(StatusCode::UNAUTHORIZED, "Requires authentication");
             (s, v, None)
         } else {
-            self.route(&method, &path, &query, &body_json)
+            self.route(&method, &path, &query, &body_json, &header("authorization"))
         };
         self.state.lock().unwrap().requests.push(Recorded {
             method: method.as_str().to_string(),
@@ -265,15 +269,50 @@ impl GitHubStandin {
         (status, axum::Json(response)).into_response()
     }
 
+    /// Registers the GitHub App whose JWTs the stand-in accepts.
+    pub fn app(&self, app_id: &str, public_key_pem: &str) {
+        self.state.lock().unwrap().app = Some((app_id.to_string(), public_key_pem.to_string()));
+    }
+
     fn route(
         &self,
         method: &Method,
         path: &str,
         query: &HashMap<String, String>,
         body: &Value,
+        authorization: &str,
     ) -> (StatusCode, Value, Option<String>) {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut s = self.state.lock().unwrap();
+        // The App's own endpoints take only a JWT the App signed.
+        let app_call = matches!(
+            parts.as_slice(),
+            ["app", "installations", _, "access_tokens"]
+        ) || matches!(parts.as_slice(), ["repos", _, _, "installation"]);
+        if app_call {
+            let jwt = authorization.strip_prefix("Bearer ").unwrap_or_default();
+            if !s.app.as_ref().is_some_and(|(id, key)| jwt_ok(jwt, id, key)) {
+                let (st, v) = basic_error(
+                    StatusCode::UNAUTHORIZED,
+                    "A JSON web token could not be decoded",
+                );
+                return (st, v, None);
+            }
+            if parts[0] == "repos" {
+                let mut v = example("get", "/repos/{owner}/{repo}/installation", 200);
+                v["id"] = json!(4242);
+                return (StatusCode::OK, v, None);
+            }
+            let token = format!("ghs_installation_token_{}", s.minted.len() + 1);
+            s.minted.push((token.clone(), body["repositories"].clone()));
+            let mut v = example(
+                "post",
+                "/app/installations/{installation_id}/access_tokens",
+                201,
+            );
+            v["token"] = json!(token);
+            return (StatusCode::CREATED, v, None);
+        }
         let ok = |v: Value| (StatusCode::OK, v, None);
         let created = |v: Value| (StatusCode::CREATED, v, None);
         let missing = || {
@@ -489,6 +528,46 @@ impl GitHubStandin {
         );
         requests.len()
     }
+}
+
+/// Whether `jwt` is an RS256 token signed with the App's key, issued by `app_id`, and not
+/// expired.
+fn jwt_ok(jwt: &str, app_id: &str, public_key_pem: &str) -> bool {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts.as_slice() else {
+        return false;
+    };
+    let (Ok(h), Ok(c), Ok(sig)) = (
+        b64.decode(header),
+        b64.decode(claims),
+        b64.decode(signature),
+    ) else {
+        return false;
+    };
+    let h: Value = serde_json::from_slice(&h).unwrap_or_default();
+    let c: Value = serde_json::from_slice(&c).unwrap_or_default();
+    let Ok(key) = openssl::pkey::PKey::public_key_from_pem(public_key_pem.as_bytes()) else {
+        return false;
+    };
+    let Ok(mut verifier) =
+        openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key)
+    else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    h["alg"] == "RS256"
+        && c["iss"] == app_id
+        && c["exp"].as_i64().is_some_and(|e| e > now && e - now <= 600)
+        && c["iat"].as_i64().is_some_and(|i| i <= now)
+        && verifier
+            .update(format!("{header}.{claims}").as_bytes())
+            .is_ok()
+        && verifier.verify(&sig).unwrap_or(false)
 }
 
 /// Fills in what GitHub's own examples leave out although its schema requires it (a team's

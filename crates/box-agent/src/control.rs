@@ -65,6 +65,7 @@ fn start(agent: Arc<Agent>, phase: Phase, input: Input) -> Response {
 #[derive(Deserialize, Default)]
 struct ImplementIn {
     note: Option<String>,
+    github_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +81,7 @@ struct CommentIn {
 struct ChangesIn {
     #[serde(default)]
     comments: Vec<CommentIn>,
+    github_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -90,12 +92,13 @@ struct ReviseIn {
 type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 async fn implement(State(agent): State<Arc<Agent>>, body: Body<ImplementIn>) -> Response {
-    let note = body.map(|Json(b)| b.note).unwrap_or_default();
+    let b = body.map(|Json(b)| b).unwrap_or_default();
     start(
         agent,
         Phase::Implement,
         Input {
-            note,
+            note: b.note,
+            github_token: b.github_token,
             ..Default::default()
         },
     )
@@ -124,6 +127,7 @@ async fn changes(State(agent): State<Arc<Agent>>, body: Body<ChangesIn>) -> Resp
         Phase::Changes,
         Input {
             comments,
+            github_token: b.github_token,
             ..Default::default()
         },
     )

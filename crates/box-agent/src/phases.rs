@@ -292,7 +292,18 @@ impl Agent {
     }
 
     async fn run_phase(&self, phase: Phase, input: Input) -> Result<()> {
-        let cfg = &self.cfg;
+        // A fresh GitHub token for this round replaces the box's own (which may have expired).
+        let renewed;
+        let cfg = match input.github_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => {
+                renewed = BoxAgentConfig {
+                    github_token: token.to_string(),
+                    ..self.cfg.clone()
+                };
+                &renewed
+            }
+            None => &self.cfg,
+        };
         let view: Value = self.cb.task_view().await.context("reading the task")?;
         let kind = phase.kind();
         let ctx = prompts::context(&view, &input, &cfg.task_id, &cfg.branch);

@@ -12,6 +12,9 @@ pub struct Input {
     pub note: Option<String>,
     pub feedback: Option<String>,
     pub comments: Vec<CommentCtx>,
+    /// A fresh GitHub token for this round (a GitHub App's installation tokens live an hour;
+    /// the box's own may have expired).
+    pub github_token: Option<String>,
 }
 
 /// The template for `kind`: the server's when it sent a non-blank one, else the built-in.

@@ -165,6 +165,10 @@ pub struct SettingsOut {
     pub github_webhook_secret: SecretState,
     /// Automatic fix rounds a task gets for failing checks before a human is asked.
     pub ci_fix_rounds: u32,
+    /// The GitHub App Apiary acts as for projects without a token of their own (blank: none).
+    pub github_app_id: String,
+    /// The App's private key (PEM): write-only, read back as `{"set": bool}`.
+    pub github_app_private_key: SecretState,
     /// Folders a project's local repository may sit under, besides the data folder's `repos/`.
     pub local_repo_roots: Vec<String>,
     /// Hosts a box's agent may reach through the egress proxy (besides Apiary and the git host).
@@ -272,6 +276,11 @@ pub struct SettingsPatch {
     #[schema(value_type = Option<String>, nullable)]
     pub github_webhook_secret: Option<Option<String>>,
     pub ci_fix_rounds: Option<u32>,
+    pub github_app_id: Option<String>,
+    /// The App's private key (PEM). `""` keeps, `null` clears, a value replaces.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub github_app_private_key: Option<Option<String>>,
     /// Replaces the list of folders local repositories may sit under (absolute paths).
     pub local_repo_roots: Option<Vec<String>>,
     /// Replaces the hosts a box's agent may reach (`host`, `host:port`, `*.domain`).
@@ -361,6 +370,12 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
                 .await?,
         ),
         ci_fix_rounds: s.ci_fix_rounds,
+        github_app_id: s.github_app_id,
+        github_app_private_key: is_set(
+            store
+                .setting_secret(apiary_orchestrator::github::APP_PRIVATE_KEY)
+                .await?,
+        ),
         local_repo_roots: s.local_repo_roots,
         egress_allow: s.egress_allow,
         default_template: s.default_template,
@@ -439,6 +454,20 @@ pub async fn update_settings(
     set(&mut s.github_api_base, p.github_api_base);
     set(&mut s.github_handle, p.github_handle);
     set(&mut s.ci_fix_rounds, p.ci_fix_rounds);
+    set(
+        &mut s.github_app_id,
+        p.github_app_id.map(|id| id.trim().to_string()),
+    );
+    if let Some(Some(pem)) = &p.github_app_private_key {
+        if !pem.is_empty() {
+            apiary_orchestrator::github::check_app_key(pem).map_err(|m| {
+                ApiError::bad_request(
+                    "github_app_private_key",
+                    format!("github_app_private_key: {m}"),
+                )
+            })?;
+        }
+    }
     set(&mut s.local_repo_roots, p.local_repo_roots);
     set(&mut s.egress_allow, p.egress_allow);
     set(&mut s.default_template, p.default_template);
@@ -463,6 +492,10 @@ pub async fn update_settings(
         (
             crate::routes::github::WEBHOOK_SECRET.into(),
             p.github_webhook_secret,
+        ),
+        (
+            apiary_orchestrator::github::APP_PRIVATE_KEY.into(),
+            p.github_app_private_key,
         ),
     ];
     if let Some(t) = p.telegram {

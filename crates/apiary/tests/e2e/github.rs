@@ -37,6 +37,16 @@ async fn github_project(
     dir: &Path,
     gh: &GitHubStandin,
 ) -> (Client, PathBuf, String) {
+    github_project_with(app, dir, gh, Some("ghp_project_token")).await
+}
+
+/// [`github_project`], with the project's own token or (with `None`) none.
+async fn github_project_with(
+    app: &TestApp,
+    dir: &Path,
+    gh: &GitHubStandin,
+    token: Option<&str>,
+) -> (Client, PathBuf, String) {
     let admin = app.admin().await;
     let owner = dir.join("acme");
     std::fs::create_dir_all(&owner).unwrap();
@@ -63,7 +73,7 @@ async fn github_project(
             &format!("/api/v1/projects/{pid}"),
             json!({ "agent": {
                 "enabled": true, "repo_url": repo.display().to_string(), "preset": "script",
-                "command": command, "forge": "github", "github_token": "ghp_project_token"
+                "command": command, "forge": "github", "github_token": token
             } }),
         )
         .await;
@@ -729,4 +739,133 @@ async fn on_the_local_forge_a_failing_check_command_starts_a_fix_round_shown_on_
         files.contains("fixed.txt") && files.contains("hello.txt"),
         "{files}"
     );
+}
+
+/// An RSA key pair from the openssl CLI: (private PEM, public PEM).
+fn rsa_pair(dir: &Path) -> (String, String) {
+    let key = dir.join("app-key.pem");
+    let ok = std::process::Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let public = std::process::Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(public.status.success(), "{public:?}");
+    (
+        std::fs::read_to_string(&key).unwrap(),
+        String::from_utf8(public.stdout).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_project_without_a_token_works_as_the_github_app_with_short_lived_tokens() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
+    let gh = GitHubStandin::start().await;
+    let (private, public) = rsa_pair(dir.path());
+    gh.app("123456", &public);
+    let (admin, _repo, pid) = github_project_with(&app, dir.path(), &gh, None).await;
+    // A key that is no key is refused, naming the field; the real one is taken, write-only.
+    let (status, body) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "github_app_id": "123456", "github_app_private_key": "-----BEGIN PRIVATE KEY-----\nnope\n" }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "github_app_private_key", "{body}");
+    let (status, body) = admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "github_app_id": "123456", "github_app_private_key": private }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["github_app_private_key"], json!({ "set": true }));
+    assert!(!body.to_string().contains("PRIVATE KEY"));
+
+    let (tid, branch) = at_pr_ready(&admin, &pid, "As the app").await;
+    // The box opened the PR with an installation token minted for it, scoped to the repository.
+    let opened = gh
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path == "/repos/acme/widgets/pulls")
+        .cloned()
+        .unwrap();
+    assert!(
+        opened
+            .authorization
+            .starts_with("Bearer ghs_installation_token_"),
+        "{opened:?}"
+    );
+    assert_eq!(gh.state.lock().unwrap().minted[0].1, json!(["widgets"]));
+    let mint = gh
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .find(|r| r.path.ends_with("/access_tokens"))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        mint.body["permissions"],
+        json!({ "contents": "write", "pull_requests": "write" }),
+        "a box's token may only push and open its PR"
+    );
+
+    // A maintainer's review: Apiary checks the reviewer and reads the comments with a token
+    // of its own call, and the round's push gets a fresh one.
+    let mut review = payload(&gh, "pull_request_review", "submitted", Some(&branch));
+    review["review"]["state"] = json!("changes_requested");
+    review["review"]["id"] = json!(91);
+    review["review"]["body"] = json!("Shorter, please.");
+    review["review"]["user"]["login"] = json!("maintainer");
+    review["review"]["submitted_at"] = json!(now_rfc3339());
+    deliver(&app, "pull_request_review", "app-r-1", &review, SECRET).await;
+    let start = Instant::now();
+    loop {
+        let (_, t) = admin.get(&format!("/api/v1/tasks/{tid}")).await;
+        if t["agent"]["status"] == "pr_ready" && t["agent"]["round"] == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no review round: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = gh.state.lock().unwrap();
+    let permission = s
+        .requests
+        .iter()
+        .find(|r| r.path.ends_with("/collaborators/maintainer/permission"))
+        .unwrap();
+    assert!(
+        permission.authorization.starts_with("Bearer ghs_"),
+        "{permission:?}"
+    );
+    let pushes: Vec<&String> = s
+        .requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/repos/acme/widgets/pulls")
+        .map(|r| &r.authorization)
+        .collect();
+    assert_eq!(pushes.len(), 2, "{pushes:?}");
+    assert_ne!(
+        pushes[0], pushes[1],
+        "the round used the box's first token again"
+    );
+    assert!(s.minted.len() >= 3, "{:?}", s.minted);
+    drop(s);
+    gh.check_conformance();
 }

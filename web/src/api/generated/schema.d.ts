@@ -1122,6 +1122,10 @@ export interface components {
             email: components["schemas"]["EmailOut"];
             gateway: components["schemas"]["GatewayOut"];
             github_api_base: string;
+            /** @description The GitHub App Apiary acts as for projects without a token of their own (blank: none). */
+            github_app_id: string;
+            /** @description The App's private key (PEM): write-only, read back as `{"set": bool}`. */
+            github_app_private_key: components["schemas"]["SecretState"];
             /** @description The handle a PR comment mentions to start a round (`@apiary`). */
             github_handle: string;
             /** @description Signs GitHub's webhook deliveries: write-only, read back as `{"set": bool}`. */
@@ -1163,6 +1167,9 @@ export interface components {
             email?: null | components["schemas"]["EmailPatch"];
             gateway?: null | components["schemas"]["GatewayPatch"];
             github_api_base?: string | null;
+            github_app_id?: string | null;
+            /** @description The App's private key (PEM). `""` keeps, `null` clears, a value replaces. */
+            github_app_private_key?: string | null;
             github_handle?: string | null;
             /** @description `""` keeps, `null` clears, a value replaces. */
             github_webhook_secret?: string | null;

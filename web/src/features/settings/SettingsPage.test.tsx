@@ -8,7 +8,7 @@ import { SettingsPage } from "./SettingsPage";
 const unset = { set: false };
 const settings = {
   agent_orchestration_enabled: false, box_provider: "local", box_host_url: "", box_host_key: unset, callback_base_url: "http://10.0.0.2:7878", public_url: "https://apiary.example.com/",
-  github_api_base: "https://api.github.com", github_handle: "apiary", ci_fix_rounds: 2, github_webhook_secret: unset, local_repo_roots: [], egress_allow: [], default_template: "big", max_concurrent_boxes: 2,
+  github_api_base: "https://api.github.com", github_handle: "apiary", ci_fix_rounds: 2, github_webhook_secret: unset, github_app_id: "", github_app_private_key: unset, local_repo_roots: [], egress_allow: [], default_template: "big", max_concurrent_boxes: 2,
   task_log_bytes: 1000, watchdog_interval_s: 30, notifications_enabled: false, chatty_events: false, log_notifications: false,
   timeouts: { provisioning_s: 1, speccing_s: 2, implementing_s: 3, idle_s: 4, failed_grace_s: 5, orphan_s: 6, stall_s: 900 },
   telegram: { enabled: false, bot_token: unset, chat_id: "", api_base: "" },
@@ -107,6 +107,19 @@ describe("SettingsPage: GitHub", () => {
     fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
     await waitFor(() => expect(sent).toHaveLength(1));
     expect(sent[0]).toMatchObject({ github_api_base: "https://ghe.example.com/api/v3", github_handle: "octo-bot", ci_fix_rounds: 0, github_webhook_secret: "s3cret" });
+  });
+
+  it("sends the GitHub App's id and its private key with its line breaks", async () => {
+    const sent = mount();
+    const s = within(await screen.findByRole("group", { name: "GitHub" }));
+    fireEvent.change(s.getByLabelText("GitHub App id"), { target: { value: " 123456 " } });
+    const key = within(s.getByRole("group", { name: "GitHub App private key (PEM)" }));
+    fireEvent.click(key.getByRole("button", { name: "Set" }));
+    const pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n";
+    fireEvent.change(key.getByLabelText("New GitHub App private key (PEM)"), { target: { value: pem } });
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0]).toMatchObject({ github_app_id: "123456", github_app_private_key: pem });
   });
 
   it("keeps an untouched webhook secret out of the save and clears one on request", async () => {

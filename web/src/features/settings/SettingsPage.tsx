@@ -73,6 +73,7 @@ export function SettingsPage() {
       github_api_base: d.github_api_base.trim() || undefined,
       github_handle: normalizeHandle(d.github_handle),
       ci_fix_rounds: d.ci_fix_rounds,
+      github_app_id: d.github_app_id.trim(),
       default_template: d.default_template,
       local_repo_roots: (roots ?? d.local_repo_roots.join("\n")).split("\n").map((l) => l.trim()).filter(Boolean),
       max_concurrent_boxes: d.max_concurrent_boxes,
@@ -101,6 +102,7 @@ export function SettingsPage() {
     };
     if (secrets.box_host_key !== undefined) patch.box_host_key = secrets.box_host_key;
     if (secrets.github_webhook !== undefined) patch.github_webhook_secret = secrets.github_webhook;
+    if (secrets.github_app_key !== undefined) patch.github_app_private_key = secrets.github_app_key;
     save.mutate(patch);
   };
   const timeouts = d.timeouts as Record<string, number>;
@@ -138,6 +140,7 @@ export function SettingsPage() {
         version={keysVersion}
         onChange={upd}
         onSecret={(v) => { setSecrets({ ...secrets, github_webhook: v }); setSaved(false); }}
+        onAppKey={(v) => { setSecrets({ ...secrets, github_app_key: v }); setSaved(false); }}
       />
       <GatewaySection
         gateway={d.gateway}

@@ -154,7 +154,7 @@ async fn boot_box(
         github: if project.agent.forge == "github" {
             // The project's token, else an installation token of the GitHub App minted for
             // this box (scoped to the repository).
-            let token = crate::github::project_token(orch, &project, crate::github::TokenFor::Box)
+            let token = crate::github::project_token(orch, project, crate::github::TokenFor::Box)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or("the project's forge is github but it has no GitHub token and no GitHub App is set")?;

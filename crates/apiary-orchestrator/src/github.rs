@@ -489,7 +489,13 @@ impl JobHandler for ForgeEvent {
         let p = job.payload_json();
         let event = p["event"].as_str().unwrap_or_default();
         let payload = &p["payload"];
-        match handle(orch, event, payload).await {
+        let scope: Vec<String> = p["projects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        match handle(orch, event, payload, &scope).await {
             Ok(what) => {
                 tracing::info!(event, delivery = p["delivery"].as_str(), "{what}");
                 Ok(())
@@ -598,21 +604,18 @@ impl JobHandler for ForgeStatus {
     }
 }
 
-/// The projects on GitHub whose repository is the event's.
-async fn projects_of(orch: &Orchestrator, payload: &Value) -> Result<Vec<Project>, JobFailure> {
-    let full = payload["repository"]["full_name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+/// The projects on the `github` forge whose repository is `full_name` (`owner/repo`).
+pub async fn projects_on(orch: &Orchestrator, full_name: &str) -> Result<Vec<Project>, StoreError> {
+    let full = full_name.to_ascii_lowercase();
     Ok(orch
         .store
         .github_projects()
-        .await
-        .map_err(store_err)?
+        .await?
         .into_iter()
         .filter(|p| {
-            github_repo(&p.agent.repo_url)
-                .is_some_and(|(o, r)| format!("{o}/{r}").to_ascii_lowercase() == full)
+            !full.is_empty()
+                && github_repo(&p.agent.repo_url)
+                    .is_some_and(|(o, r)| format!("{o}/{r}").to_ascii_lowercase() == full)
         })
         .collect())
 }
@@ -721,10 +724,12 @@ async fn checks_of_head(
 }
 
 /// Acts on one event; returns what it did, for the log.
+/// `scope`: the projects the delivery's signature reaches.
 pub async fn handle(
     orch: &Orchestrator,
     event: &str,
     payload: &Value,
+    scope: &[String],
 ) -> Result<String, JobFailure> {
     if event == "apiary_recheck" {
         let task_id = payload["task_id"].as_str().unwrap_or_default();
@@ -746,7 +751,17 @@ pub async fn handle(
         return checks_of_head(orch, &repo, &task, &sha).await;
     }
     let action = payload["action"].as_str().unwrap_or_default();
-    let projects = projects_of(orch, payload).await?;
+    let projects: Vec<Project> = projects_on(
+        orch,
+        payload["repository"]["full_name"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .await
+    .map_err(store_err)?
+    .into_iter()
+    .filter(|p| scope.contains(&p.id))
+    .collect();
     if projects.is_empty() {
         return Ok(format!("{event}: no project on this repository"));
     }

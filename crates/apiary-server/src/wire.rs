@@ -85,6 +85,8 @@ pub struct ProjectAgentOut {
     pub check_command: String,
     /// The GitHub issue label that makes an issue a task of this project.
     pub trigger_label: String,
+    /// The project's own GitHub webhook secret: write-only, read back as `{"set": bool}`.
+    pub github_webhook_secret: crate::routes::settings::SecretState,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -130,6 +132,9 @@ impl ProjectOut {
                 },
                 check_command: a.check_command,
                 trigger_label: a.trigger_label,
+                github_webhook_secret: crate::routes::settings::SecretState {
+                    set: a.webhook_secret_set,
+                },
             },
             access,
             created_at: rfc3339(p.created_at),
@@ -209,6 +214,10 @@ pub struct ProjectAgentPatch {
     pub github_token: Option<Option<String>>,
     pub check_command: Option<String>,
     pub trigger_label: Option<String>,
+    /// The project's own GitHub webhook secret; `""` or absent keeps, `null` clears.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub github_webhook_secret: Option<Option<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -222,10 +231,16 @@ pub struct ProjectPatchIn {
 impl ProjectPatchIn {
     /// The token write this patch asks for: `Some(None)` clears, `Some(Some(t))` sets.
     pub fn github_token(&self) -> Option<Option<String>> {
-        match self.agent.as_ref().and_then(|a| a.github_token.clone()) {
-            Some(Some(t)) if t.is_empty() => None,
-            other => other,
-        }
+        secret_write(self.agent.as_ref().and_then(|a| a.github_token.clone()))
+    }
+
+    /// The webhook secret write this patch asks for, as [`Self::github_token`].
+    pub fn webhook_secret(&self) -> Option<Option<String>> {
+        secret_write(
+            self.agent
+                .as_ref()
+                .and_then(|a| a.github_webhook_secret.clone()),
+        )
     }
 }
 
@@ -346,6 +361,14 @@ pub struct TaskIn {
     #[schema(value_type = Option<String>, example = "todo")]
     pub status: Option<BoardStatus>,
     pub assignee_id: Option<String>,
+}
+
+/// A write-only field's write: `""` keeps (as absent does).
+fn secret_write(w: Option<Option<String>>) -> Option<Option<String>> {
+    match w {
+        Some(Some(t)) if t.is_empty() => None,
+        other => other,
+    }
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.

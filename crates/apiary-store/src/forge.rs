@@ -19,11 +19,13 @@ const DELIVERY_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 impl Store {
     /// Records a webhook delivery and queues its `forge_event` job, in one transaction.
     /// `false` when the delivery id was seen before: nothing is queued again.
+    /// `projects` are those the delivery may act on (its signature's reach).
     pub async fn accept_forge_delivery(
         &self,
         delivery: &str,
         event: &str,
         payload: Value,
+        projects: &[String],
     ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.begin().await?;
@@ -47,7 +49,7 @@ impl Store {
             &mut tx,
             NewJob::new(
                 "forge_event",
-                json!({ "delivery": delivery, "event": event, "payload": payload }),
+                json!({ "delivery": delivery, "event": event, "payload": payload, "projects": projects }),
             )
             .max_attempts(8),
         )

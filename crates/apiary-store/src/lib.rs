@@ -52,7 +52,7 @@ pub use gateway::{month_start_ms, provider_key_secret, GatewayTask, UsageRecord,
 pub use jobs::{Job, JobFailure, NewJob};
 pub use logs::{LogAppend, LogLine};
 pub use notifications::{enabled_channels, NotificationError};
-pub use projects::{NewProject, Project, ProjectAgent, ProjectPatch};
+pub use projects::{NewProject, Project, ProjectAgent, ProjectPatch, ProjectSecret};
 pub use replicas::ReplicaListener;
 pub use secrets::SecretKey;
 pub use tasks::{NewTask, Task, TaskPatch};

@@ -25,6 +25,8 @@ pub struct ProjectAgent {
     pub check_command: String,
     /// The GitHub issue label that turns an issue into a task of this project.
     pub trigger_label: String,
+    /// Whether the project has a webhook secret of its own.
+    pub webhook_secret_set: bool,
 }
 
 /// A project with its agent settings.
@@ -56,6 +58,7 @@ struct ProjectRow {
     forge_token_secret: Option<String>,
     check_command: String,
     trigger_label: String,
+    webhook_secret_id: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -77,6 +80,7 @@ from_row!(ProjectRow {
     forge_token_secret,
     check_command,
     trigger_label,
+    webhook_secret_id,
     created_at,
     updated_at
 });
@@ -104,6 +108,7 @@ impl From<ProjectRow> for Project {
                 forge_token_set: r.forge_token_secret.is_some(),
                 check_command: r.check_command,
                 trigger_label: r.trigger_label,
+                webhook_secret_set: r.webhook_secret_id.is_some(),
             },
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -113,7 +118,7 @@ impl From<ProjectRow> for Project {
 
 const PROJECT_COLS: &str = "id, name, description, agent_enabled, repo_url, base_branch, template, \
     preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, forge_token_secret, \
-    check_command, trigger_label, created_at, updated_at";
+    check_command, trigger_label, webhook_secret_id, created_at, updated_at";
 
 /// A new project's name and description.
 #[derive(Debug, Clone)]
@@ -403,9 +408,27 @@ impl Store {
         project_id: &str,
         token: Option<&str>,
     ) -> StoreResult<()> {
+        self.set_project_secret(project_id, ProjectSecret::ForgeToken, token)
+            .await
+    }
+
+    /// The project's forge token, decrypted (for a box's boot env and GitHub calls only).
+    pub async fn project_forge_token(&self, project_id: &str) -> StoreResult<Option<String>> {
+        self.project_secret(project_id, ProjectSecret::ForgeToken)
+            .await
+    }
+
+    /// Stores (`Some`) or clears (`None`) one of the project's secrets, encrypted.
+    pub async fn set_project_secret(
+        &self,
+        project_id: &str,
+        which: ProjectSecret,
+        value: Option<&str>,
+    ) -> StoreResult<()> {
+        let column = which.column();
         let mut tx = self.begin().await?;
         let old: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT forge_token_secret FROM projects WHERE id = $1")
+            sqlx::query_as(&format!("SELECT {column} FROM projects WHERE id = $1"))
                 .bind(project_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -418,30 +441,58 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let new = match token {
+        let new = match value {
             Some(t) => Some(self.put_secret_in(&mut tx, t).await?),
             None => None,
         };
-        sqlx::query("UPDATE projects SET forge_token_secret = $1, updated_at = $2 WHERE id = $3")
-            .bind(new)
-            .bind(self.now())
-            .bind(project_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE projects SET {column} = $1, updated_at = $2 WHERE id = $3"
+        ))
+        .bind(new)
+        .bind(self.now())
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The project's forge token, decrypted (for a box's boot env only).
-    pub async fn project_forge_token(&self, project_id: &str) -> StoreResult<Option<String>> {
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT forge_token_secret FROM projects WHERE id = $1")
-                .bind(project_id)
-                .fetch_optional(&self.pool)
-                .await?;
+    /// One of the project's secrets, decrypted (for the code that uses it; never for an API
+    /// answer).
+    pub async fn project_secret(
+        &self,
+        project_id: &str,
+        which: ProjectSecret,
+    ) -> StoreResult<Option<String>> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(&format!(
+            "SELECT {} FROM projects WHERE id = $1",
+            which.column()
+        ))
+        .bind(project_id)
+        .fetch_optional(&self.pool)
+        .await?;
         match row.and_then(|r| r.0) {
             Some(id) => self.get_secret(&id).await,
             None => Ok(None),
+        }
+    }
+}
+
+/// The secrets a project keeps (encrypted in `secrets`, referenced from its row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectSecret {
+    /// The GitHub token of the `github` forge.
+    ForgeToken,
+    /// The project's own GitHub webhook secret: deliveries for its repository must be signed
+    /// with it (the global one no longer reaches the project).
+    WebhookSecret,
+}
+
+impl ProjectSecret {
+    fn column(self) -> &'static str {
+        match self {
+            ProjectSecret::ForgeToken => "forge_token_secret",
+            ProjectSecret::WebhookSecret => "webhook_secret_id",
         }
     }
 }

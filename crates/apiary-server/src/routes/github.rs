@@ -68,14 +68,54 @@ pub async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
-    let Some(secret) = state.store.setting_secret(WEBHOOK_SECRET).await? else {
-        return Err(ApiError::unauthorized(
-            "no GitHub webhook secret is set in Apiary's settings (github_webhook_secret); deliveries cannot be verified",
-        ));
-    };
+    // The signature first: the global secret, and the secrets of the projects on the
+    // payload's repository that have one of their own (the global one does not reach those).
     let signature = header(&headers, "x-hub-signature-256").unwrap_or_default();
-    if !signature_ok(secret.as_bytes(), &body, signature) {
-        return Err(ApiError::unauthorized(
+    let global = state.store.setting_secret(WEBHOOK_SECRET).await?;
+    let global_ok = global
+        .as_deref()
+        .is_some_and(|s| signature_ok(s.as_bytes(), &body, signature));
+    let refused = |why: &str| ApiError::unauthorized(why.to_string());
+    let payload: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) if global_ok => {
+            return Err(ApiError::bad_request(
+                "body",
+                format!("body: not JSON: {e}"),
+            ))
+        }
+        Err(_) => {
+            return Err(refused(
+                "X-Hub-Signature-256 does not match the webhook secret",
+            ))
+        }
+    };
+    let repository = payload["repository"]["full_name"]
+        .as_str()
+        .unwrap_or_default();
+    let mut scope = Vec::new();
+    let mut any_secret = global.is_some();
+    for p in apiary_orchestrator::github::projects_on(&state.orch, repository).await? {
+        if p.agent.webhook_secret_set {
+            any_secret = true;
+            let own = state
+                .store
+                .project_secret(&p.id, apiary_store::ProjectSecret::WebhookSecret)
+                .await?;
+            if own.is_some_and(|s| signature_ok(s.as_bytes(), &body, signature)) {
+                scope.push(p.id);
+            }
+        } else if global_ok {
+            scope.push(p.id);
+        }
+    }
+    if !any_secret {
+        return Err(refused(
+            "no GitHub webhook secret is set in Apiary (github_webhook_secret, in the settings or the project's); deliveries cannot be verified",
+        ));
+    }
+    if !global_ok && scope.is_empty() {
+        return Err(refused(
             "X-Hub-Signature-256 does not match the webhook secret",
         ));
     }
@@ -96,8 +136,6 @@ pub async fn webhook(
             "X-GitHub-Delivery must be 1 to 100 bytes",
         ));
     }
-    let payload: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("body", format!("body: not JSON: {e}")))?;
     let out = |queued, duplicate| DeliveryOut {
         delivery: delivery.to_string(),
         queued,
@@ -108,7 +146,7 @@ pub async fn webhook(
     }
     if !state
         .store
-        .accept_forge_delivery(delivery, event, payload)
+        .accept_forge_delivery(delivery, event, payload, &scope)
         .await?
     {
         return Ok((StatusCode::OK, Json(out(false, true))));

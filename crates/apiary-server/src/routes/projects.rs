@@ -6,6 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
+use apiary_store::ProjectSecret;
+
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -82,23 +84,37 @@ pub async fn update_project(
     if let Some(a) = &body.agent {
         check_host_fields(&state, &caller, &before, a).await?;
     }
-    let token = body.github_token();
-    if token
-        .as_ref()
-        .is_some_and(|t| t.as_ref().is_some_and(|t| t.len() > 4096))
-    {
-        return Err(ApiError::bad_request(
+    let writes = [
+        (
             "agent.github_token",
-            "agent.github_token: at most 4096 bytes",
-        ));
+            ProjectSecret::ForgeToken,
+            body.github_token(),
+        ),
+        (
+            "agent.github_webhook_secret",
+            ProjectSecret::WebhookSecret,
+            body.webhook_secret(),
+        ),
+    ];
+    for (field, _, w) in &writes {
+        if w.as_ref()
+            .is_some_and(|t| t.as_ref().is_some_and(|t| t.len() > 4096))
+        {
+            return Err(ApiError::bad_request(
+                field,
+                format!("{field}: at most 4096 bytes"),
+            ));
+        }
     }
     let mut p = state.store.update_project(&id, body.into()).await?;
-    if let Some(token) = token {
-        state
-            .store
-            .set_project_forge_token(&id, token.as_deref())
-            .await?;
-        p = state.store.get_project(&id).await?;
+    for (_, which, w) in writes {
+        if let Some(value) = w {
+            state
+                .store
+                .set_project_secret(&id, which, value.as_deref())
+                .await?;
+            p = state.store.get_project(&id).await?;
+        }
     }
     Ok(Json(ProjectOut::new(p, ProjectAccess::Write)))
 }

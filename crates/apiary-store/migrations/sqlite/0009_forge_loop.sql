@@ -4,6 +4,8 @@
 -- Apiary users (a GitHub reviewer, CI), shown under their own name.
 ALTER TABLE projects ADD COLUMN check_command TEXT NOT NULL DEFAULT '';
 ALTER TABLE projects ADD COLUMN trigger_label TEXT NOT NULL DEFAULT 'apiary';
+-- The project's own webhook secret (in `secrets`), when it has one.
+ALTER TABLE projects ADD COLUMN webhook_secret_id TEXT;
 ALTER TABLE tasks ADD COLUMN github_issue BIGINT;
 ALTER TABLE tasks ADD COLUMN fix_rounds BIGINT NOT NULL DEFAULT 0;
 -- Set once people were told the checks still fail after the last fix round.

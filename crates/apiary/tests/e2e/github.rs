@@ -869,3 +869,43 @@ async fn a_project_without_a_token_works_as_the_github_app_with_short_lived_toke
     drop(s);
     gh.check_conformance();
 }
+
+#[tokio::test]
+async fn a_project_with_its_own_webhook_secret_is_out_of_reach_of_the_global_one() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
+    let gh = GitHubStandin::start().await;
+    let (admin, _repo, pid) = github_project(&app, dir.path(), &gh).await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": { "github_webhook_secret": "the-projects-own" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["agent"]["github_webhook_secret"],
+        json!({ "set": true })
+    );
+    assert!(!body.to_string().contains("the-projects-own"));
+    let (tid, branch) = at_pr_ready(&admin, &pid, "Own secret").await;
+    let mut close = payload(&gh, "pull_request", "closed", Some(&branch));
+    close["pull_request"]["merged"] = json!(false);
+
+    // Signed with the global secret: taken (it is a valid delivery) but reaches no project.
+    let (status, _) = deliver(&app, "pull_request", "o-1", &close, SECRET).await;
+    assert_eq!(status, 202);
+    settled(&app).await;
+    let (_, t) = admin.get(&format!("/api/v1/tasks/{tid}")).await;
+    assert_eq!(
+        t["agent"]["status"], "pr_ready",
+        "the global secret reached the project: {t}"
+    );
+    // Signed with neither: 401.
+    let (status, _) = deliver(&app, "pull_request", "o-2", &close, "guess").await;
+    assert_eq!(status, 401);
+    // Signed with the project's own: it acts.
+    let (status, _) = deliver(&app, "pull_request", "o-3", &close, "the-projects-own").await;
+    assert_eq!(status, 202);
+    wait_for(&admin, &tid, "cancelled", Duration::from_secs(30)).await;
+}

@@ -948,6 +948,8 @@ export interface components {
             forge: string;
             /** @description The GitHub token of the `github` forge: write-only, read back as `{"set": bool}`. */
             github_token: components["schemas"]["SecretState"];
+            /** @description The project's own GitHub webhook secret: write-only, read back as `{"set": bool}`. */
+            github_webhook_secret: components["schemas"]["SecretState"];
             preset: string;
             prompts: components["schemas"]["PromptsIo"];
             repo_url: string;
@@ -963,6 +965,8 @@ export interface components {
             forge?: string | null;
             /** @description `""` or absent keeps, `null` clears, a value replaces. */
             github_token?: string | null;
+            /** @description The project's own GitHub webhook secret; `""` or absent keeps, `null` clears. */
+            github_webhook_secret?: string | null;
             preset?: string | null;
             prompts?: null | components["schemas"]["PromptsPatch"];
             repo_url?: string | null;

@@ -7,7 +7,7 @@ const project = {
   id: "p1", name: "Site", description: "", access: "write", created_at: "", updated_at: "",
   agent: {
     enabled: true, repo_url: "/srv/git/site.git", base_branch: "main", template: "big", preset: "script",
-    command: "sh /opt/agent.sh", forge: "local", github_token: { set: false }, check_command: "make test", trigger_label: "apiary",
+    command: "sh /opt/agent.sh", forge: "local", github_token: { set: false }, github_webhook_secret: { set: false }, check_command: "make test", trigger_label: "apiary",
     prompts: { spec: "", implement: "", changes: "", revise: "" },
   },
 };

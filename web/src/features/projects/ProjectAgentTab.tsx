@@ -37,6 +37,7 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
   const defaults = useQuery({ queryKey: ["prompt-defaults"], queryFn: () => api.get<PromptDefaults>("/api/v1/prompts/defaults") });
   const [a, setA] = useState<Project["agent"] | null>(null);
   const [token, setToken] = useState<string | null | undefined>(undefined);
+  const [hookSecret, setHookSecret] = useState<string | null | undefined>(undefined);
   const [showDefault, setShowDefault] = useState<Kind | null>(null);
   const [saved, setSaved] = useState(false);
   const [clientError, setClientError] = useState<Error | null>(null);
@@ -70,7 +71,7 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
     }
     // Members leave the admin-only fields out (the server would refuse a change to them).
     const hostLevel = admin ? { template, command, check_command } : {};
-    save.mutate({ agent: { enabled, repo_url, base_branch, preset, forge, ...github, ...hostLevel, prompts: a.prompts, github_token: token } });
+    save.mutate({ agent: { enabled, repo_url, base_branch, preset, forge, ...github, ...hostLevel, prompts: a.prompts, github_token: token, github_webhook_secret: hookSecret } });
   };
   const fallback = (k: Kind) => {
     const g = (defaults.data?.global as Record<Kind, string> | undefined)?.[k];
@@ -113,6 +114,8 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
           {a.forge === "github" && (
             <>
               <SecretField label="GitHub token" set={a.github_token.set} onChange={setToken} />
+              <SecretField label="Webhook secret of this project" set={a.github_webhook_secret.set} onChange={setHookSecret} />
+              <p className="hint">Optional: deliveries for this repository must then be signed with it; the global webhook secret no longer reaches this project.</p>
               <label>Trigger label
                 <input value={a.trigger_label} maxLength={50} onChange={(e) => upd({ trigger_label: e.target.value })} aria-describedby="trigger-label-hint" />
               </label>

@@ -564,6 +564,21 @@ pub async fn status_soon(
     Ok(())
 }
 
+/// The task's repository and its pull request as GitHub has it now; `None` without a PR.
+async fn pr_of_task(orch: &Orchestrator, task: &Task) -> Result<Option<(Repo, Value)>, JobFailure> {
+    let Some(n) = task.pr_url.as_deref().and_then(pr_number) else {
+        return Ok(None);
+    };
+    let project = orch
+        .store
+        .get_project(&task.project_id)
+        .await
+        .map_err(store_err)?;
+    let repo = repo_or_fail(Repo::of_project(orch, &project).await)?;
+    let pr = repo.pull(n).await?;
+    Ok(Some((repo, pr)))
+}
+
 /// The `forge_status` job: the `Apiary` status of the task's PR head.
 pub struct ForgeStatus;
 
@@ -576,16 +591,9 @@ impl JobHandler for ForgeStatus {
             .get_task(p["task_id"].as_str().unwrap_or_default())
             .await
             .map_err(store_err)?;
-        let project = orch
-            .store
-            .get_project(&task.project_id)
-            .await
-            .map_err(store_err)?;
-        let repo = repo_or_fail(Repo::of_project(orch, &project).await)?;
-        let Some(n) = task.pr_url.as_deref().and_then(pr_number) else {
+        let Some((repo, pr)) = pr_of_task(orch, &task).await? else {
             return Ok(());
         };
-        let pr = repo.pull(n).await?;
         let link = format!(
             "{}/tasks/{}",
             orch.public_url().await.map_err(store_err)?,
@@ -737,16 +745,9 @@ pub async fn handle(
         if task.agent_status != AgentStatus::PrReady {
             return Ok(format!("task {task_id} is {}", task.agent_status));
         }
-        let project = orch
-            .store
-            .get_project(&task.project_id)
-            .await
-            .map_err(store_err)?;
-        let repo = repo_or_fail(Repo::of_project(orch, &project).await)?;
-        let Some(n) = task.pr_url.as_deref().and_then(pr_number) else {
+        let Some((repo, pr)) = pr_of_task(orch, &task).await? else {
             return Ok(format!("task {task_id} has no GitHub PR"));
         };
-        let pr = repo.pull(n).await?;
         let sha = pr["head"]["sha"].as_str().unwrap_or_default().to_string();
         return checks_of_head(orch, &repo, &task, &sha).await;
     }

@@ -6,7 +6,7 @@ use apiary_core::{AgentStatus, NotifyEvent};
 use serde_json::{json, Value};
 
 use crate::db::{new_id, Store};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::jobs::NewJob;
 use crate::projects::Project;
 use crate::settings::read_settings;
@@ -192,19 +192,6 @@ impl Store {
             event_id: Some(event_id),
             effects: vec![apiary_core::SideEffect::Notify(NotifyEvent::ChecksFailing)],
         }))
-    }
-
-    /// Keeps a check report on a task (the review page shows it).
-    pub async fn set_task_checks(&self, task_id: &str, checks: &str) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE tasks SET checks_json = $1 WHERE id = $2")
-            .bind(checks)
-            .bind(task_id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("task"));
-        }
-        Ok(())
     }
 }
 

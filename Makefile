@@ -83,13 +83,15 @@ lint:
 ## What the suites need besides Rust: a real SMTP server (aiosmtpd) for the email channel tests,
 ## the model providers' SDKs (their types check the stand-in provider's answers),
 ## bubblewrap, which sandboxes boxes and the agents inside them (the hostile-agent test needs it),
-## and curl, which the egress test's agent uses.
+## curl, which the egress test's agent uses, openssl, which makes the GitHub App test's key, and
+## jsonschema, which checks requests against GitHub's API description.
 test-deps:
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 	@python3 -c 'import anthropic, openai, google.genai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check anthropic openai google-genai
 	@python3 -c 'import jsonschema, referencing' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema referencing
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 
 ## GitHub's published REST API description and webhook payload examples, from npm into
 ## target/github-schemas: the GitHub stand-in answers with the description's examples, every

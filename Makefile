@@ -8,7 +8,7 @@ export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
 
-.PHONY: agent-clis github-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+.PHONY: agent-clis github-schemas chat-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -83,12 +83,14 @@ lint:
 ## What the suites need besides Rust: a real SMTP server (aiosmtpd) for the email channel tests,
 ## the model providers' SDKs (their types check the stand-in provider's answers),
 ## bubblewrap, which sandboxes boxes and the agents inside them (the hostile-agent test needs it),
-## curl, which the egress test's agent uses, openssl, which makes the GitHub App test's key, and
-## jsonschema, which checks requests against GitHub's API description.
+## curl, which the egress test's agent uses, openssl, which makes the GitHub App test's key,
+## jsonschema, which checks requests against GitHub's and Slack's API descriptions, and aiogram,
+## whose models of the Telegram Bot API check what Apiary sends to the Telegram stand-in.
 test-deps:
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 	@python3 -c 'import anthropic, openai, google.genai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check anthropic openai google-genai
 	@python3 -c 'import jsonschema, referencing' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema referencing
+	@python3 -c 'import aiogram' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiogram==3.31.0
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
@@ -103,6 +105,28 @@ $(GITHUB_SCHEMAS)/.installed: Makefile
 	@echo "== installing GitHub's API description and webhook examples into $(GITHUB_SCHEMAS) =="
 	@mkdir -p $(GITHUB_SCHEMAS)
 	cd $(GITHUB_SCHEMAS) && npm install --no-audit --no-fund --loglevel=error --prefix . $(GITHUB_SCHEMA_PACKAGES)
+	@touch $@
+
+## Slack's Web API and Bolt TypeScript types, from npm into target/chat-schemas, turned into JSON
+## Schemas (draft 7) in target/chat-schemas/slack/<Type>.json: scripts/check_slack_requests.py
+## checks what Apiary sends to the Slack stand-in, and what the stand-in sends to Apiary, against
+## them. The generator takes no generic type as a root, so BlockAction.json is made from an alias
+## of BlockAction's default instance (BlockAction<BlockElementAction>), written beside them.
+CHAT_SCHEMAS := $(CURDIR)/target/chat-schemas
+CHAT_SCHEMA_PACKAGES := @slack/bolt@5.1.0 @slack/web-api@8.2.0 ts-json-schema-generator@2.9.0
+SLACK_REQUEST_TYPES := ChatPostMessageArguments ChatUpdateArguments ChatPostEphemeralArguments ViewsOpenArguments
+SLACK_PAYLOAD_TYPES := ViewSubmitAction SlashCommand
+chat-schemas: $(CHAT_SCHEMAS)/.installed
+$(CHAT_SCHEMAS)/.installed: Makefile
+	@echo "== installing Slack's API types into $(CHAT_SCHEMAS) and generating their JSON Schemas =="
+	@mkdir -p $(CHAT_SCHEMAS)/slack
+	cd $(CHAT_SCHEMAS) && npm install --no-audit --no-fund --loglevel=error --prefix . $(CHAT_SCHEMA_PACKAGES)
+	@printf '%s\n' "import type { BlockAction } from '@slack/bolt';" "export type BlockActionPayload = BlockAction;" > $(CHAT_SCHEMAS)/block-action.ts
+	@cd $(CHAT_SCHEMAS) && gen() { echo "  slack/$$3.json"; \
+	    node_modules/.bin/ts-json-schema-generator --no-type-check -p "$$1" -t "$$2" -o "slack/$$3.json.tmp" && mv "slack/$$3.json.tmp" "slack/$$3.json"; } && \
+	  for t in $(SLACK_REQUEST_TYPES); do gen node_modules/@slack/web-api/dist/index.d.ts $$t $$t || exit 1; done && \
+	  for t in $(SLACK_PAYLOAD_TYPES); do gen node_modules/@slack/bolt/dist/index.d.ts $$t $$t || exit 1; done && \
+	  gen block-action.ts BlockActionPayload BlockAction
 	@touch $@
 
 ## The suites keep their temporary folders outside /tmp: an agent's sandbox has a private /tmp,
@@ -130,11 +154,13 @@ nextest:
 	@mkdir -p $(TEST_TMP)
 	@command -v cargo-nextest >/dev/null || $(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
-test-sqlite: nextest test-deps agent-clis github-schemas
+test-sqlite: nextest test-deps agent-clis github-schemas chat-schemas
+	@echo "== the chat checkers catch what they must (bad Telegram and Slack records) =="
+	python3 scripts/test_chat_checkers.py
 	@echo "== Rust suite on SQLite =="
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
-test-postgres: nextest test-deps agent-clis github-schemas pg-up pg-clean
+test-postgres: nextest test-deps agent-clis github-schemas chat-schemas pg-up pg-clean
 	@echo "== Rust suite on PostgreSQL ($(PG_URL)) =="
 	APIARY_TEST_DATABASE_URL=$(PG_URL) $(CARGO) nextest run --workspace --locked --no-fail-fast
 	@$(MAKE) --no-print-directory pg-clean

@@ -2,6 +2,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError, setCsrf } from "./api/client";
 import type { Me } from "./api/types";
 import { ErrorBox, Loading } from "./components/Feedback";
+import { AccountPage } from "./features/account/AccountPage";
 import { Login } from "./features/auth/Login";
 import { Board } from "./features/board/Board";
 import { ProjectList } from "./features/projects/ProjectList";
@@ -45,6 +46,7 @@ export function App() {
   else if ((m = match("/tasks/:id/review", path))) page = <ReviewPage taskId={m.id} me={user} />;
   else if ((m = match("/tasks/:id", path))) page = <TaskSheet taskId={m.id} me={user} />;
   else if (path === "/settings") page = <SettingsPage />;
+  else if (path === "/account") page = <AccountPage me={user} />;
   else page = <ProjectList />;
   return (
     <div className="app">
@@ -58,6 +60,7 @@ export function App() {
           {live === "offline" ? "Offline — reconnecting…" : live === "online" ? "Live" : "Connecting…"}
         </span>
         <span className="who">{user.name}</span>
+        <Link to="/account">Account</Link>
         <button type="button" onClick={logout}>Sign out</button>
       </header>
       <main>{page}</main>

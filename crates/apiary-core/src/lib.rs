@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod callback;
+pub mod chat;
 pub mod clock;
 pub mod forge;
 pub mod gateway;
@@ -18,7 +19,8 @@ pub mod state;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{BoardStatus, ProjectAccess, Role};
 pub use settings::{
-    EmailSettings, GatewaySettings, Prompts, Settings, TelegramSettings, Timeouts, WebhookSettings,
+    EmailSettings, GatewaySettings, Prompts, Settings, SlackSettings, TelegramSettings, Timeouts,
+    WebhookSettings,
 };
 pub use state::{
     allowed_targets, decide, ActorKind, AgentStatus, Decision, NotifyEvent, SideEffect,

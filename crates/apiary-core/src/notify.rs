@@ -120,6 +120,29 @@ impl Message {
         out
     }
 
+    /// Slack `mrkdwn` (`&`, `<` and `>` escaped; links as `<url|label>`).
+    pub fn slack_mrkdwn(&self) -> String {
+        let mut out = format!(
+            "*{}*\n{} · {}",
+            escape_mrkdwn(self.event.headline()),
+            escape_mrkdwn(&self.task_title),
+            escape_mrkdwn(&self.project_name)
+        );
+        if let Some(e) = self.error.as_deref().filter(|e| !e.is_empty()) {
+            out.push_str(&format!("\nError: {}", escape_mrkdwn(e)));
+        }
+        let links: Vec<String> = self
+            .links()
+            .into_iter()
+            .map(|(label, url)| format!("<{}|{label}>", escape_mrkdwn(url).replace('|', "%7C")))
+            .collect();
+        if !links.is_empty() {
+            out.push('\n');
+            out.push_str(&links.join(" · "));
+        }
+        out
+    }
+
     /// Plain text (email body, log line).
     pub fn plain(&self) -> String {
         let mut out = format!(
@@ -141,6 +164,13 @@ impl Message {
     pub fn subject(&self) -> String {
         format!("[Apiary] {}: {}", self.event.headline(), self.task_title)
     }
+}
+
+/// Escapes text for Slack's `mrkdwn`: the three characters Slack's formatting reserves.
+pub fn escape_mrkdwn(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Checks MarkdownV2 the way Telegram parses it: outside entities every reserved character
@@ -253,6 +283,18 @@ mod tests {
         assert!(check_md2("[a](b)").is_ok());
         assert!(check_md2("[a.](b)").is_err());
         assert!(check_md2("*bold").is_err());
+    }
+
+    #[test]
+    fn slack_text_escapes_what_slack_reserves_and_links_keep_their_label() {
+        let m = msg("a <b> & c|d");
+        let text = m.slack_mrkdwn();
+        assert!(text.contains("a &lt;b&gt; &amp; c|d"), "{text}");
+        assert!(
+            text.contains("<http://127.0.0.1:7878/tasks/t1|Task>"),
+            "{text}"
+        );
+        assert!(!text.contains("<b>"));
     }
 
     proptest! {

@@ -72,6 +72,11 @@ pub struct TelegramSettings {
     pub enabled: bool,
     pub chat_id: String,
     pub api_base: String,
+    /// How Apiary hears button presses and replies: `off` (notifications only), `webhook`
+    /// (Telegram calls Apiary's public URL) or `polling` (Apiary asks with `getUpdates`).
+    pub updates: String,
+    /// The bot's username, for the `t.me/<bot>?start=<code>` link that links a user.
+    pub bot_username: String,
 }
 
 impl Default for TelegramSettings {
@@ -80,6 +85,35 @@ impl Default for TelegramSettings {
             enabled: false,
             chat_id: String::new(),
             api_base: "https://api.telegram.org".into(),
+            updates: "off".into(),
+            bot_username: String::new(),
+        }
+    }
+}
+
+impl TelegramSettings {
+    /// Apiary hears Telegram's updates, so buttons and replies do something.
+    pub fn hears_updates(&self) -> bool {
+        self.enabled && self.updates != "off"
+    }
+}
+
+/// Slack channel settings (the bot token and the signing secret are secrets, stored apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlackSettings {
+    pub enabled: bool,
+    /// The channel's id (`C0123456789`) the notifications go to.
+    pub channel: String,
+    pub api_base: String,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        SlackSettings {
+            enabled: false,
+            channel: String::new(),
+            api_base: "https://slack.com/api".into(),
         }
     }
 }
@@ -285,6 +319,7 @@ pub struct Settings {
     /// The log channel (a line in Apiary's log per notification).
     pub log_notifications: bool,
     pub telegram: TelegramSettings,
+    pub slack: SlackSettings,
     pub email: EmailSettings,
     pub webhooks: Vec<WebhookSettings>,
     pub prompts: Prompts,
@@ -315,6 +350,7 @@ impl Default for Settings {
             chatty_events: false,
             log_notifications: true,
             telegram: TelegramSettings::default(),
+            slack: SlackSettings::default(),
             email: EmailSettings::default(),
             webhooks: Vec::new(),
             prompts: Prompts::default(),
@@ -372,6 +408,40 @@ impl Settings {
         if self.box_provider != "local" && self.box_provider != "remote" {
             return Err(("box_provider", "must be local or remote".into()));
         }
+        if !["off", "webhook", "polling"].contains(&self.telegram.updates.as_str()) {
+            return Err(("telegram.updates", "must be off, webhook or polling".into()));
+        }
+        if self.telegram.bot_username.len() > 32
+            || !self
+                .telegram
+                .bot_username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err((
+                "telegram.bot_username",
+                "must be the bot's username: up to 32 letters, digits or underscores, without @"
+                    .into(),
+            ));
+        }
+        if self.slack.channel.len() > 80
+            || !self
+                .slack
+                .channel
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        {
+            return Err((
+                "slack.channel",
+                "must be a channel id such as C0123456789".into(),
+            ));
+        }
+        if self.slack.enabled && self.slack.channel.is_empty() {
+            return Err((
+                "slack.channel",
+                "an enabled Slack channel needs its channel id".into(),
+            ));
+        }
         if !["none", "starttls", "tls"].contains(&self.email.tls.as_str()) {
             return Err(("email.tls", "must be none, starttls or tls".into()));
         }
@@ -423,6 +493,7 @@ impl Settings {
         }
         for (field, url) in [
             ("telegram.api_base", &self.telegram.api_base),
+            ("slack.api_base", &self.slack.api_base),
             ("box_host_url", &self.box_host_url),
             ("callback_base_url", &self.callback_base_url),
             ("public_url", &self.public_url),

@@ -6,6 +6,7 @@
 //! store's outcome to [`Orchestrator::publish`] after its own commit.
 
 pub mod bus;
+pub mod chat;
 pub mod dispatch;
 pub mod fix;
 pub mod forge;

@@ -1,6 +1,6 @@
 //! Notification delivery (DESIGN §6): one `deliver` job per channel. A failing channel is
 //! recorded in the admins' error log and retried with backoff (a Telegram 4xx other than 429
-//! is not retried: the same request would fail again); it never touches the transition or
+//! or Slack refusal other than 429 is not retried: the same request would fail again); it never touches the transition or
 //! the other channels, whose jobs are separate.
 
 use std::time::Duration;
@@ -16,6 +16,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::json;
 use sha2::Sha256;
 
+use crate::chat::{slack_blocks, telegram_keyboard, ChatError, Slack, Telegram};
 use crate::worker::JobHandler;
 use crate::Orchestrator;
 
@@ -61,6 +62,23 @@ impl Failure {
     }
 }
 
+fn chat_failure(e: ChatError) -> Failure {
+    let (status, body) = match &e {
+        ChatError::Refused {
+            status,
+            description,
+            ..
+        } => (Some(i64::from(*status)), Some(description.clone())),
+        _ => (None, None),
+    };
+    Failure {
+        status,
+        body,
+        retry: e.passing(),
+        error: e.to_string(),
+    }
+}
+
 fn store_err(e: StoreError) -> JobFailure {
     JobFailure::Retryable(e.to_string())
 }
@@ -90,42 +108,57 @@ impl Deliver {
         })
     }
 
-    async fn telegram(&self, orch: &Orchestrator, msg: &Message) -> Result<(), Failure> {
+    /// Telegram: MarkdownV2, with the buttons the event allows when Apiary hears presses.
+    async fn telegram(
+        &self,
+        orch: &Orchestrator,
+        task_id: &str,
+        event_id: i64,
+        msg: &Message,
+    ) -> Result<(), Failure> {
         let s = orch
             .store
             .settings()
             .await
             .map_err(|e| Failure::retry(e.to_string()))?;
-        let token = orch
-            .store
-            .setting_secret("telegram.bot_token")
+        let bot = Telegram::configured(orch).await.map_err(chat_failure)?;
+        let body = json!({
+            "chat_id": s.telegram.chat_id,
+            "text": msg.markdown_v2(),
+            "parse_mode": "MarkdownV2",
+            "link_preview_options": { "is_disabled": true },
+            "reply_markup": telegram_keyboard(msg, task_id, event_id, s.telegram.hears_updates()),
+        });
+        bot.call("sendMessage", &body)
             .await
-            .map_err(|e| Failure::retry(e.to_string()))?
-            .ok_or_else(|| Failure {
-                retry: false,
-                ..Failure::retry("no Telegram bot token is set")
-            })?;
-        let url = format!(
-            "{}/bot{}/sendMessage",
-            s.telegram.api_base.trim_end_matches('/'),
-            token
-        );
-        let body = json!({ "chat_id": s.telegram.chat_id, "text": msg.markdown_v2(), "parse_mode": "MarkdownV2", "disable_web_page_preview": true });
-        let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {
-            // Never let the token (in the URL) reach the error log.
-            Failure::retry(format!("Telegram unreachable: {}", e.without_url()))
-        })?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = resp.text().await.unwrap_or_default();
-        Err(Failure {
-            status: Some(status.as_u16() as i64),
-            body: Some(text),
-            error: format!("Telegram answered {status}"),
-            retry: status.is_server_error() || status.as_u16() == 429,
-        })
+            .map(|_| ())
+            .map_err(chat_failure)
+    }
+
+    /// Slack: `mrkdwn` text with Block Kit buttons in the configured channel.
+    async fn slack(
+        &self,
+        orch: &Orchestrator,
+        task_id: &str,
+        event_id: i64,
+        msg: &Message,
+    ) -> Result<(), Failure> {
+        let s = orch
+            .store
+            .settings()
+            .await
+            .map_err(|e| Failure::retry(e.to_string()))?;
+        let bot = Slack::configured(orch).await.map_err(chat_failure)?;
+        let body = json!({
+            "channel": s.slack.channel,
+            "text": msg.plain(),
+            "blocks": slack_blocks(msg, task_id, event_id),
+            "unfurl_links": false,
+        });
+        bot.call("chat.postMessage", &body)
+            .await
+            .map(|_| ())
+            .map_err(chat_failure)
     }
 
     async fn email(
@@ -342,6 +375,7 @@ impl JobHandler for Deliver {
         let p = job.payload_json();
         let task_id = p["task_id"].as_str().unwrap_or_default().to_string();
         let channel = p["channel"].as_str().unwrap_or_default().to_string();
+        let event_id = p["event_id"].as_i64().unwrap_or_default();
         let event: NotifyEvent = serde_json::from_value(p["event"].clone())
             .map_err(|e| JobFailure::Fatal(e.to_string()))?;
         let msg = Self::message(orch, &task_id, event)
@@ -352,7 +386,8 @@ impl JobHandler for Deliver {
                 tracing::info!(channel = "log", event = event.as_str(), "{}", msg.plain());
                 Ok(())
             }
-            "telegram" => self.telegram(orch, &msg).await,
+            "telegram" => self.telegram(orch, &task_id, event_id, &msg).await,
+            "slack" => self.slack(orch, &task_id, event_id, &msg).await,
             "email" => self.email(orch, &task_id, &msg).await,
             "github" => self.github(orch, &task_id, &msg).await,
             c => match c.strip_prefix("webhook:") {

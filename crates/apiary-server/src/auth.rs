@@ -20,6 +20,9 @@ pub enum Credential {
     Session { token: String, csrf_token: String },
     /// A personal API token (no CSRF: browsers never attach it on their own).
     Bearer,
+    /// A linked chat account pressing a button or replying (the chat service's request was
+    /// verified instead: a secret token or a signature).
+    Chat(apiary_core::chat::Via),
 }
 
 /// An authenticated caller.
@@ -104,6 +107,22 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// A linked chat user acting as `user`.
+    pub fn from_chat(user: User, via: apiary_core::chat::Via) -> Caller {
+        Caller {
+            user,
+            credential: Credential::Chat(via),
+        }
+    }
+
+    /// The chat the caller acts from, for the audit trail.
+    pub fn via(&self) -> Option<apiary_core::chat::Via> {
+        match self.credential {
+            Credential::Chat(via) => Some(via),
+            _ => None,
+        }
+    }
+
     /// The project, if the caller may see it (404 otherwise, so its existence does not leak).
     pub async fn readable_project(
         &self,

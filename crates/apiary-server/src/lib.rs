@@ -6,6 +6,7 @@
 //! `agent_status` goes through the store's transition function and is published after commit.
 
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod fanout;
 pub mod json;
@@ -25,7 +26,7 @@ use apiary_store::Store;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -100,6 +101,18 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::get_me))
         .route("/users", get(auth::list_users))
+        .route("/me/chat-links", get(routes::chat_links::list_chat_links))
+        .route(
+            "/me/chat-links/code",
+            post(routes::chat_links::create_chat_link_code),
+        )
+        .route(
+            "/me/chat-links/{via}",
+            delete(routes::chat_links::delete_chat_link),
+        )
+        .route("/telegram/webhook", post(routes::telegram::webhook))
+        .route("/slack/interactions", post(routes::slack::interactions))
+        .route("/slack/commands", post(routes::slack::commands))
         .route(
             "/projects",
             get(projects::list_projects).post(projects::create_project),
@@ -194,6 +207,7 @@ pub fn router(state: AppState) -> Router {
 pub struct HttpServer {
     listener: tokio::net::TcpListener,
     app: Router,
+    state: AppState,
 }
 
 impl HttpServer {
@@ -201,7 +215,8 @@ impl HttpServer {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         Ok(HttpServer {
             listener,
-            app: router(state),
+            app: router(state.clone()),
+            state,
         })
     }
 
@@ -224,12 +239,16 @@ impl HttpServer {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(
+        // Telegram's updates by long polling, while the settings ask for it.
+        let poller = tokio::spawn(routes::telegram::poll(self.state));
+        let served = axum::serve(
             listener,
             self.app
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        poller.abort();
+        served
     }
 }

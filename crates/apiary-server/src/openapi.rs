@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use crate::routes::{
-    agent, auth, callback, events, github, ops, projects, prompts, settings, tasks, usage,
+    agent, auth, callback, chat_links, events, github, ops, projects, prompts, settings, slack,
+    tasks, telegram, usage,
 };
 
 /// Every documented route of the user API.
@@ -16,6 +17,9 @@ use crate::routes::{
         auth::logout,
         auth::get_me,
         auth::list_users,
+        chat_links::list_chat_links,
+        chat_links::create_chat_link_code,
+        chat_links::delete_chat_link,
         projects::list_projects,
         projects::create_project,
         projects::get_project,
@@ -57,6 +61,9 @@ use crate::routes::{
         usage::get_project_gateway,
         usage::update_project_gateway,
         github::webhook,
+        telegram::webhook,
+        slack::interactions,
+        slack::commands,
         ops::healthz,
         ops::metrics,
     )

@@ -424,6 +424,8 @@ pub struct TaskEventOut {
     pub actor_kind: String,
     pub actor_id: Option<String>,
     pub message: Option<String>,
+    /// The chat a human acted from (`telegram`, `slack`); absent for the web and the API.
+    pub via: Option<String>,
     pub created_at: String,
 }
 
@@ -437,6 +439,7 @@ impl From<store::TaskEvent> for TaskEventOut {
             actor_kind: e.actor_kind,
             actor_id: e.actor_id,
             message: e.message,
+            via: e.via,
             created_at: rfc3339(e.created_at),
         }
     }

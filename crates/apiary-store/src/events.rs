@@ -15,6 +15,8 @@ pub struct TaskEvent {
     pub actor_kind: String,
     pub actor_id: Option<String>,
     pub message: Option<String>,
+    /// The chat a human acted from (`telegram`, `slack`); none for the web and the API.
+    pub via: Option<String>,
     pub created_at: i64,
 }
 from_row!(TaskEvent {
@@ -27,10 +29,11 @@ from_row!(TaskEvent {
     actor_kind,
     actor_id,
     message,
+    via,
     created_at
 });
 
-const EVENT_COLS: &str = "id, task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, message, created_at";
+const EVENT_COLS: &str = "id, task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, message, via, created_at";
 
 impl Store {
     /// A task's audit trail (without log batches), oldest first.

@@ -22,6 +22,7 @@ macro_rules! from_row {
 mod auth;
 mod bench;
 mod boxes;
+mod chat;
 mod comments;
 mod db;
 mod error;
@@ -44,6 +45,7 @@ mod watch;
 
 pub use auth::{hash_token, new_token, SessionInfo};
 pub use boxes::{BoxAddress, BoxTokens, ReviewComment, SpecRevision};
+pub use chat::{ChatLink, ChatPrompt, LINK_CODE_TTL_MS};
 pub use comments::Comment;
 pub use db::{Backend, Store, StoreOptions, Tx};
 pub use error::{StoreError, StoreResult};

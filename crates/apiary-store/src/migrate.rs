@@ -64,6 +64,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_forge_loop.sql"),
         include_str!("../migrations/postgres/0009_forge_loop.sql"),
     ),
+    (
+        10,
+        "chat actions",
+        include_str!("../migrations/sqlite/0010_chat.sql"),
+        include_str!("../migrations/postgres/0010_chat.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

@@ -40,6 +40,9 @@ pub fn enabled_channels(s: &Settings) -> Vec<String> {
     if s.telegram.enabled {
         out.push("telegram".to_string());
     }
+    if s.slack.enabled {
+        out.push("slack".to_string());
+    }
     if s.email.enabled {
         out.push("email".to_string());
     }

@@ -51,6 +51,8 @@ pub struct TransitionRequest {
     pub error: Option<String>,
     /// Data that arrives with the transition, written only when it applies.
     pub writes: TaskWrites,
+    /// The chat a human acted from, for the audit trail.
+    pub via: Option<apiary_core::chat::Via>,
 }
 
 /// A review comment for the box's next round.
@@ -97,6 +99,7 @@ impl TransitionRequest {
             message: None,
             error: None,
             writes: TaskWrites::default(),
+            via: None,
         }
     }
 
@@ -324,7 +327,7 @@ impl Store {
         }
         let (event_id,): (i64,) = sqlx::query_as(
             "INSERT INTO task_events (task_id, project_id, kind, from_status, to_status, actor_kind, \
-             actor_id, message, created_at) VALUES ($1, $2, 'transition', $3, $4, $5, $6, $7, $8) RETURNING id",
+             actor_id, message, created_at, via) VALUES ($1, $2, 'transition', $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(&task.id)
         .bind(&task.project_id)
@@ -334,6 +337,7 @@ impl Store {
         .bind(req.actor.id())
         .bind(req.message.clone().or(req.error.clone()))
         .bind(now)
+        .bind(req.via.map(|v| v.as_str()))
         .fetch_one(&mut **tx)
         .await?;
         self.apply_writes(tx, &task.id, &req.writes, now).await?;

@@ -2,6 +2,7 @@
 //! SQLite file in a temporary folder by default, or a new PostgreSQL database on the server
 //! named by `APIARY_TEST_DATABASE_URL` (so one suite runs on both backends).
 
+pub mod chat_standins;
 pub mod github_standin;
 pub mod model_standin;
 

@@ -66,6 +66,7 @@ async fn act(
     let mut req =
         TransitionRequest::new(id, to, Actor::Human(caller.user.id.clone())).with_writes(writes);
     req.message = message;
+    req.via = caller.via();
     let outcome = state.orch.transition(req).await?;
     Ok(Json(TransitionOut {
         task: state.store.get_task(id).await?.into(),

@@ -198,7 +198,9 @@ impl Feed {
                 .ok()
                 .flatten()
                 .map(|s| s.user),
-            crate::auth::Credential::Bearer => self.store.get_user(&self.caller.user.id).await.ok(),
+            crate::auth::Credential::Bearer | crate::auth::Credential::Chat(_) => {
+                self.store.get_user(&self.caller.user.id).await.ok()
+            }
         };
         let Some(user) = still else {
             return false;

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod auth;
 pub mod callback;
+pub mod chat_links;
 pub mod events;
 pub mod gateway;
 pub mod github;
@@ -10,5 +11,7 @@ pub mod ops;
 pub mod projects;
 pub mod prompts;
 pub mod settings;
+pub mod slack;
 pub mod tasks;
+pub mod telegram;
 pub mod usage;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use apiary_core::gateway::{Price, Provider, DEFAULT_MODELS};
-use apiary_core::{EmailSettings, Settings, TelegramSettings, WebhookSettings};
+use apiary_core::{EmailSettings, Settings, SlackSettings, TelegramSettings, WebhookSettings};
 use apiary_store::provider_key_secret;
 use axum::extract::State;
 use axum::Json;
@@ -20,7 +20,7 @@ use crate::AppState;
 
 /// The names settings secrets are stored under.
 pub const BOX_HOST_KEY: &str = "box_host_key";
-pub const TELEGRAM_BOT_TOKEN: &str = "telegram.bot_token";
+pub use apiary_orchestrator::chat::{SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, TELEGRAM_BOT_TOKEN};
 pub const EMAIL_PASSWORD: &str = "email.password";
 
 /// The secret name of a webhook's signing secret.
@@ -39,6 +39,20 @@ pub struct TelegramOut {
     pub enabled: bool,
     pub bot_token: SecretState,
     pub chat_id: String,
+    pub api_base: String,
+    /// How Apiary hears presses and replies: `off`, `webhook` or `polling`.
+    pub updates: String,
+    /// The bot's username (for the link that links a user).
+    pub bot_username: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SlackOut {
+    pub enabled: bool,
+    pub bot_token: SecretState,
+    pub signing_secret: SecretState,
+    /// The channel id notifications go to.
+    pub channel: String,
     pub api_base: String,
 }
 
@@ -183,6 +197,7 @@ pub struct SettingsOut {
     pub chatty_events: bool,
     pub log_notifications: bool,
     pub telegram: TelegramOut,
+    pub slack: SlackOut,
     pub email: EmailOut,
     pub webhooks: Vec<WebhookOut>,
     pub prompts: PromptsIo,
@@ -218,6 +233,25 @@ pub struct TelegramPatch {
     #[schema(value_type = Option<String>, nullable)]
     pub bot_token: Option<Option<String>>,
     pub chat_id: Option<String>,
+    pub api_base: Option<String>,
+    /// `off`, `webhook` (Apiary registers its webhook with Telegram) or `polling`.
+    pub updates: Option<String>,
+    pub bot_username: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SlackPatch {
+    pub enabled: Option<bool>,
+    /// `""` keeps, `null` clears, a value replaces.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub bot_token: Option<Option<String>>,
+    /// `""` keeps, `null` clears, a value replaces.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub signing_secret: Option<Option<String>>,
+    pub channel: Option<String>,
     pub api_base: Option<String>,
 }
 
@@ -294,6 +328,7 @@ pub struct SettingsPatch {
     pub chatty_events: Option<bool>,
     pub log_notifications: Option<bool>,
     pub telegram: Option<TelegramPatch>,
+    pub slack: Option<SlackPatch>,
     pub email: Option<EmailPatch>,
     /// Replaces the list of webhooks.
     pub webhooks: Option<Vec<WebhookIn>>,
@@ -318,7 +353,14 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         enabled,
         chat_id,
         api_base,
+        updates,
+        bot_username,
     } = s.telegram;
+    let SlackSettings {
+        enabled: slack_enabled,
+        channel,
+        api_base: slack_api_base,
+    } = s.slack;
     let e: EmailSettings = s.email;
     let g = s.gateway;
     let models = DEFAULT_MODELS
@@ -344,6 +386,15 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
             bot_token: is_set(store.setting_secret(TELEGRAM_BOT_TOKEN).await?),
             chat_id,
             api_base,
+            updates,
+            bot_username,
+        },
+        slack: SlackOut {
+            enabled: slack_enabled,
+            bot_token: is_set(store.setting_secret(SLACK_BOT_TOKEN).await?),
+            signing_secret: is_set(store.setting_secret(SLACK_SIGNING_SECRET).await?),
+            channel,
+            api_base: slack_api_base,
         },
         email: EmailOut {
             enabled: e.enabled,
@@ -426,6 +477,71 @@ pub fn secret_writes(
     Ok(writes)
 }
 
+/// Tells Telegram where Apiary hears it when that changed (the mode, the bot, the address):
+/// Apiary's webhook, or none for polling. A refusal changes nothing and names
+/// `telegram.updates`; leaving webhook mode drops the webhook on a best-effort basis.
+async fn hear_telegram(
+    state: &AppState,
+    before: &Settings,
+    after: &Settings,
+    writes: &[(String, Option<String>)],
+) -> ApiResult<()> {
+    let new_token = writes
+        .iter()
+        .find(|(name, _)| name == TELEGRAM_BOT_TOKEN)
+        .map(|(_, v)| v.clone());
+    let (b, a) = (&before.telegram, &after.telegram);
+    let address_moved = before.public_url != after.public_url
+        || before.callback_base_url != after.callback_base_url;
+    let changed = b.hears_updates() != a.hears_updates()
+        || b.updates != a.updates
+        || b.api_base != a.api_base
+        || new_token.is_some()
+        || (a.updates == "webhook" && address_moved);
+    if !changed || !(a.hears_updates() || b.updates == "webhook") {
+        return Ok(());
+    }
+    let token = match new_token {
+        Some(t) => t,
+        None => state.store.setting_secret(TELEGRAM_BOT_TOKEN).await?,
+    };
+    let Some(token) = token else {
+        return Err(ApiError::bad_request(
+            "telegram.bot_token",
+            "telegram.bot_token: buttons need the bot's token",
+        ));
+    };
+    let bot = apiary_orchestrator::chat::Telegram::new(&a.api_base, &token);
+    let mode = if a.hears_updates() {
+        a.updates.as_str()
+    } else {
+        "off"
+    };
+    let base = match [after.public_url.trim(), after.callback_base_url.trim()]
+        .into_iter()
+        .find(|u| !u.is_empty())
+    {
+        Some(u) => u.to_string(),
+        None => state.orch.callback_url().await?,
+    };
+    match crate::routes::telegram::register(state, &bot, mode, &base).await {
+        Ok(()) => Ok(()),
+        Err(e) if mode == "off" => {
+            tracing::warn!(error = %e, "could not drop the Telegram webhook");
+            Ok(())
+        }
+        Err(e) => {
+            let mut err = ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "telegram_refused",
+                format!("telegram.updates: Telegram did not take Apiary's {mode} setup: {e}"),
+            );
+            err.extra = serde_json::json!({ "field": "telegram.updates" });
+            Err(err)
+        }
+    }
+}
+
 fn set<T>(target: &mut T, v: Option<T>) {
     if let Some(v) = v {
         *target = v;
@@ -442,6 +558,7 @@ pub async fn update_settings(
 ) -> ApiResult<Json<SettingsOut>> {
     caller.require_admin()?;
     let mut s: Settings = state.store.settings().await?;
+    let before = s.clone();
     let before_webhooks: Vec<String> = s.webhooks.iter().map(|w| w.id.clone()).collect();
     set(
         &mut s.agent_orchestration_enabled,
@@ -502,7 +619,23 @@ pub async fn update_settings(
         set(&mut s.telegram.enabled, t.enabled);
         set(&mut s.telegram.chat_id, t.chat_id);
         set(&mut s.telegram.api_base, t.api_base);
+        set(&mut s.telegram.updates, t.updates);
+        set(
+            &mut s.telegram.bot_username,
+            t.bot_username
+                .map(|u| u.trim().trim_start_matches('@').to_string()),
+        );
         writes.push((TELEGRAM_BOT_TOKEN.into(), t.bot_token));
+    }
+    if let Some(k) = p.slack {
+        set(&mut s.slack.enabled, k.enabled);
+        set(
+            &mut s.slack.channel,
+            k.channel.map(|c| c.trim().to_string()),
+        );
+        set(&mut s.slack.api_base, k.api_base);
+        writes.push((SLACK_BOT_TOKEN.into(), k.bot_token));
+        writes.push((SLACK_SIGNING_SECRET.into(), k.signing_secret));
     }
     if let Some(e) = p.email {
         set(&mut s.email.enabled, e.enabled);
@@ -569,6 +702,7 @@ pub async fn update_settings(
     crate::repos::check_roots(state.config.data_dir.as_deref(), &s.local_repo_roots)
         .map_err(|m| ApiError::bad_request("local_repo_roots", m))?;
     let writes = secret_writes(writes)?;
+    hear_telegram(&state, &before, &s, &writes).await?;
     for (name, v) in writes {
         state.store.set_setting_secret(&name, v.as_deref()).await?;
     }

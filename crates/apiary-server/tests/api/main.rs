@@ -5,6 +5,7 @@ mod agent_loop;
 mod auth;
 mod authz;
 mod box_input;
+mod chat;
 mod event_order;
 mod exposure;
 mod gateway;

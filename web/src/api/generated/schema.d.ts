@@ -194,6 +194,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/chat-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's chat accounts. */
+        get: operations["list_chat_links"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/chat-links/code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new one-time code (ten minutes; an earlier code stops working) that links the chat
+         *     account it is sent from to the caller.
+         */
+        post: operations["create_chat_link_code"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/chat-links/{via}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unlinks the caller's account on one chat (`telegram` or `slack`). */
+        delete: operations["delete_chat_link"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/notifications/errors": {
         parameters: {
             query?: never;
@@ -351,6 +405,40 @@ export interface paths {
         head?: never;
         /** Changes the global agent settings; a refused value names its field and changes nothing. */
         patch: operations["update_settings"];
+        trace?: never;
+    };
+    "/api/v1/slack/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Takes the `/apiary` slash command: `link <code>`, `unlink`, or help. */
+        post: operations["commands"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/slack/interactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Takes a button press or a modal's submission (Slack's Interactivity request URL). */
+        post: operations["interactions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/tasks/{id}": {
@@ -633,6 +721,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/telegram/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Takes one update from Telegram's webhook. */
+        post: operations["webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -714,6 +819,27 @@ export interface components {
         CallbackOut: {
             changed: boolean;
             status: string;
+        };
+        /** @description A one-time link code and where to send it. */
+        ChatLinkCodeOut: {
+            code: string;
+            expires_at: string;
+            /** @description What to type in Slack, when the Slack channel is on. */
+            slack_command?: string | null;
+            /**
+             * @description `https://t.me/<bot>?start=<code>`, when Telegram buttons are on and the bot's username
+             *     is set.
+             */
+            telegram_url?: string | null;
+        };
+        /** @description A chat account acting as the user. */
+        ChatLinkOut: {
+            chat_user_id: string;
+            /** @description `@username` (or the first name) as the chat service gave it. */
+            chat_user_name: string;
+            created_at: string;
+            /** @description `telegram` or `slack`. */
+            via: string;
         };
         /** @description One check of a PR head. */
         Check: {
@@ -1143,6 +1269,7 @@ export interface components {
             prompts: components["schemas"]["PromptsIo"];
             /** @description Where people reach Apiary: the base of links in notifications (blank: the callback base). */
             public_url: string;
+            slack: components["schemas"]["SlackOut"];
             /**
              * Format: int64
              * @description Most bytes of agent output kept per task (then one marker line, then nothing).
@@ -1185,6 +1312,7 @@ export interface components {
             notifications_enabled?: boolean | null;
             prompts?: null | components["schemas"]["PromptsPatch"];
             public_url?: string | null;
+            slack?: null | components["schemas"]["SlackPatch"];
             /** Format: int64 */
             task_log_bytes?: number | null;
             telegram?: null | components["schemas"]["TelegramPatch"];
@@ -1193,6 +1321,23 @@ export interface components {
             watchdog_interval_s?: number | null;
             /** @description Replaces the list of webhooks. */
             webhooks?: components["schemas"]["WebhookIn"][] | null;
+        };
+        SlackOut: {
+            api_base: string;
+            bot_token: components["schemas"]["SecretState"];
+            /** @description The channel id notifications go to. */
+            channel: string;
+            enabled: boolean;
+            signing_secret: components["schemas"]["SecretState"];
+        };
+        SlackPatch: {
+            api_base?: string | null;
+            /** @description `""` keeps, `null` clears, a value replaces. */
+            bot_token?: string | null;
+            channel?: string | null;
+            enabled?: boolean | null;
+            /** @description `""` keeps, `null` clears, a value replaces. */
+            signing_secret?: string | null;
         };
         /** @description `spec` body. */
         SpecIn: {
@@ -1254,6 +1399,8 @@ export interface components {
             kind: string;
             message?: string | null;
             to_status?: string | null;
+            /** @description The chat a human acted from (`telegram`, `slack`); absent for the web and the API. */
+            via?: string | null;
         };
         TaskIn: {
             assignee_id?: string | null;
@@ -1285,15 +1432,22 @@ export interface components {
         TelegramOut: {
             api_base: string;
             bot_token: components["schemas"]["SecretState"];
+            /** @description The bot's username (for the link that links a user). */
+            bot_username: string;
             chat_id: string;
             enabled: boolean;
+            /** @description How Apiary hears presses and replies: `off`, `webhook` or `polling`. */
+            updates: string;
         };
         TelegramPatch: {
             api_base?: string | null;
             /** @description `""` keeps, `null` clears, a value replaces. */
             bot_token?: string | null;
+            bot_username?: string | null;
             chat_id?: string | null;
             enabled?: boolean | null;
+            /** @description `off`, `webhook` (Apiary registers its webhook with Telegram) or `polling`. */
+            updates?: string | null;
         };
         TimeoutsOut: {
             /** Format: int64 */
@@ -1785,6 +1939,103 @@ export interface operations {
             };
         };
     };
+    list_chat_links: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatLinkOut"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_chat_link_code: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatLinkCodeOut"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_chat_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                via: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_notification_errors: {
         parameters: {
             query?: never;
@@ -2237,6 +2488,76 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    commands: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Slack's slash command, form-encoded, signed in X-Slack-Signature */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description an ephemeral answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    interactions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description `payload=<JSON>`, form-encoded, signed in X-Slack-Signature */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description taken; a modal's errors when its words were refused */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2802,6 +3123,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskEventOut"][];
+                };
+            };
+        };
+    };
+    webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A Telegram Update (JSON), with X-Telegram-Bot-Api-Secret-Token */
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description taken */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

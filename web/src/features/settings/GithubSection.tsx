@@ -1,10 +1,10 @@
 import type { Settings } from "../../api/types";
+import { publicEndpoint } from "../../lib/publicUrl";
 import { SecretField } from "./SecretField";
 
 /** Where GitHub delivers its webhooks: Apiary's public URL (or, blank, the callback base). */
 export function githubWebhookUrl(publicUrl: string, callbackBase: string): string {
-  const base = (publicUrl.trim() || callbackBase.trim()).replace(/\/+$/, "");
-  return `${base || "<public URL>"}/api/v1/github/webhook`;
+  return publicEndpoint(publicUrl, callbackBase, "/api/v1/github/webhook");
 }
 
 /** A GitHub handle as typed: trimmed, without a leading `@`. */

@@ -11,7 +11,8 @@ const settings = {
   github_api_base: "https://api.github.com", github_handle: "apiary", ci_fix_rounds: 2, github_webhook_secret: unset, github_app_id: "", github_app_private_key: unset, local_repo_roots: [], egress_allow: [], default_template: "big", max_concurrent_boxes: 2,
   task_log_bytes: 1000, watchdog_interval_s: 30, notifications_enabled: false, chatty_events: false, log_notifications: false,
   timeouts: { provisioning_s: 1, speccing_s: 2, implementing_s: 3, idle_s: 4, failed_grace_s: 5, orphan_s: 6, stall_s: 900 },
-  telegram: { enabled: false, bot_token: unset, chat_id: "", api_base: "" },
+  telegram: { enabled: false, bot_token: unset, chat_id: "", api_base: "", updates: "off", bot_username: "" },
+  slack: { enabled: false, bot_token: unset, signing_secret: { set: true }, channel: "", api_base: "https://slack.com/api" },
   email: { enabled: false, host: "", port: 587, tls: "starttls", username: "", password: unset, from: "", to: [], to_reviewers: false },
   webhooks: [],
   prompts: { spec: "", revise: "", implement: "", changes: "" },
@@ -25,12 +26,15 @@ const settings = {
   },
 };
 
-function mount(refuse?: { message: string; field: string }) {
+function mount(refuse?: { message: string; field: string; status?: number; code?: string }) {
   const sent: Record<string, unknown>[] = [];
   vi.stubGlobal("fetch", vi.fn(async (_path: string, init?: RequestInit) => {
     if (init?.method === "PATCH") {
       sent.push(JSON.parse(String(init.body)));
-      if (refuse) return new Response(JSON.stringify({ error: { code: "bad_request", ...refuse } }), { status: 400 });
+      if (refuse) {
+        const { status = 400, code = "bad_request", ...error } = refuse;
+        return new Response(JSON.stringify({ error: { code, ...error } }), { status });
+      }
     }
     return new Response(JSON.stringify(settings), { status: 200, headers: { "content-type": "application/json" } });
   }));
@@ -144,5 +148,70 @@ describe("SettingsPage: GitHub", () => {
     expect(githubWebhookUrl("", "")).toBe("<public URL>/api/v1/github/webhook");
     expect(githubWebhookUrl(" ", "http://10.0.0.2:7878/")).toBe("http://10.0.0.2:7878/api/v1/github/webhook");
     expect(normalizeHandle(" @apiary-bot ")).toBe("apiary-bot");
+  });
+});
+
+describe("SettingsPage: Telegram", () => {
+  it("sends how updates arrive and the bot's username, and shows the webhook URL in webhook mode", async () => {
+    const sent = mount();
+    const s = within(await screen.findByRole("group", { name: "Telegram" }));
+    expect((s.getByLabelText("Telegram updates") as HTMLSelectElement).value).toBe("off");
+    expect(s.getAllByRole("option").map((o) => o.textContent)).toEqual([
+      "Off — notifications only",
+      "Webhook — Telegram calls Apiary at its public URL",
+      "Long polling — Apiary asks Telegram (no public URL needed)",
+    ]);
+    expect(s.queryByTestId("telegram-webhook-help")).toBeNull();
+    fireEvent.click(s.getByLabelText("Telegram on"));
+    fireEvent.change(s.getByLabelText("Telegram updates"), { target: { value: "webhook" } });
+    fireEvent.change(s.getByLabelText("Telegram bot username"), { target: { value: " @apiary_bot " } });
+    expect(s.getByTestId("telegram-webhook-help").textContent).toContain("https://apiary.example.com/api/v1/telegram/webhook");
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0].telegram).toEqual({ enabled: true, chat_id: "", api_base: "", updates: "webhook", bot_username: "apiary_bot" });
+  });
+
+  it("shows Telegram refusing the webhook, naming the field", async () => {
+    mount({ status: 502, code: "telegram_refused", message: "Telegram refused the webhook: bad webhook: HTTPS url must be provided", field: "telegram.updates" });
+    const s = within(await screen.findByRole("group", { name: "Telegram" }));
+    fireEvent.change(s.getByLabelText("Telegram updates"), { target: { value: "webhook" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toBe("telegram.updates: Telegram refused the webhook: bad webhook: HTTPS url must be provided"));
+    expect(screen.queryByText("Saved.")).toBeNull();
+  });
+});
+
+describe("SettingsPage: Slack", () => {
+  it("shows the request URLs for the Slack app", async () => {
+    mount();
+    const s = within(await screen.findByRole("group", { name: "Slack" }));
+    const help = s.getByTestId("slack-urls-help").textContent!;
+    expect(help).toContain("Interactivity: https://apiary.example.com/api/v1/slack/interactions");
+    expect(help).toContain("Slash command /apiary: https://apiary.example.com/api/v1/slack/commands");
+  });
+
+  it("sends the channel settings, and a secret only when one is typed or cleared", async () => {
+    const sent = mount();
+    const s = within(await screen.findByRole("group", { name: "Slack" }));
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0].slack).toEqual({ enabled: false, channel: "", api_base: "https://slack.com/api" });
+
+    fireEvent.click(s.getByLabelText("Slack on"));
+    fireEvent.change(s.getByLabelText("Slack channel ID"), { target: { value: " C0123456789 " } });
+    fireEvent.change(s.getByLabelText("Slack API base"), { target: { value: " " } });
+    const token = within(s.getByRole("group", { name: "Slack bot token" }));
+    fireEvent.click(token.getByRole("button", { name: "Set" }));
+    fireEvent.change(token.getByLabelText("New Slack bot token"), { target: { value: "xoxb-1-2" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(sent).toHaveLength(2));
+    expect(sent[1].slack).toEqual({ enabled: true, channel: "C0123456789", bot_token: "xoxb-1-2" });
+
+    const signing = within(s.getByRole("group", { name: "Slack signing secret" }));
+    fireEvent.click(signing.getByRole("button", { name: "Clear" }));
+    fireEvent.click(screen.getByRole("button", { name: "Save settings" }));
+    await waitFor(() => expect(sent).toHaveLength(3));
+    expect(sent[2].slack).toMatchObject({ signing_secret: null });
+    expect(sent[2].slack).not.toHaveProperty("bot_token");
   });
 });

@@ -7,12 +7,14 @@ import { formatEnv, parseEnv } from "../../lib/env";
 import { GatewaySection } from "./GatewaySection";
 import { GithubSection, normalizeHandle } from "./GithubSection";
 import { SecretField } from "./SecretField";
+import { SlackSection } from "./SlackSection";
+import { TelegramSection } from "./TelegramSection";
 
 const KINDS = ["spec", "revise", "implement", "changes"] as const;
 type Kind = (typeof KINDS)[number];
 
 /** The admins' settings: orchestration, boxes, cap and timeouts, GitHub, the model gateway,
- *  notifications, prompts. */
+ *  notifications, Telegram and Slack, prompts. */
 export function SettingsPage() {
   const client = useQueryClient();
   const settings = useQuery({ queryKey: ["settings"], queryFn: () => api.get<Settings>("/api/v1/settings") });
@@ -63,6 +65,7 @@ export function SettingsPage() {
       return;
     }
     const g = d.gateway;
+    const t = d.telegram;
     const patch: SettingsPatch = {
       agent_orchestration_enabled: d.agent_orchestration_enabled,
       box_provider: d.box_provider,
@@ -81,7 +84,16 @@ export function SettingsPage() {
       watchdog_interval_s: d.watchdog_interval_s,
       notifications_enabled: d.notifications_enabled,
       chatty_events: d.chatty_events,
-      telegram: { enabled: d.telegram.enabled, chat_id: d.telegram.chat_id, api_base: d.telegram.api_base, bot_token: secrets.telegram },
+      telegram: {
+        enabled: t.enabled, chat_id: t.chat_id, api_base: t.api_base, updates: t.updates,
+        bot_username: normalizeHandle(t.bot_username), bot_token: secrets.telegram,
+      },
+      slack: {
+        enabled: d.slack.enabled, channel: d.slack.channel.trim(),
+        // Blank keeps the API base in effect (it cannot be empty).
+        api_base: d.slack.api_base.trim() || undefined,
+        bot_token: secrets.slack_bot_token, signing_secret: secrets.slack_signing_secret,
+      },
       email: {
         enabled: d.email.enabled, host: d.email.host, port: d.email.port, tls: d.email.tls, username: d.email.username,
         from: d.email.from, to: d.email.to, to_reviewers: d.email.to_reviewers, password: secrets.email,
@@ -156,10 +168,6 @@ export function SettingsPage() {
         <legend>Notifications</legend>
         <label className="check"><input type="checkbox" checked={d.notifications_enabled} onChange={(e) => upd({ notifications_enabled: e.target.checked })} /> Notifications on</label>
         <label className="check"><input type="checkbox" checked={d.chatty_events} onChange={(e) => upd({ chatty_events: e.target.checked })} /> Also queued / provisioning</label>
-        <label className="check"><input type="checkbox" checked={d.telegram.enabled} onChange={(e) => upd({ telegram: { ...d.telegram, enabled: e.target.checked } })} /> Telegram</label>
-        <SecretField label="Telegram bot token" set={d.telegram.bot_token.set} onChange={(v) => setSecrets({ ...secrets, telegram: v })} />
-        <label>Telegram chat id<input value={d.telegram.chat_id} onChange={(e) => upd({ telegram: { ...d.telegram, chat_id: e.target.value } })} /></label>
-        <label>Telegram API base<input value={d.telegram.api_base} onChange={(e) => upd({ telegram: { ...d.telegram, api_base: e.target.value } })} /></label>
         <label className="check"><input type="checkbox" checked={d.email.enabled} onChange={(e) => upd({ email: { ...d.email, enabled: e.target.checked } })} /> Email</label>
         <label>SMTP host<input value={d.email.host} onChange={(e) => upd({ email: { ...d.email, host: e.target.value } })} /></label>
         <label>SMTP port<input type="number" min={1} value={d.email.port} onChange={(e) => upd({ email: { ...d.email, port: Number(e.target.value) } })} /></label>
@@ -186,6 +194,18 @@ export function SettingsPage() {
         ))}
         <button type="button" onClick={() => setHooks([...(hooks ?? []), { url: "", enabled: true, secretSet: false }])}>Add webhook</button>
       </fieldset>
+      <TelegramSection
+        settings={d}
+        version={keysVersion}
+        onChange={upd}
+        onToken={(v) => { setSecrets({ ...secrets, telegram: v }); setSaved(false); }}
+      />
+      <SlackSection
+        settings={d}
+        version={keysVersion}
+        onChange={upd}
+        onSecret={(name, v) => { setSecrets({ ...secrets, [`slack_${name}`]: v }); setSaved(false); }}
+      />
       <fieldset className="card">
         <legend>Global prompts</legend>
         {KINDS.map((k) => (

@@ -1,7 +1,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { cleanup, render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { AuditTrail, eventKindLabel } from "./AuditTrail";
+import { actorText, AuditTrail, eventKindLabel } from "./AuditTrail";
 
 const at = "2026-12-01T10:00:00Z";
 const events = [
@@ -28,5 +28,21 @@ describe("AuditTrail", () => {
       "Checks by system — checks still failing after 2 fix rounds",
       "something_new by system — a new kind of event",
     ]);
+  });
+
+  it("names the chat a human acted from", async () => {
+    expect(actorText({ actor_kind: "human", via: "telegram" })).toBe("by human via Telegram");
+    expect(actorText({ actor_kind: "human", via: "slack" })).toBe("by human via Slack");
+    expect(actorText({ actor_kind: "human", via: null })).toBe("by human");
+    expect(actorText({ actor_kind: "system" })).toBe("by system");
+    const fromChat = [
+      { id: 4, kind: "transition", from_status: "spec_ready", to_status: "spec_approved", actor_kind: "human", actor_id: "u1", via: "telegram", created_at: at, message: null },
+      { id: 5, kind: "transition", from_status: "spec_approved", to_status: "queued", actor_kind: "human", actor_id: "u1", via: null, created_at: at, message: null },
+    ];
+    vi.stubGlobal("fetch", vi.fn(async () => new Response(JSON.stringify(fromChat), { status: 200, headers: { "content-type": "application/json" } })));
+    render(<QueryClientProvider client={new QueryClient()}><AuditTrail taskId="t1" /></QueryClientProvider>);
+    const items = await screen.findAllByRole("listitem");
+    expect(items[0].textContent).toMatch(/spec_ready → spec_approved by human via Telegram$/);
+    expect(items[1].textContent).toMatch(/spec_approved → queued by human$/);
   });
 });

@@ -87,7 +87,7 @@ pub async fn create_chat_link_code(
 
 /// Unlinks the caller's account on one chat (`telegram` or `slack`).
 #[utoipa::path(delete, path = "/api/v1/me/chat-links/{via}", tag = "auth",
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_chat_link(
     State(state): State<AppState>,
     caller: Caller,

@@ -550,7 +550,7 @@ fn set<T>(target: &mut T, v: Option<T>) {
 
 /// Changes the global agent settings; a refused value names its field and changes nothing.
 #[utoipa::path(patch, path = "/api/v1/settings", request_body = SettingsPatch, tag = "settings",
-    responses((status = 200, body = SettingsOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = SettingsOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 502, body = ErrorBody, description = "Telegram refused the webhook setup")))]
 pub async fn update_settings(
     State(state): State<AppState>,
     caller: Caller,

@@ -102,7 +102,8 @@ fn slack_bot_error(e: apiary_orchestrator::chat::ChatError) -> ApiError {
 /// Takes a button press or a modal's submission (Slack's Interactivity request URL).
 #[utoipa::path(post, path = "/api/v1/slack/interactions", tag = "chat",
     request_body(content = String, description = "`payload=<JSON>`, form-encoded, signed in X-Slack-Signature", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "taken; a modal's errors when its words were refused"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "taken; a modal's errors when its words were refused"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "the Slack channel is off"), (status = 503, body = ErrorBody, description = "no Slack bot token is set")))]
 pub async fn interactions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -291,7 +292,8 @@ async fn on_submission(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<Re
 /// Takes the `/apiary` slash command: `link <code>`, `unlink`, or help.
 #[utoipa::path(post, path = "/api/v1/slack/commands", tag = "chat",
     request_body(content = String, description = "Slack's slash command, form-encoded, signed in X-Slack-Signature", content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "an ephemeral answer"), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "an ephemeral answer"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "the Slack channel is off")))]
 pub async fn commands(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -31,7 +31,8 @@ const POLL_LEASE: &str = "telegram_poll";
 /// Takes one update from Telegram's webhook.
 #[utoipa::path(post, path = "/api/v1/telegram/webhook", tag = "chat",
     request_body(content = String, description = "A Telegram Update (JSON), with X-Telegram-Bot-Api-Secret-Token"),
-    responses((status = 200, description = "taken"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "taken"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "telegram.updates is not webhook"), (status = 503, body = ErrorBody, description = "no bot token is set")))]
 pub async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,

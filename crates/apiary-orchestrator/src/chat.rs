@@ -54,11 +54,18 @@ impl ChatError {
     }
 }
 
+/// One client for every chat call (connections are reused); 10 s per call, as every
+/// notification channel (a long poll sets its own).
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(40))
-        .build()
-        .expect("http client")
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client")
+        })
+        .clone()
 }
 
 /// Telegram's Bot API, as the configured bot.
@@ -97,10 +104,11 @@ impl Telegram {
     /// Calls a Bot API method with a JSON body; its `result`.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, ChatError> {
         let url = format!("{}/bot{}/{method}", self.base, self.token);
-        let resp = self
-            .http
-            .post(&url)
-            .json(body)
+        let mut req = self.http.post(&url).json(body);
+        if let Some(wait) = body["timeout"].as_u64().filter(|_| method == "getUpdates") {
+            req = req.timeout(Duration::from_secs(wait + 10));
+        }
+        let resp = req
             .send()
             .await
             // Never let the token (in the URL) reach a log.
@@ -129,6 +137,7 @@ impl Telegram {
 }
 
 /// Slack's Web API, as the configured app's bot.
+#[derive(Clone)]
 pub struct Slack {
     http: reqwest::Client,
     base: String,

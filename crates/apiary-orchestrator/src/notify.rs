@@ -102,9 +102,15 @@ impl Deliver {
             pr_url: task.pr_url,
             code_url: task.code_url,
             site_url: task.site_url,
+            // Chat messages have room for a few thousand characters (a Slack section 3000):
+            // the error's start says what failed; the task page has it whole.
             error: task
                 .last_error
-                .filter(|_| matches!(event, NotifyEvent::Failed | NotifyEvent::ChecksFailing)),
+                .filter(|_| matches!(event, NotifyEvent::Failed | NotifyEvent::ChecksFailing))
+                .map(|e| match e.char_indices().nth(1500) {
+                    Some((at, _)) => format!("{}…", &e[..at]),
+                    None => e,
+                }),
         })
     }
 

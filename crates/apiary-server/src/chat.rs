@@ -13,14 +13,15 @@ use crate::routes::agent;
 use crate::routes::tasks::writable_task;
 use crate::AppState;
 
-/// Longest text taken from chat as feedback or a review comment (the API's own limit).
-pub const MAX_TEXT: usize = 20_000;
-
 /// What an unlinked chat user is told; nothing is done for them.
 pub fn not_linked(via: Via) -> String {
+    let how = match via {
+        Via::Telegram => "send it to this bot in a private chat",
+        Via::Slack => "type /apiary link <code>",
+    };
     format!(
         "This {} account is not linked to an Apiary user, so nothing was done. In Apiary, open \
-         Account → Chat accounts, get a code and send it here.",
+         Account → Chat accounts, get a code and {how}.",
         via.label()
     )
 }
@@ -96,11 +97,6 @@ pub async fn perform(
     if action.needs_text() && text.trim().is_empty() {
         return Err("Nothing changed: the reply was empty.".into());
     }
-    if text.len() > MAX_TEXT {
-        return Err(format!(
-            "Nothing changed: the text is over {MAX_TEXT} bytes; shorten it or use Apiary."
-        ));
-    }
     let (s, id) = (State(state.clone()), Path(task_id.to_string()));
     let result = match action {
         ChatAction::Approve => {
@@ -126,7 +122,10 @@ pub async fn perform(
     match result {
         Ok(out) if out.changed => now.ok_or_else(|| "That task is gone.".into()),
         // Someone else did it first: the task already has that status.
-        Ok(_) => Err(now.as_ref().map(moved_on).unwrap_or_default()),
+        Ok(_) => Err(now
+            .as_ref()
+            .map(moved_on)
+            .unwrap_or_else(|| "That task is gone.".into())),
         Err(e) => Err(refusal(e, now.as_ref())),
     }
 }

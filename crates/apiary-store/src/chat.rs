@@ -39,17 +39,21 @@ from_row!(ChatLink {
 pub struct ChatPrompt {
     pub task_id: String,
     pub action: ChatAction,
+    /// The audit event of the button that asked.
+    pub event_id: i64,
     pub chat_user_id: String,
 }
 
 struct PromptRow {
     task_id: String,
     action: String,
+    event_id: i64,
     chat_user_id: String,
 }
 from_row!(PromptRow {
     task_id,
     action,
+    event_id,
     chat_user_id
 });
 
@@ -177,16 +181,13 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Remembers that the chat message `message_id` in `chat_id` asks `chat_user_id` for the
-    /// words of `action` on `task_id`.
+    /// Remembers that the chat message `message_id` in `chat_id` is `prompt`'s question.
     pub async fn save_chat_prompt(
         &self,
         via: Via,
         chat_id: &str,
         message_id: &str,
-        task_id: &str,
-        action: ChatAction,
-        chat_user_id: &str,
+        prompt: &ChatPrompt,
     ) -> StoreResult<()> {
         let now = self.now();
         sqlx::query("DELETE FROM chat_prompts WHERE expires_at < $1")
@@ -194,15 +195,16 @@ impl Store {
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO chat_prompts (via, chat_id, message_id, task_id, action, chat_user_id, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (via, chat_id, message_id) DO NOTHING",
+            "INSERT INTO chat_prompts (via, chat_id, message_id, task_id, action, event_id, chat_user_id, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (via, chat_id, message_id) DO NOTHING",
         )
         .bind(via.as_str())
         .bind(chat_id)
         .bind(message_id)
-        .bind(task_id)
-        .bind(action.code())
-        .bind(chat_user_id)
+        .bind(&prompt.task_id)
+        .bind(prompt.action.code())
+        .bind(prompt.event_id)
+        .bind(&prompt.chat_user_id)
         .bind(now + PROMPT_TTL_MS)
         .execute(&self.pool)
         .await?;
@@ -217,7 +219,7 @@ impl Store {
         message_id: &str,
     ) -> StoreResult<Option<ChatPrompt>> {
         let row = sqlx::query_as::<_, PromptRow>(
-            "SELECT task_id, action, chat_user_id FROM chat_prompts \
+            "SELECT task_id, action, event_id, chat_user_id FROM chat_prompts \
              WHERE via = $1 AND chat_id = $2 AND message_id = $3 AND expires_at >= $4",
         )
         .bind(via.as_str())
@@ -230,6 +232,7 @@ impl Store {
             Some(ChatPrompt {
                 action: ChatAction::parse(&r.action)?,
                 task_id: r.task_id,
+                event_id: r.event_id,
                 chat_user_id: r.chat_user_id,
             })
         }))

@@ -67,9 +67,13 @@ pub async fn create_chat_link_code(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<ChatLinkCodeOut>> {
-    if caller.via().is_some() || caller.user.role == apiary_core::Role::Agent {
+    // A person at the UI: not a personal token (a leaked one must not gain a chat account that
+    // outlives it), not a chat account, not the Agent user.
+    if !matches!(caller.credential, crate::auth::Credential::Session { .. })
+        || caller.user.role == apiary_core::Role::Agent
+    {
         return Err(ApiError::forbidden(
-            "only a signed-in person links chat accounts",
+            "only a person signed in to Apiary links chat accounts",
         ));
     }
     let s = state.store.settings().await?;

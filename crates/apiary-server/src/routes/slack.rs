@@ -68,7 +68,7 @@ async fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult
             "X-Slack-Request-Timestamp is missing",
         ));
     };
-    if (state.store.now() / 1000 - sent_at).abs() > MAX_SKEW_S {
+    if (state.store.now() / 1000).abs_diff(sent_at) > MAX_SKEW_S as u64 {
         return Err(ApiError::unauthorized(
             "X-Slack-Request-Timestamp is more than 5 minutes off: a replayed request, or a wrong clock",
         ));
@@ -136,16 +136,19 @@ async fn whisper(bot: &Slack, channel: &str, user: &str, text: &str) {
 }
 
 /// Edits a notification to say who did what: its text kept, the buttons taken away.
-async fn mark_done(bot: &Slack, channel: &str, ts: &str, blocks: Vec<Value>, line: &str) {
+async fn mark_done(bot: Slack, channel: &str, ts: &str, blocks: Vec<Value>, line: &str) {
     let mut blocks: Vec<Value> = blocks
         .into_iter()
         .filter(|b| b["type"] != "actions")
         .collect();
     blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": escape_mrkdwn(line) }] }));
     let body = json!({ "channel": channel, "ts": ts, "text": line, "blocks": blocks });
-    if let Err(e) = bot.call("chat.update", &body).await {
-        tracing::warn!(error = %e, "Slack call failed");
-    }
+    // Slack wants its answer within 3 s: the edit goes out after it.
+    tokio::spawn(async move {
+        if let Err(e) = bot.call("chat.update", &body).await {
+            tracing::warn!(error = %e, "Slack call failed");
+        }
+    });
 }
 
 async fn on_button(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<()> {
@@ -189,9 +192,14 @@ async fn on_button(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<()> {
             .and_then(|b| b["text"]["text"].as_str())
             .unwrap_or_default()
             .chars()
-            .take(2000)
+            .take(1200)
             .collect();
-        let meta = json!({ "a": action.code(), "t": task_id, "e": event_id, "c": channel, "s": ts, "x": text });
+        let mut meta = json!({ "a": action.code(), "t": task_id, "e": event_id, "c": channel, "s": ts, "x": text });
+        if meta.to_string().len() > 3000 {
+            // Slack keeps at most 3000 characters of private metadata: the text is only for
+            // the edited message, so it goes first.
+            meta["x"] = json!("");
+        }
         let view = json!({
             "type": "modal",
             "callback_id": FEEDBACK_VIEW,
@@ -230,7 +238,7 @@ async fn on_button(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<()> {
                 .cloned()
                 .unwrap_or_default();
             mark_done(
-                bot,
+                bot.clone(),
                 channel,
                 ts,
                 blocks,
@@ -276,7 +284,7 @@ async fn on_submission(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<Re
         Ok(_) => {
             let section = json!({ "type": "section", "text": { "type": "mrkdwn", "text": meta["x"].as_str().filter(|x| !x.is_empty()).unwrap_or("Apiary") } });
             mark_done(
-                bot,
+                bot.clone(),
                 meta["c"].as_str().unwrap_or_default(),
                 meta["s"].as_str().unwrap_or_default(),
                 vec![section],

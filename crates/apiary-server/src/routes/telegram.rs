@@ -10,6 +10,7 @@ use std::time::Duration;
 use apiary_core::chat::{ChatAction, Via};
 use apiary_core::notify::escape_md2;
 use apiary_orchestrator::chat::{ChatError, Telegram, TELEGRAM_WEBHOOK_SECRET};
+use apiary_store::ChatPrompt;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -67,7 +68,11 @@ pub async fn webhook(
             e.to_string(),
         )
     })?;
-    handle_update(&state, &bot, &update).await?;
+    // Taken once the secret matched: an error is logged, not answered with a 5xx that would
+    // make Telegram send the update again (a second question, a second reply).
+    if let Err(e) = handle_update(&state, &bot, &update).await {
+        tracing::warn!(error = %e.message, "a Telegram update was not handled");
+    }
     Ok(StatusCode::OK)
 }
 
@@ -146,7 +151,8 @@ async fn poll_once(
     let bot = Telegram::configured(&state.orch)
         .await
         .map_err(|e| e.to_string())?;
-    let mut ask = json!({ "timeout": POLL_WAIT_S, "allowed_updates": ALLOWED_UPDATES });
+    let mut ask =
+        json!({ "timeout": POLL_WAIT_S, "limit": 20, "allowed_updates": ALLOWED_UPDATES });
     if let Some(o) = offset {
         ask["offset"] = json!(o);
     }
@@ -157,6 +163,15 @@ async fn poll_once(
     for u in updates.as_array().into_iter().flatten() {
         if let Some(id) = u["update_id"].as_i64() {
             *offset = Some(id + 1);
+        }
+        // Still ours: another replica must not take the same updates meanwhile.
+        if !state
+            .store
+            .try_lease(POLL_LEASE, holder, lease_ms)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(false);
         }
         if let Err(e) = handle_update(state, &bot, u).await {
             tracing::warn!(error = %e.message, "a Telegram update was not handled");
@@ -275,9 +290,12 @@ async fn on_button(state: &AppState, bot: &Telegram, q: &Value) -> ApiResult<()>
                 Via::Telegram,
                 &json_id(&sent["chat"]["id"]),
                 &json_id(&sent["message_id"]),
-                task_id,
-                action,
-                &chat_user_id,
+                &ChatPrompt {
+                    task_id: task_id.to_string(),
+                    action,
+                    event_id,
+                    chat_user_id: chat_user_id.clone(),
+                },
             )
             .await?;
         answer(
@@ -368,6 +386,15 @@ async fn on_message(state: &AppState, bot: &Telegram, message: &Value) -> ApiRes
             reply(bot, message, &chat::not_linked(Via::Telegram)).await;
             return Ok(());
         };
+        if text.trim().is_empty() {
+            reply(
+                bot,
+                message,
+                "Reply with text, please; the question still waits.",
+            )
+            .await;
+            return Ok(());
+        }
         if !state
             .store
             .drop_chat_prompt(Via::Telegram, &chat_id, &asked)
@@ -381,7 +408,7 @@ async fn on_message(state: &AppState, bot: &Telegram, message: &Value) -> ApiRes
             caller,
             prompt.action,
             &prompt.task_id,
-            None,
+            Some(prompt.event_id),
             Some(text.to_string()),
         )
         .await

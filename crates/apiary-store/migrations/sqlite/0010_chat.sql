@@ -22,6 +22,8 @@ CREATE TABLE chat_prompts (
     message_id TEXT NOT NULL,
     task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
     action TEXT NOT NULL,
+    -- The audit event of the button pressed: a reply after the task moved on changes nothing.
+    event_id BIGINT NOT NULL,
     chat_user_id TEXT NOT NULL,
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (via, chat_id, message_id)

@@ -68,6 +68,26 @@ fn http() -> reqwest::Client {
         .clone()
 }
 
+/// The settings and the bot token stored under `secret` (`service` names it in the error).
+async fn bot_token(
+    orch: &Orchestrator,
+    secret: &str,
+    service: &str,
+) -> Result<(apiary_core::Settings, String), ChatError> {
+    let store_err = |e: apiary_store::StoreError| ChatError::Unreachable {
+        service: "the database",
+        detail: e.to_string(),
+    };
+    let s = orch.store.settings().await.map_err(store_err)?;
+    let token = orch
+        .store
+        .setting_secret(secret)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ChatError::NotConfigured(format!("no {service} bot token is set")))?;
+    Ok((s, token))
+}
+
 /// Telegram's Bot API, as the configured bot.
 pub struct Telegram {
     http: reqwest::Client,
@@ -78,17 +98,7 @@ pub struct Telegram {
 impl Telegram {
     /// The bot the settings configure.
     pub async fn configured(orch: &Orchestrator) -> Result<Telegram, ChatError> {
-        let store_err = |e: apiary_store::StoreError| ChatError::Unreachable {
-            service: "the database",
-            detail: e.to_string(),
-        };
-        let s = orch.store.settings().await.map_err(store_err)?;
-        let token = orch
-            .store
-            .setting_secret(TELEGRAM_BOT_TOKEN)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| ChatError::NotConfigured("no Telegram bot token is set".into()))?;
+        let (s, token) = bot_token(orch, TELEGRAM_BOT_TOKEN, "Telegram").await?;
         Ok(Telegram::new(&s.telegram.api_base, &token))
     }
 
@@ -147,17 +157,7 @@ pub struct Slack {
 impl Slack {
     /// The bot the settings configure.
     pub async fn configured(orch: &Orchestrator) -> Result<Slack, ChatError> {
-        let store_err = |e: apiary_store::StoreError| ChatError::Unreachable {
-            service: "the database",
-            detail: e.to_string(),
-        };
-        let s = orch.store.settings().await.map_err(store_err)?;
-        let token = orch
-            .store
-            .setting_secret(SLACK_BOT_TOKEN)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| ChatError::NotConfigured("no Slack bot token is set".into()))?;
+        let (s, token) = bot_token(orch, SLACK_BOT_TOKEN, "Slack").await?;
         Ok(Slack {
             http: http(),
             base: s.slack.api_base.trim_end_matches('/').to_string(),

@@ -21,8 +21,12 @@ pub enum Credential {
     /// A personal API token (no CSRF: browsers never attach it on their own).
     Bearer,
     /// A linked chat account pressing a button or replying (the chat service's request was
-    /// verified instead: a secret token or a signature).
-    Chat(apiary_core::chat::Via),
+    /// verified instead: a secret token or a signature), with the audit event the button was
+    /// made for: the action applies only while the task has not moved on since.
+    Chat {
+        via: apiary_core::chat::Via,
+        event: Option<i64>,
+    },
 }
 
 /// An authenticated caller.
@@ -107,18 +111,26 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    /// A linked chat user acting as `user`.
-    pub fn from_chat(user: User, via: apiary_core::chat::Via) -> Caller {
+    /// A linked chat user acting as `user` from a button made for audit event `event`.
+    pub fn from_chat(user: User, via: apiary_core::chat::Via, event: Option<i64>) -> Caller {
         Caller {
             user,
-            credential: Credential::Chat(via),
+            credential: Credential::Chat { via, event },
         }
     }
 
     /// The chat the caller acts from, for the audit trail.
     pub fn via(&self) -> Option<apiary_core::chat::Via> {
         match self.credential {
-            Credential::Chat(via) => Some(via),
+            Credential::Chat { via, .. } => Some(via),
+            _ => None,
+        }
+    }
+
+    /// The audit event a chat button was made for.
+    pub fn chat_event(&self) -> Option<i64> {
+        match self.credential {
+            Credential::Chat { event, .. } => event,
             _ => None,
         }
     }

@@ -89,10 +89,9 @@ pub async fn perform(
     caller: Caller,
     action: ChatAction,
     task_id: &str,
-    event_id: Option<i64>,
     text: Option<String>,
 ) -> Result<Task, String> {
-    may_act(state, &caller, action, task_id, event_id).await?;
+    may_act(state, &caller, action, task_id, caller.chat_event()).await?;
     let text = text.unwrap_or_default();
     if action.needs_text() && text.trim().is_empty() {
         return Err("Nothing changed: the reply was empty.".into());
@@ -128,6 +127,46 @@ pub async fn perform(
             .unwrap_or_else(|| "That task is gone.".into())),
         Err(e) => Err(refusal(e, now.as_ref())),
     }
+}
+
+/// Links the chat account that sent `code`; the line to answer with. `unlink` says how to undo.
+pub async fn link(
+    state: &AppState,
+    via: Via,
+    chat_user_id: &str,
+    chat_user_name: &str,
+    code: &str,
+    unlink: &str,
+) -> Result<String, ApiError> {
+    Ok(
+        match state
+            .store
+            .redeem_chat_link_code(code, via, chat_user_id, chat_user_name)
+            .await?
+        {
+            Some(user) => format!(
+                "Linked: this {} account now acts as {} in Apiary, with their rights. {unlink} undoes it.",
+                via.label(),
+                user.name
+            ),
+            None => "That code is unknown or has expired; get a new one in Apiary (Account → Chat accounts).".to_string(),
+        },
+    )
+}
+
+/// Unlinks the chat account; the line to answer with.
+pub async fn unlink(state: &AppState, via: Via, chat_user_id: &str) -> Result<String, ApiError> {
+    Ok(match linked(state, via, chat_user_id).await? {
+        Some(u) => {
+            state.store.unlink_chat(&u.id, via).await?;
+            format!(
+                "Unlinked: this {} account no longer acts as {} in Apiary.",
+                via.label(),
+                u.name
+            )
+        }
+        None => format!("This {} account is not linked.", via.label()),
+    })
 }
 
 /// The line a chat message gains once acted on: "Approved by Ann via Telegram".

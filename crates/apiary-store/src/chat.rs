@@ -14,6 +14,8 @@ use crate::users::{User, UserRow, USER_COLS};
 pub const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 /// How long Apiary waits for the reply to a "what should change?" prompt.
 const PROMPT_TTL_MS: i64 = 24 * 3600 * 1000;
+/// The settings row holding Telegram's poll offset.
+const POLL_OFFSET_KEY: &str = "telegram.poll_offset";
 /// Letters and digits that cannot be mistaken for one another when typed from a screen.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
@@ -267,5 +269,29 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(later > 0)
+    }
+
+    /// The next Telegram update to ask for (`getUpdates`' offset), kept so that a restart or
+    /// another replica taking over the poll does not take the last updates again.
+    pub async fn telegram_poll_offset(&self) -> StoreResult<Option<i64>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+            .bind(POLL_OFFSET_KEY)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|(v,)| v.parse().ok()))
+    }
+
+    /// Records [`Store::telegram_poll_offset`].
+    pub async fn set_telegram_poll_offset(&self, offset: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(POLL_OFFSET_KEY)
+        .bind(offset.to_string())
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

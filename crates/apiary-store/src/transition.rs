@@ -53,6 +53,10 @@ pub struct TransitionRequest {
     pub writes: TaskWrites,
     /// The chat a human acted from, for the audit trail.
     pub via: Option<apiary_core::chat::Via>,
+    /// Applies only while the task has not changed status since this audit event (the one a
+    /// chat button was made for), checked under the task's lock: two presses on one message
+    /// cannot both act.
+    pub after_event: Option<i64>,
 }
 
 /// A review comment for the box's next round.
@@ -100,6 +104,7 @@ impl TransitionRequest {
             error: None,
             writes: TaskWrites::default(),
             via: None,
+            after_event: None,
         }
     }
 
@@ -244,6 +249,23 @@ impl Store {
     ) -> StoreResult<TransitionOutcome> {
         let task = self.lock_task(tx, &req.task_id).await?;
         let from = task.agent_status;
+        if let Some(event) = req.after_event {
+            let (later,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM task_events WHERE task_id = $1 AND kind = 'transition' AND id > $2",
+            )
+            .bind(&task.id)
+            .bind(event)
+            .fetch_one(&mut **tx)
+            .await?;
+            if later > 0 {
+                return Err(StoreError::InvalidTransition {
+                    from,
+                    to: req.to,
+                    actor: req.actor.kind(),
+                    allowed: apiary_core::allowed_targets(from, req.actor.kind()),
+                });
+            }
+        }
         let effects = match decide(from, req.to, req.actor.kind()) {
             Ok(Decision::NoOp) => {
                 return Ok(TransitionOutcome {

@@ -67,6 +67,7 @@ async fn act(
         TransitionRequest::new(id, to, Actor::Human(caller.user.id.clone())).with_writes(writes);
     req.message = message;
     req.via = caller.via();
+    req.after_event = caller.chat_event();
     let outcome = state.orch.transition(req).await?;
     Ok(Json(TransitionOut {
         task: state.store.get_task(id).await?.into(),

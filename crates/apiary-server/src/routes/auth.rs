@@ -133,7 +133,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
 pub async fn get_me(caller: Caller) -> Json<MeOut> {
     let csrf_token = match caller.credential {
         Credential::Session { csrf_token, .. } => Some(csrf_token),
-        Credential::Bearer | Credential::Chat(_) => None,
+        Credential::Bearer | Credential::Chat { .. } => None,
     };
     Json(MeOut {
         user: caller.user.into(),

@@ -198,7 +198,7 @@ impl Feed {
                 .ok()
                 .flatten()
                 .map(|s| s.user),
-            crate::auth::Credential::Bearer | crate::auth::Credential::Chat(_) => {
+            crate::auth::Credential::Bearer | crate::auth::Credential::Chat { .. } => {
                 self.store.get_user(&self.caller.user.id).await.ok()
             }
         };

@@ -137,9 +137,23 @@ async fn whisper(bot: &Slack, channel: &str, user: &str, text: &str) {
 
 /// Edits a notification to say who did what: its text kept, the buttons taken away.
 async fn mark_done(bot: Slack, channel: &str, ts: &str, blocks: Vec<Value>, line: &str) {
+    // The action buttons go; a link button (Open) stays.
     let mut blocks: Vec<Value> = blocks
         .into_iter()
-        .filter(|b| b["type"] != "actions")
+        .filter_map(|mut b| {
+            if b["type"] != "actions" {
+                return Some(b);
+            }
+            let links: Vec<Value> = b["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["url"].is_string())
+                .cloned()
+                .collect();
+            b["elements"] = json!(links);
+            (!links.is_empty()).then_some(b)
+        })
         .collect();
     blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": escape_mrkdwn(line) }] }));
     let body = json!({ "channel": channel, "ts": ts, "text": line, "blocks": blocks });
@@ -177,7 +191,7 @@ async fn on_button(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<()> {
         whisper(bot, channel, user_id, &chat::not_linked(Via::Slack)).await;
         return Ok(());
     };
-    let caller = Caller::from_chat(user.clone(), Via::Slack);
+    let caller = Caller::from_chat(user.clone(), Via::Slack, Some(event_id));
     if action.needs_text() {
         let task = match chat::may_act(state, &caller, action, &task_id, Some(event_id)).await {
             Ok(t) => t,
@@ -231,7 +245,7 @@ async fn on_button(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<()> {
         }
         return Ok(());
     }
-    match chat::perform(state, caller, action, &task_id, Some(event_id), None).await {
+    match chat::perform(state, caller, action, &task_id, None).await {
         Ok(_) => {
             let blocks = p["message"]["blocks"]
                 .as_array()
@@ -279,15 +293,19 @@ async fn on_submission(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<Re
     let text = view["state"]["values"]["feedback"]["text"]["value"]
         .as_str()
         .map(str::to_string);
-    let caller = Caller::from_chat(user.clone(), Via::Slack);
-    match chat::perform(state, caller, action, task_id, Some(event_id), text).await {
+    let caller = Caller::from_chat(user.clone(), Via::Slack, Some(event_id));
+    match chat::perform(state, caller, action, task_id, text).await {
         Ok(_) => {
             let section = json!({ "type": "section", "text": { "type": "mrkdwn", "text": meta["x"].as_str().filter(|x| !x.is_empty()).unwrap_or("Apiary") } });
+            let open = json!({ "type": "actions", "elements": [{
+                "type": "button", "action_id": "open", "text": { "type": "plain_text", "text": "Open" },
+                "url": format!("{}/tasks/{task_id}", state.orch.public_url().await?),
+            }] });
             mark_done(
                 bot.clone(),
                 meta["c"].as_str().unwrap_or_default(),
                 meta["s"].as_str().unwrap_or_default(),
-                vec![section],
+                vec![section, open],
                 &chat::done_line(action, &user, Via::Slack),
             )
             .await;
@@ -312,35 +330,16 @@ pub async fn commands(
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
     let user_id = get("user_id");
     let text = get("text").trim();
+    let command = get("command");
     let said = if text == "unlink" {
-        match chat::linked(&state, Via::Slack, user_id).await? {
-            Some(u) => {
-                state.store.unlink_chat(&u.id, Via::Slack).await?;
-                format!(
-                    "Unlinked: this Slack account no longer acts as {} in Apiary.",
-                    u.name
-                )
-            }
-            None => "This Slack account is not linked.".to_string(),
-        }
+        chat::unlink(&state, Via::Slack, user_id).await?
     } else if let Some(code) = chat::link_code(text) {
         let name = format!("@{}", get("user_name"));
-        match state
-            .store
-            .redeem_chat_link_code(code, Via::Slack, user_id, &name)
-            .await?
-        {
-            Some(u) => format!(
-                "Linked: this Slack account now acts as {} in Apiary, with their rights. `{} unlink` undoes it.",
-                u.name,
-                get("command")
-            ),
-            None => "That code is unknown or has expired; get a new one in Apiary (Account → Chat accounts).".to_string(),
-        }
+        let undo = format!("`{command} unlink`");
+        chat::link(&state, Via::Slack, user_id, &name, code, &undo).await?
     } else {
         format!(
-            "`{0} link <code>` links your Slack account to your Apiary user (get the code in Apiary: Account → Chat accounts); `{0} unlink` undoes it.",
-            get("command")
+            "`{command} link <code>` links your Slack account to your Apiary user (get the code in Apiary: Account → Chat accounts); `{command} unlink` undoes it."
         )
     };
     Ok(Json(json!({ "response_type": "ephemeral", "text": said })))

@@ -151,6 +151,13 @@ async fn poll_once(
     let bot = Telegram::configured(&state.orch)
         .await
         .map_err(|e| e.to_string())?;
+    if offset.is_none() {
+        *offset = state
+            .store
+            .telegram_poll_offset()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let mut ask =
         json!({ "timeout": POLL_WAIT_S, "limit": 20, "allowed_updates": ALLOWED_UPDATES });
     if let Some(o) = offset {
@@ -163,6 +170,12 @@ async fn poll_once(
     for u in updates.as_array().into_iter().flatten() {
         if let Some(id) = u["update_id"].as_i64() {
             *offset = Some(id + 1);
+            // Taken before it is acted on: at most once, as a webhook delivery would be.
+            state
+                .store
+                .set_telegram_poll_offset(id + 1)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         // Still ours: another replica must not take the same updates meanwhile.
         if !state
@@ -241,8 +254,26 @@ async fn on_button(state: &AppState, bot: &Telegram, q: &Value) -> ApiResult<()>
         answer(bot, query_id, &chat::not_linked(Via::Telegram), true).await;
         return Ok(());
     };
-    let caller = Caller::from_chat(user.clone(), Via::Telegram);
     let message = &q["message"];
+    // Telegram passes on what a client sends as `data`: only a button this message carries
+    // is taken, so a press always names the notification it edits.
+    let offered = message["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .any(|b| b["callback_data"] == q["data"]);
+    if !offered {
+        answer(
+            bot,
+            query_id,
+            "This button is not one of this message's.",
+            true,
+        )
+        .await;
+        return Ok(());
+    }
+    let caller = Caller::from_chat(user.clone(), Via::Telegram, Some(event_id));
     if action.needs_text() {
         let task = match chat::may_act(state, &caller, action, task_id, Some(event_id)).await {
             Ok(t) => t,
@@ -307,7 +338,7 @@ async fn on_button(state: &AppState, bot: &Telegram, q: &Value) -> ApiResult<()>
         .await;
         return Ok(());
     }
-    match chat::perform(state, caller, action, task_id, Some(event_id), None).await {
+    match chat::perform(state, caller, action, task_id, None).await {
         Ok(_) => {
             let line = chat::done_line(action, &user, Via::Telegram);
             answer(bot, query_id, &line, false).await;
@@ -370,15 +401,19 @@ async fn on_message(state: &AppState, bot: &Telegram, message: &Value) -> ApiRes
     let text = message["text"].as_str().unwrap_or_default();
     let chat_id = json_id(&message["chat"]["id"]);
     let private = message["chat"]["type"] == "private";
-    if let Some(asked) = message["reply_to_message"]["message_id"].as_i64() {
-        let asked = asked.to_string();
-        let Some(prompt) = state
-            .store
-            .chat_prompt(Via::Telegram, &chat_id, &asked)
-            .await?
-        else {
-            return Ok(());
-        };
+    let asked = message["reply_to_message"]["message_id"]
+        .as_i64()
+        .map(|id| id.to_string());
+    let prompt = match &asked {
+        Some(asked) => {
+            state
+                .store
+                .chat_prompt(Via::Telegram, &chat_id, asked)
+                .await?
+        }
+        None => None,
+    };
+    if let (Some(asked), Some(prompt)) = (asked, prompt) {
         if prompt.chat_user_id != chat_user_id {
             return Ok(()); // Only who pressed the button answers its question.
         }
@@ -402,13 +437,12 @@ async fn on_message(state: &AppState, bot: &Telegram, message: &Value) -> ApiRes
         {
             return Ok(()); // Another replica took this reply.
         }
-        let caller = Caller::from_chat(user.clone(), Via::Telegram);
+        let caller = Caller::from_chat(user.clone(), Via::Telegram, Some(prompt.event_id));
         let said = match chat::perform(
             state,
             caller,
             prompt.action,
             &prompt.task_id,
-            Some(prompt.event_id),
             Some(text.to_string()),
         )
         .await
@@ -422,35 +456,12 @@ async fn on_message(state: &AppState, bot: &Telegram, message: &Value) -> ApiRes
     if !private {
         return Ok(());
     }
-    if text.split_whitespace().next() == Some("/unlink") {
-        let user = chat::linked(state, Via::Telegram, &chat_user_id).await?;
-        let said = match user {
-            Some(u) => {
-                state.store.unlink_chat(&u.id, Via::Telegram).await?;
-                format!(
-                    "Unlinked: this Telegram account no longer acts as {} in Apiary.",
-                    u.name
-                )
-            }
-            None => "This Telegram account is not linked.".to_string(),
-        };
-        reply(bot, message, &said).await;
-        return Ok(());
-    }
-    let said = match chat::link_code(text) {
-        Some(code) => match state
-            .store
-            .redeem_chat_link_code(code, Via::Telegram, &chat_user_id, &name)
-            .await?
-        {
-            Some(user) => format!(
-                "Linked: this Telegram account now acts as {} in Apiary, with their rights. \
-                 Send /unlink to undo.",
-                user.name
-            ),
-            None => "That code is unknown or has expired; get a new one in Apiary (Account → Chat accounts).".to_string(),
-        },
-        None => "Hello! I send Apiary's notifications. To act on them here, get a code in Apiary (Account → Chat accounts) and send it to me.".to_string(),
+    let said = if text.split_whitespace().next() == Some("/unlink") {
+        chat::unlink(state, Via::Telegram, &chat_user_id).await?
+    } else if let Some(code) = chat::link_code(text) {
+        chat::link(state, Via::Telegram, &chat_user_id, &name, code, "/unlink").await?
+    } else {
+        "Hello! I send Apiary's notifications. To act on them here, get a code in Apiary (Account → Chat accounts) and send it to me.".to_string()
     };
     reply(bot, message, &said).await;
     Ok(())

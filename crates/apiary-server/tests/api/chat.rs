@@ -146,6 +146,12 @@ impl Chat {
     }
 }
 
+/// The admin's id (any signed-in user will do for a personal token).
+async fn admin_id(c: &Chat) -> String {
+    let (_, me) = c.admin.get("/api/v1/me").await;
+    me["user"]["id"].as_str().unwrap().to_string()
+}
+
 /// A link code; the Telegram deep link is offered only while Apiary hears Telegram.
 async fn link_code(client: &Client, telegram: bool) -> String {
     let (status, body) = client.post("/api/v1/me/chat-links/code", json!({})).await;
@@ -241,13 +247,29 @@ async fn a_linked_telegram_user_approves_from_the_button_and_others_are_told_why
 
     // Forged deliveries: no secret, a wrong one.
     let press = c.tg.press(&note, &ann, &approve);
+    // Data a client made up (not a button of this message) is refused, whoever sends it.
+    let made_up = c.tg.press(&note, &ann, &format!("ap:{tid}:999999999"));
+    assert_eq!(c.webhook(made_up, c.secret.as_deref()).await, 200);
+    let a = c.answered(1).await;
+    assert_eq!(a["text"], "This button is not one of this message's.");
+    // Only a person at the UI gets a link code: not a personal token.
+    let (_, token) = c
+        .app
+        .store
+        .create_api_token(&admin_id(&c).await, "ci")
+        .await
+        .unwrap();
+    let (status, _) = Client::with_bearer(&c.app.base, &token)
+        .post("/api/v1/me/chat-links/code", json!({}))
+        .await;
+    assert_eq!(status, 403);
     assert_eq!(c.webhook(press.clone(), None).await, 401);
     assert_eq!(c.webhook(press.clone(), Some("not-the-secret")).await, 401);
     assert_eq!(c.status(&tid).await, AgentStatus::SpecReady);
 
     // An unlinked Telegram user, and a linked read-only member: nothing changes, they learn why.
     assert_eq!(c.deliver(c.tg.press(&note, &stranger, &approve)).await, 200);
-    let a = c.answered(1).await;
+    let a = c.answered(2).await;
     assert!(
         a["text"]
             .as_str()
@@ -257,13 +279,13 @@ async fn a_linked_telegram_user_approves_from_the_button_and_others_are_told_why
     );
     assert_eq!(a["show_alert"], true);
     assert_eq!(c.deliver(c.tg.press(&note, &ben, &approve)).await, 200);
-    let a = c.answered(2).await;
+    let a = c.answered(3).await;
     assert!(a["text"].as_str().unwrap().contains("read-only"), "{a}");
     assert_eq!(c.status(&tid).await, AgentStatus::SpecReady);
 
     // Ann approves: the transition, the answer, the message edited to say so.
     assert_eq!(c.deliver(press).await, 200);
-    let a = c.answered(3).await;
+    let a = c.answered(4).await;
     assert_eq!(a["text"], "Approved by ann via Telegram");
     assert_ne!(c.status(&tid).await, AgentStatus::SpecReady);
     let edited =
@@ -303,7 +325,7 @@ async fn a_linked_telegram_user_approves_from_the_button_and_others_are_told_why
 
     // The same button again: the task moved on, nothing changes, the answer says where it is.
     assert_eq!(c.deliver(c.tg.press(&note, &ann, &approve)).await, 200);
-    let a = c.answered(4).await;
+    let a = c.answered(5).await;
     let text = a["text"].as_str().unwrap();
     assert!(
         text.starts_with("Nothing changed: the task has moved on; it is now"),
@@ -342,7 +364,7 @@ async fn a_linked_telegram_user_approves_from_the_button_and_others_are_told_why
         .await;
     assert_eq!(status, 204);
     assert_eq!(c.deliver(c.tg.press(&note, &ann, &approve)).await, 200);
-    let a = c.answered(5).await;
+    let a = c.answered(6).await;
     assert!(a["text"].as_str().unwrap().contains("not linked"), "{a}");
     c.tg.check_conformance();
 }
@@ -418,9 +440,28 @@ async fn ask_for_revision_takes_the_reply_as_feedback_and_an_old_button_never_ap
         "Nothing changed: the task has moved on; it is now spec_ready."
     );
     assert_eq!(c.status(&tid).await, AgentStatus::SpecReady);
+    // A question asked on revision 2, answered after the approval: the reply changes nothing.
+    c.deliver(c.tg.press(&second, &ann, &button(&second, "Ask for revision")))
+        .await;
+    let question2 =
+        c.tg.wait_message("asking again", |m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("reply to this message"))
+                && m["message_id"] != question["message_id"]
+        })
+        .await;
     c.deliver(c.tg.press(&second, &ann, &button(&second, "Approve")))
         .await;
     c.wait_status(&tid, AgentStatus::Implementing).await;
+    c.deliver(c.tg.reply(&question2, &ann, "Too late.")).await;
+    c.tg.wait_message("refusing the late reply", |m| {
+        m["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Nothing changed: the task has moved on"))
+    })
+    .await;
+    assert_eq!(c.status(&tid).await, AgentStatus::Implementing);
     c.tg.check_conformance();
 }
 
@@ -582,7 +623,13 @@ async fn slack_buttons_and_a_modal_act_as_the_linked_user_and_forged_requests_ar
         })
         .await;
     let blocks = done["blocks"].as_array().unwrap();
-    assert!(blocks.iter().all(|b| b["type"] != "actions"), "{done}");
+    let buttons: Vec<&Value> = blocks
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap())
+        .collect();
+    assert_eq!(buttons.len(), 1, "only the link to the task stays: {done}");
+    assert!(buttons[0]["url"].is_string());
     assert_eq!(
         blocks.last().unwrap()["elements"][0]["text"],
         "Approved by ann via Slack"

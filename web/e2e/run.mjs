@@ -146,7 +146,9 @@ try {
     const card = page.getByTestId("task-card").filter({ hasText: "Say hello (politely)" });
     await card.waitFor();
     await page.screenshot({ path: join(shots, "board.png"), fullPage: true });
+    // The card opens the task beside the board (`?task=`); the rest of the run uses its page.
     await card.getByRole("link").click();
+    await page.getByRole("dialog").getByRole("link", { name: "Open full page" }).click();
     taskUrl = page.url();
     await page.getByRole("button", { name: "Hand to agent" }).click();
     await page.getByTestId("agent-status").filter({ hasText: "Spec ready" }).waitFor();

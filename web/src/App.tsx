@@ -5,6 +5,7 @@ import { ErrorBox, Loading } from "./components/Feedback";
 import { AccountPage } from "./features/account/AccountPage";
 import { Login } from "./features/auth/Login";
 import { Board } from "./features/board/Board";
+import { FleetPage } from "./features/fleet/FleetPage";
 import { ProjectList } from "./features/projects/ProjectList";
 import { ProjectAgentTab } from "./features/projects/ProjectAgentTab";
 import { ReviewPage } from "./features/review/ReviewPage";
@@ -46,6 +47,7 @@ export function App() {
   else if ((m = match("/tasks/:id/review", path))) page = <ReviewPage taskId={m.id} me={user} />;
   else if ((m = match("/tasks/:id", path))) page = <TaskSheet taskId={m.id} me={user} />;
   else if (path === "/settings") page = <SettingsPage />;
+  else if (path === "/fleet") page = <FleetPage />;
   else if (path === "/account") page = <AccountPage me={user} />;
   else page = <ProjectList />;
   return (
@@ -55,6 +57,7 @@ export function App() {
         <nav aria-label="Main">
           <Link to="/">Projects</Link>
           {user.role === "admin" && <Link to="/settings">Settings</Link>}
+          {user.role === "admin" && <Link to="/fleet">Fleet</Link>}
         </nav>
         <span className={`live live-${live}`} role="status" aria-live="polite" data-testid="live-state">
           {live === "offline" ? "Offline — reconnecting…" : live === "online" ? "Live" : "Connecting…"}

@@ -55,3 +55,17 @@ macro_rules! spelled {
 spelled!(Role { Admin => "admin", Member => "member", Agent => "agent" });
 spelled!(BoardStatus { Todo => "todo", InProgress => "in_progress", Done => "done" });
 spelled!(ProjectAccess { Read => "read", Write => "write" });
+
+impl BoardStatus {
+    /// The column a card moves to when the agent's work moves into `to`, on a board that
+    /// follows the agent: a hand-off (or retry) is work in progress, a merge is done, a
+    /// cancel puts the task back to do. Other steps leave the card where people put it.
+    pub fn following(to: crate::AgentStatus) -> Option<BoardStatus> {
+        match to {
+            crate::AgentStatus::Queued => Some(BoardStatus::InProgress),
+            crate::AgentStatus::Merged => Some(BoardStatus::Done),
+            crate::AgentStatus::Cancelled => Some(BoardStatus::Todo),
+            _ => None,
+        }
+    }
+}

@@ -246,3 +246,40 @@ impl JobHandler for DispatchHandler {
         }
     }
 }
+
+/// Hands a reviewer's follow-up message to the task's box, which gives it to the agent at its
+/// next turn; how many messages wait there. An error says why it did not arrive.
+pub async fn send_follow_up(
+    orch: &Orchestrator,
+    task: &apiary_store::Task,
+    author: &str,
+    text: &str,
+) -> Result<i64, String> {
+    let token = orch
+        .store
+        .control_token(&task.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (Some(url), Some(token), false) = (&task.control_url, token, task.box_torn_down) else {
+        return Err("the task has no box to send to".into());
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .post(format!("{}/message", url.trim_end_matches('/')))
+        .bearer_auth(token)
+        .json(&json!({ "author": author, "text": text }))
+        .send()
+        .await
+        .map_err(|e| format!("box control plane unreachable: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "box control plane answered {} to /message",
+            resp.status()
+        ));
+    }
+    let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    Ok(answer["waiting"].as_i64().unwrap_or(1))
+}

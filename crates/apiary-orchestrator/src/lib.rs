@@ -181,14 +181,7 @@ impl Orchestrator {
         }
         self.metrics.transitions.inc();
         if let Some(id) = outcome.event_id {
-            self.announce(LiveEvent {
-                id,
-                kind: LiveEventKind::AgentUpdate,
-                task_id: outcome.task_id.clone(),
-                project_id: outcome.project_id.clone(),
-                agent_status: Some(outcome.to),
-                seq: None,
-            });
+            self.publish_update(&outcome.task_id, &outcome.project_id, id, outcome.to);
         }
         if !outcome.effects.is_empty() {
             self.wake.notify_one();
@@ -216,6 +209,25 @@ impl Orchestrator {
 
     /// Publishes a committed log batch as a live `agent_log` event (none for a batch whose
     /// lines were all dropped past the task's cap: event id 0).
+    /// Announces a committed change of a task (its audit event `event_id`): a transition, or
+    /// a person moving its card.
+    pub fn publish_update(
+        &self,
+        task_id: &str,
+        project_id: &str,
+        event_id: i64,
+        agent_status: apiary_core::AgentStatus,
+    ) {
+        self.announce(LiveEvent {
+            id: event_id,
+            kind: LiveEventKind::AgentUpdate,
+            task_id: task_id.to_string(),
+            project_id: project_id.to_string(),
+            agent_status: Some(agent_status),
+            seq: None,
+        });
+    }
+
     pub fn publish_log(&self, task_id: &str, project_id: &str, event_id: i64, seq: i64) {
         if event_id == 0 {
             return;

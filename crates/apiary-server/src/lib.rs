@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{id}/agent/retry", post(agent::retry))
         .route("/tasks/{id}/agent/cancel", post(agent::cancel))
         .route("/tasks/{id}/agent/teardown", post(agent::teardown))
+        .route("/tasks/{id}/agent/message", post(agent::send_message))
         .route(
             "/tasks/{id}/agent/spec-revisions",
             get(agent::list_spec_revisions),
@@ -172,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/tasks/{id}/error", post(callback::post_error))
         .route("/agent/tasks/{id}/logs", post(callback::post_logs))
         .route("/events", get(events::stream_events))
+        .route("/fleet", get(routes::fleet::get_fleet))
         .route(
             "/settings",
             get(settings::get_settings).patch(settings::update_settings),

@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use crate::routes::{
-    agent, auth, callback, chat_links, events, github, ops, projects, prompts, settings, slack,
-    tasks, telegram, usage,
+    agent, auth, callback, chat_links, events, fleet, github, ops, projects, prompts, settings,
+    slack, tasks, telegram, usage,
 };
 
 /// Every documented route of the user API.
@@ -42,6 +42,7 @@ use crate::routes::{
         agent::retry,
         agent::cancel,
         agent::teardown,
+        agent::send_message,
         agent::list_spec_revisions,
         agent::get_diff,
         prompts::list_prompts,
@@ -61,6 +62,7 @@ use crate::routes::{
         usage::get_project_gateway,
         usage::update_project_gateway,
         github::webhook,
+        fleet::get_fleet,
         telegram::webhook,
         slack::interactions,
         slack::commands,

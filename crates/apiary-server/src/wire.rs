@@ -95,6 +95,9 @@ pub struct ProjectOut {
     pub name: String,
     pub description: String,
     pub agent: ProjectAgentOut,
+    /// The agent's progress moves the task's card (hand-off → in progress, merged → done,
+    /// cancelled → to do); people's own moves still win until the agent's next step.
+    pub board_follows_agent: bool,
     /// The caller's access: `read` or `write`.
     #[schema(value_type = String)]
     pub access: ProjectAccess,
@@ -136,6 +139,7 @@ impl ProjectOut {
                     set: a.webhook_secret_set,
                 },
             },
+            board_follows_agent: p.board_follows_agent,
             access,
             created_at: rfc3339(p.created_at),
             updated_at: rfc3339(p.updated_at),
@@ -225,6 +229,7 @@ pub struct ProjectAgentPatch {
 pub struct ProjectPatchIn {
     pub name: Option<String>,
     pub description: Option<String>,
+    pub board_follows_agent: Option<bool>,
     pub agent: Option<ProjectAgentPatch>,
 }
 
@@ -264,6 +269,7 @@ impl From<ProjectPatchIn> for store::ProjectPatch {
             prompt_revise: pr.revise,
             check_command: a.check_command,
             trigger_label: a.trigger_label,
+            board_follows_agent: p.board_follows_agent,
         }
     }
 }

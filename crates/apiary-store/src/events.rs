@@ -64,4 +64,48 @@ impl Store {
             .await?;
         Ok(id)
     }
+
+    /// Records a reviewer's follow-up message to the running agent in the audit trail.
+    pub async fn record_follow_up(
+        &self,
+        task: &crate::tasks::Task,
+        user_id: &str,
+        text: &str,
+    ) -> StoreResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO task_events (task_id, project_id, kind, actor_kind, actor_id, message, created_at) \
+             VALUES ($1, $2, 'message', 'human', $3, $4, $5) RETURNING id",
+        )
+        .bind(&task.id)
+        .bind(&task.project_id)
+        .bind(user_id)
+        .bind(text)
+        .bind(self.now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Records a person moving a task's card to another column (the audit trail, and the
+    /// live event that moves it on everyone's board).
+    pub async fn record_board_move(
+        &self,
+        task: &crate::tasks::Task,
+        from: apiary_core::BoardStatus,
+        user_id: &str,
+    ) -> StoreResult<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO task_events (task_id, project_id, kind, from_status, to_status, actor_kind, actor_id, created_at) \
+             VALUES ($1, $2, 'board', $3, $4, 'human', $5, $6) RETURNING id",
+        )
+        .bind(&task.id)
+        .bind(&task.project_id)
+        .bind(from.as_str())
+        .bind(task.status.as_str())
+        .bind(user_id)
+        .bind(self.now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
 }

@@ -70,6 +70,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0010_chat.sql"),
         include_str!("../migrations/postgres/0010_chat.sql"),
     ),
+    (
+        11,
+        "board follows the agent",
+        include_str!("../migrations/sqlite/0011_board_follows_agent.sql"),
+        include_str!("../migrations/postgres/0011_board_follows_agent.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

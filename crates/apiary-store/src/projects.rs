@@ -36,6 +36,9 @@ pub struct Project {
     pub name: String,
     pub description: String,
     pub agent: ProjectAgent,
+    /// The agent's progress moves the task's card: a hand-off to "In progress", a merge to
+    /// "Done", a cancel back to "To do".
+    pub board_follows_agent: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -59,6 +62,7 @@ struct ProjectRow {
     check_command: String,
     trigger_label: String,
     webhook_secret_id: Option<String>,
+    board_follows_agent: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -81,6 +85,7 @@ from_row!(ProjectRow {
     check_command,
     trigger_label,
     webhook_secret_id,
+    board_follows_agent,
     created_at,
     updated_at
 });
@@ -110,6 +115,7 @@ impl From<ProjectRow> for Project {
                 trigger_label: r.trigger_label,
                 webhook_secret_set: r.webhook_secret_id.is_some(),
             },
+            board_follows_agent: flag(r.board_follows_agent),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -118,7 +124,7 @@ impl From<ProjectRow> for Project {
 
 const PROJECT_COLS: &str = "id, name, description, agent_enabled, repo_url, base_branch, template, \
     preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, forge_token_secret, \
-    check_command, trigger_label, webhook_secret_id, created_at, updated_at";
+    check_command, trigger_label, webhook_secret_id, board_follows_agent, created_at, updated_at";
 
 /// A new project's name and description.
 #[derive(Debug, Clone)]
@@ -145,6 +151,7 @@ pub struct ProjectPatch {
     pub prompt_revise: Option<String>,
     pub check_command: Option<String>,
     pub trigger_label: Option<String>,
+    pub board_follows_agent: Option<bool>,
 }
 
 /// The agent presets a project may pick (DESIGN §4).
@@ -300,7 +307,7 @@ impl Store {
             "UPDATE projects SET name = $1, description = $2, agent_enabled = $3, repo_url = $4, \
              base_branch = $5, template = $6, preset = $7, command = $8, forge = $9, prompt_spec = $10, \
              prompt_implement = $11, prompt_changes = $12, prompt_revise = $13, updated_at = $14, \
-             check_command = $16, trigger_label = $17 WHERE id = $15",
+             check_command = $16, trigger_label = $17, board_follows_agent = $18 WHERE id = $15",
         )
         .bind(pick(&patch.name, &current.name).trim().to_string())
         .bind(pick(&patch.description, &current.description))
@@ -323,6 +330,11 @@ impl Store {
                 .trim()
                 .to_string(),
         )
+        .bind(i64::from(
+            patch
+                .board_follows_agent
+                .unwrap_or(current.board_follows_agent),
+        ))
         .execute(&self.pool)
         .await?;
         self.get_project(id).await

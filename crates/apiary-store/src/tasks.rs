@@ -371,11 +371,12 @@ impl Store {
             }
         }
         sqlx::query(
-            "UPDATE tasks SET title = $1, description = $2, status = $3, assignee_id = $4, updated_at = $5 WHERE id = $6",
+            // The column as the hand-off above may have moved it, unless the patch sets one.
+            "UPDATE tasks SET title = $1, description = $2, status = COALESCE($3, status), assignee_id = $4, updated_at = $5 WHERE id = $6",
         )
         .bind(patch.title.as_deref().map(str::trim).unwrap_or(&current.title))
         .bind(patch.description.as_deref().unwrap_or(&current.description))
-        .bind(patch.status.unwrap_or(current.status).as_str())
+        .bind(patch.status.map(|s| s.as_str()))
         .bind(assignee)
         .bind(self.now())
         .bind(id)

@@ -340,6 +340,18 @@ impl Store {
         .bind(i64::from(human_round))
         .execute(&mut **tx)
         .await?;
+        // The board follows the agent where the project says so.
+        if let Some(column) = apiary_core::BoardStatus::following(to) {
+            sqlx::query(
+                "UPDATE tasks SET status = $1 WHERE id = $2 AND status <> $1 AND EXISTS \
+                 (SELECT 1 FROM projects WHERE id = $3 AND board_follows_agent = 1)",
+            )
+            .bind(column.as_str())
+            .bind(&task.id)
+            .bind(&task.project_id)
+            .execute(&mut **tx)
+            .await?;
+        }
         // Back in the queue (a retry or a new hand-off: a new attempt, with its own review
         // rounds and log budget): the last attempt's box — or the slot it held while one was
         // being made — is let go at once; its tokens die and it no longer counts toward the

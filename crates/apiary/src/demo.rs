@@ -11,6 +11,25 @@ use apiary_store::{NewProject, ProjectPatch, Store};
 
 const AGENT: &str = include_str!("../assets/demo-agent.sh");
 
+/// The demo's seeded tasks: small, medium, large.
+const DEMO_TASKS: [(&str, &str); 3] = [
+    (
+        "Add a greeting to the README",
+        "One line under the title that welcomes new contributors.",
+    ),
+    (
+        "Write contributing notes",
+        "A CONTRIBUTING.md that says how to run the tests, how to name branches and how \
+         reviews work here.",
+    ),
+    (
+        "Document the release process",
+        "Describe, step by step, how a release is cut: version bump, changelog, tag, the \
+         checks that must pass, and who signs off. Include a checklist reviewers can copy \
+         into the release pull request.",
+    ),
+];
+
 fn git(dir: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("git")
         .arg("-C")
@@ -103,6 +122,25 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<()> {
     let mut settings = store.settings().await?;
     settings.agent_orchestration_enabled = true;
     store.save_settings(&settings).await?;
+    // Three tasks of different sizes; the first is handed over at once, so a newcomer sees a
+    // box at work within seconds of signing in.
+    for (i, (title, description)) in DEMO_TASKS.iter().enumerate() {
+        let (task, _) = store
+            .create_task(
+                &project.id,
+                apiary_store::NewTask {
+                    title: title.to_string(),
+                    description: description.to_string(),
+                    status: None,
+                    assignee_id: None,
+                },
+                &admin,
+            )
+            .await?;
+        if i == 0 {
+            store.hand_off(&task.id, &admin).await?;
+        }
+    }
     println!("Demo project ready: repository {}", repo.display());
     Ok(())
 }

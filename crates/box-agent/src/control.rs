@@ -1,6 +1,7 @@
 //! The control plane (Apiary → box, DESIGN §3): `/health`, `/implement/start`,
 //! `/changes/apply`, `/spec/revise`, each behind the control token; work starts in the
 //! background and the request answers 202 at once (409 while another run goes on).
+//! `/message` hands the agent a reviewer's follow-up at its next turn.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::phases::{Agent, Phase};
+use crate::phases::{Agent, FollowUp, Phase};
 use crate::prompts::Input;
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -151,6 +152,40 @@ async fn revise(State(agent): State<Arc<Agent>>, body: Body<ReviseIn>) -> Respon
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageIn {
+    author: String,
+    text: String,
+}
+
+/// A reviewer's message for the agent's next turn (accepted while a run goes on, too).
+async fn message(State(agent): State<Arc<Agent>>, body: Body<MessageIn>) -> Response {
+    let Ok(Json(b)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "body must be {author, text}",
+        );
+    };
+    if b.text.trim().is_empty() || b.text.len() > 20_000 || b.author.len() > 200 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "text must be 1 to 20000 bytes, author at most 200",
+        );
+    }
+    let waiting = agent.follow_up(FollowUp {
+        author: b.author,
+        text: b.text,
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "waiting": waiting, "running": agent.busy() })),
+    )
+        .into_response()
+}
+
 /// The control plane over one agent.
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
@@ -158,6 +193,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/implement/start", post(implement))
         .route("/changes/apply", post(changes))
         .route("/spec/revise", post(revise))
+        .route("/message", post(message))
         .layer(middleware::from_fn_with_state(agent.clone(), require_token))
         .with_state(agent)
 }

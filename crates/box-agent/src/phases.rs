@@ -58,6 +58,28 @@ pub(crate) fn shown(url: &str) -> String {
     }
 }
 
+/// A reviewer's message to the running agent (issue 17's follow-ups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUp {
+    pub author: String,
+    pub text: String,
+}
+
+/// How many times one phase runs the agent again for messages that arrived while it worked.
+const MAX_FOLLOW_UP_RUNS: usize = 3;
+
+/// The prompt that hands the agent the messages that arrived while it worked.
+fn follow_up_prompt(phase: &str, messages: &[FollowUp]) -> String {
+    let mut out = format!(
+        "While you worked on the {phase} phase, the reviewer sent these messages. Take them \
+         into account and continue the same task in this workspace.\n\n"
+    );
+    for m in messages {
+        out.push_str(&format!("- {}: {}\n", m.author, m.text));
+    }
+    out
+}
+
 /// The box agent's state.
 pub struct Agent {
     pub cfg: BoxAgentConfig,
@@ -67,6 +89,8 @@ pub struct Agent {
     /// `None` while setting up, then whether setup worked.
     ready: watch::Sender<Option<Result<(), String>>>,
     busy: AtomicBool,
+    /// Messages from the reviewer not yet handed to the agent.
+    follow_ups: std::sync::Mutex<Vec<FollowUp>>,
     /// Set when the box shuts down for good: a run in progress is dropped (its process group
     /// killed) and reports nothing.
     stopping: watch::Sender<bool>,
@@ -84,6 +108,7 @@ impl Agent {
             logs,
             ready: watch::channel(None).0,
             busy: AtomicBool::new(false),
+            follow_ups: std::sync::Mutex::new(Vec::new()),
             stopping: watch::channel(false).0,
         })
     }
@@ -118,6 +143,20 @@ impl Agent {
         let body = json!({ "port": port, "pid": std::process::id() });
         std::fs::write(&tmp, body.to_string()).context("writing control.json")?;
         std::fs::rename(tmp, self.cfg.box_dir.join("control.json")).context("writing control.json")
+    }
+
+    /// Takes a reviewer's message: the agent gets it at its next turn (run again after the
+    /// current run, or with the next phase's prompt). Answers how many wait.
+    pub fn follow_up(&self, message: FollowUp) -> usize {
+        self.logs
+            .line(format!("message from {}: {}", message.author, message.text));
+        let mut queue = self.follow_ups.lock().expect("follow-ups lock");
+        queue.push(message);
+        queue.len()
+    }
+
+    fn take_follow_ups(&self) -> Vec<FollowUp> {
+        std::mem::take(&mut *self.follow_ups.lock().expect("follow-ups lock"))
     }
 
     /// Whether a run is going on.
@@ -307,7 +346,12 @@ impl Agent {
         let view: Value = self.cb.task_view().await.context("reading the task")?;
         let kind = phase.kind();
         let ctx = prompts::context(&view, &input, &cfg.task_id, &cfg.branch);
-        let prompt = prompts::render(&view, kind, &ctx)?;
+        let mut prompt = prompts::render(&view, kind, &ctx)?;
+        let waiting = self.take_follow_ups();
+        if !waiting.is_empty() {
+            prompt.push_str("\n\n");
+            prompt.push_str(&follow_up_prompt(kind.as_str(), &waiting));
+        }
         let prompt_file = cfg.box_dir.join(format!("prompt-{}.md", kind.as_str()));
         std::fs::write(&prompt_file, prompt).context("writing the prompt file")?;
         let before = match phase {
@@ -330,7 +374,44 @@ impl Agent {
             timeout: Duration::from_secs(timeout),
         };
         let started = std::time::Instant::now();
-        let out = runner::run(cfg, run, &self.logs).await?;
+        let mut out = runner::run(cfg, run, &self.logs).await?;
+        // Messages that arrived while the agent ran: it runs again with them, in the same
+        // workspace and within the phase's budget.
+        for _ in 0..MAX_FOLLOW_UP_RUNS {
+            let messages = self.take_follow_ups();
+            if messages.is_empty() {
+                break;
+            }
+            let left = Duration::from_secs(timeout).saturating_sub(started.elapsed());
+            if left < Duration::from_secs(10) {
+                self.logs.line(
+                    "no time left in this phase for the messages: they go with the next round",
+                );
+                self.follow_ups
+                    .lock()
+                    .expect("follow-ups lock")
+                    .splice(0..0, messages);
+                break;
+            }
+            let file = cfg.box_dir.join("prompt-follow-up.md");
+            std::fs::write(&file, follow_up_prompt(kind.as_str(), &messages))
+                .context("writing the follow-up prompt")?;
+            self.logs.line(format!(
+                "running the agent again with {} message(s) from the reviewer",
+                messages.len()
+            ));
+            let again = Run {
+                preset: &preset,
+                phase: kind.as_str(),
+                prompt_file: &file,
+                workspace: &self.workspace,
+                timeout: left,
+            };
+            let next = runner::run(cfg, again, &self.logs).await?;
+            if !next.stdout.trim().is_empty() {
+                out = next;
+            }
+        }
         match phase {
             Phase::Spec | Phase::Revise => {
                 let Some(spec) = spec::collect(&self.workspace, before.as_deref(), &out.stdout)?
@@ -381,7 +462,20 @@ impl Agent {
 
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use super::{follow_up_prompt, shown, FollowUp};
+
+    #[test]
+    fn the_follow_up_prompt_names_each_message_and_its_author() {
+        let p = follow_up_prompt(
+            "implement",
+            &[FollowUp {
+                author: "Ann".into(),
+                text: "Use tabs.".into(),
+            }],
+        );
+        assert!(p.contains("implement phase"), "{p}");
+        assert!(p.contains("- Ann: Use tabs."), "{p}");
+    }
 
     #[test]
     fn credentials_never_reach_a_log_line() {

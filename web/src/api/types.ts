@@ -35,3 +35,6 @@ export type Usage = S["UsageOut"];
 export type UsageReport = S["UsageReport"];
 export type CheckReport = S["CheckReport"];
 export type Check = S["Check"];
+export type Fleet = S["FleetOut"];
+export type FleetTask = S["FleetTaskOut"];
+export type NotificationError = S["NotificationErrorOut"];

@@ -1,11 +1,12 @@
 import { useState } from "react";
 
-/** A button that asks "are you sure?" in place before doing something destructive. */
-export function ConfirmButton({ label, question, onConfirm, disabled }: { label: string; question: string; onConfirm: () => void; disabled?: boolean }) {
+/** A button that asks "are you sure?" in place before doing something destructive. `name` is
+ *  its accessible name where the label alone is ambiguous (one Stop button per row). */
+export function ConfirmButton({ label, question, onConfirm, disabled, name }: { label: string; question: string; onConfirm: () => void; disabled?: boolean; name?: string }) {
   const [asking, setAsking] = useState(false);
   if (!asking) {
     return (
-      <button type="button" className="danger" disabled={disabled} onClick={() => setAsking(true)}>
+      <button type="button" className="danger" aria-label={name} disabled={disabled} onClick={() => setAsking(true)}>
         {label}
       </button>
     );

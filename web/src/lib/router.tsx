@@ -1,5 +1,5 @@
 // A small history router: the UI's routes are few and flat.
-import { useEffect, useState, type MouseEvent, type ReactNode } from "react";
+import { useEffect, useMemo, useState, type AnchorHTMLAttributes, type MouseEvent, type ReactNode } from "react";
 
 export function navigate(to: string) {
   window.history.pushState(null, "", to);
@@ -17,6 +17,38 @@ export function usePath(): string {
   return path;
 }
 
+/** The current query string's parameters, kept in step with navigation (filters and an open
+ *  sheet live there, so a link or a reload shows the same view). */
+export function useSearch(): URLSearchParams {
+  const [search, setSearch] = useState(window.location.search);
+  useEffect(() => {
+    const on = () => setSearch(window.location.search);
+    window.addEventListener("popstate", on);
+    return () => window.removeEventListener("popstate", on);
+  }, []);
+  return useMemo(() => new URLSearchParams(search), [search]);
+}
+
+/** The current path with some query parameters set; `null` or `""` removes one. */
+export function withSearch(changes: Record<string, string | null>): string {
+  const params = new URLSearchParams(window.location.search);
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null || v === "") params.delete(k);
+    else params.set(k, v);
+  }
+  const qs = params.toString();
+  return window.location.pathname + (qs ? `?${qs}` : "");
+}
+
+/** Changes query parameters of the current page. `replace` rewrites the current history entry
+ *  (a filter typed letter by letter); otherwise Back undoes the change (an opened sheet). */
+export function setSearch(changes: Record<string, string | null>, { replace = false } = {}) {
+  const to = withSearch(changes);
+  if (!replace) return navigate(to);
+  window.history.replaceState(null, "", to);
+  window.dispatchEvent(new PopStateEvent("popstate"));
+}
+
 /** Matches `/tasks/:id/review`-style patterns; returns the parameters or null. */
 export function match(pattern: string, path: string): Record<string, string> | null {
   const p = pattern.split("/").filter(Boolean);
@@ -30,14 +62,16 @@ export function match(pattern: string, path: string): Record<string, string> | n
   return out;
 }
 
-export function Link({ to, children, className }: { to: string; children: ReactNode; className?: string }) {
+type LinkProps = { to: string; children: ReactNode } & Omit<AnchorHTMLAttributes<HTMLAnchorElement>, "href" | "onClick" | "children">;
+
+export function Link({ to, children, ...rest }: LinkProps) {
   const onClick = (e: MouseEvent) => {
     if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
     e.preventDefault();
     navigate(to);
   };
   return (
-    <a href={to} onClick={onClick} className={className}>
+    <a {...rest} href={to} onClick={onClick}>
       {children}
     </a>
   );

@@ -200,6 +200,63 @@ pub async fn request_changes(
     .await
 }
 
+/// `message` body: a follow-up for the running agent.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpIn {
+    pub text: String,
+}
+
+/// Where a follow-up went.
+#[derive(serde::Serialize, ToSchema)]
+pub struct FollowUpOut {
+    /// Messages waiting in the box for the agent's next turn, this one included.
+    pub waiting: i64,
+}
+
+/// Sends the running agent a message it gets at its next turn (while the box works on the
+/// spec or the implementation); it shows in the log and the audit trail.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/message", request_body = FollowUpIn, tag = "agent",
+    responses((status = 202, body = FollowUpOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<FollowUpIn>,
+) -> ApiResult<(axum::http::StatusCode, Json<FollowUpOut>)> {
+    reviewer(&caller)?;
+    check_text("text", &body.text, true)?;
+    let task = writable_task(&state, &caller, &id).await?;
+    if !box_is_working(task.agent_status) || task.agent_status == AgentStatus::Provisioning {
+        let mut e = ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "not_working",
+            format!(
+                "the agent is not working on the task (status {}): a message reaches it while it writes the spec or implements; review it instead",
+                task.agent_status
+            ),
+        );
+        e.extra = json!({ "current": task.agent_status });
+        return Err(e);
+    }
+    let waiting = apiary_orchestrator::dispatch::send_follow_up(
+        &state.orch,
+        &task,
+        &caller.user.name,
+        &body.text,
+    )
+    .await
+    .map_err(|m| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "box_unreachable", m))?;
+    state
+        .store
+        .record_follow_up(&task, &caller.user.id, &body.text)
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(FollowUpOut { waiting }),
+    ))
+}
+
 /// Marks the PR merged; the box is torn down.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/agent/mark-merged", tag = "agent",
     responses((status = 200, body = TransitionOut), (status = 409, body = ErrorBody)))]

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod callback;
 pub mod chat_links;
 pub mod events;
+pub mod fleet;
 pub mod gateway;
 pub mod github;
 pub mod ops;

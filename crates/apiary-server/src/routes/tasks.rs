@@ -129,6 +129,18 @@ pub async fn update_task(
     if let Some(o) = outcome {
         state.orch.publish(&o);
     }
+    if body
+        .status
+        .is_some_and(|s| s != current.status && s == task.status)
+    {
+        let event = state
+            .store
+            .record_board_move(&task, current.status, &caller.user.id)
+            .await?;
+        state
+            .orch
+            .publish_update(&task.id, &task.project_id, event, task.agent_status);
+    }
     Ok(Json(task.into()))
 }
 

@@ -16,5 +16,6 @@ mod log_cap;
 mod notify;
 mod resources;
 mod sign_in;
+mod team;
 mod teardown;
 mod templates;

@@ -210,6 +210,82 @@ case "$APIARY_PHASE" in
 esac
 "##;
 
+/// Writes the spec slowly; run again with the follow-up prompt, it adds what it was told.
+const FOLLOW_UP_AGENT: &str = r###"mkdir -p .apiary
+case "$APIARY_PROMPT_FILE" in
+  *follow-up*)
+    { echo; echo "## Follow-up"; cat "$APIARY_PROMPT_FILE"; } >> .apiary/SPEC.md
+    echo "followed up" ;;
+  *)
+    echo "# Spec" > .apiary/SPEC.md
+    echo "writing the spec slowly"
+    sleep 3
+    echo "spec written" ;;
+esac
+"###;
+
+#[test]
+fn a_follow_up_sent_during_a_run_reaches_the_agent_at_its_next_turn() {
+    block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let repo = bare_repo(root.path());
+        let apiary = FakeApiary::start(CALLBACK_TOKEN, view()).await;
+        let cfg = config(
+            &apiary,
+            root.path(),
+            &repo,
+            script(root.path(), FOLLOW_UP_AGENT),
+        );
+        let boxed = RunningBox::start(cfg).await;
+        let started = Instant::now();
+        while !apiary
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("writing the spec slowly"))
+        {
+            assert!(started.elapsed() < WAIT, "the spec run did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let message = json!({ "author": "Ann", "text": "Use tabs." });
+        assert_eq!(
+            boxed.call("/message", None, Some(message.clone())).await.0,
+            401,
+            "the control token guards it"
+        );
+        let (status, body) = boxed
+            .call("/message", Some(CONTROL_TOKEN), Some(message))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(
+            (body["waiting"].as_i64(), body["running"].as_bool()),
+            (Some(1), Some(true))
+        );
+        let calls = apiary.wait_for("spec", 1, WAIT).await;
+        let spec = calls[position(&calls, |c| c.what == "spec")].body["spec_markdown"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(spec.starts_with("# Spec"), "{spec}");
+        let lines = apiary.log_lines();
+        assert!(
+            spec.contains("- Ann: Use tabs."),
+            "the agent got the message: {spec} {lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l == "message from Ann: Use tabs."),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("running the agent again with 1 message(s)")),
+            "{lines:#?}"
+        );
+        boxed.wait_idle().await;
+        boxed.stop().await;
+    })
+}
+
 #[test]
 fn a_box_specs_implements_and_applies_review_changes() {
     block_on(async {

@@ -160,6 +160,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/fleet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Boxes running, parked and queued, and the last day's failures (admins). */
+        get: operations["get_fleet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/github/webhook": {
         parameters: {
             query?: never;
@@ -564,6 +581,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{id}/agent/message": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends the running agent a message it gets at its next turn (while the box works on the
+         *     spec or the implementation); it shows in the log and the audit trail.
+         */
+        post: operations["send_message"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks/{id}/agent/prompts": {
         parameters: {
             query?: never;
@@ -917,6 +954,70 @@ export interface components {
         ErrorIn: {
             error: string;
         };
+        /** @description The fleet at a glance. */
+        FleetOut: {
+            /**
+             * Format: int32
+             * @description `max_concurrent_boxes`.
+             */
+            cap: number;
+            /**
+             * @description Tasks that failed in the last 24 hours, newest first (one whose box is still up for
+             *     the grace period is in `running` too).
+             */
+            failures: components["schemas"]["FleetTaskOut"][];
+            /** @description Where boxes run: `this host`, or the Box Host URL. */
+            host: string;
+            /** @description Tasks waiting on a person with their box taken away (resumed on the next action). */
+            parked: components["schemas"]["FleetTaskOut"][];
+            /** @description `local` or `remote`. */
+            provider: string;
+            /** @description Tasks waiting for a box, first in line first. */
+            queued: components["schemas"]["FleetTaskOut"][];
+            /** @description Tasks whose box is up. */
+            running: components["schemas"]["FleetTaskOut"][];
+        };
+        /** @description One task in the fleet view. */
+        FleetTaskOut: {
+            /** Format: int64 */
+            attempt: number;
+            box_id?: string | null;
+            last_error?: string | null;
+            project_id: string;
+            project_name: string;
+            /**
+             * Format: int64
+             * @description 1-based place in the queue while queued.
+             */
+            queue_position?: number | null;
+            /** @description When this attempt was queued. */
+            queued_at?: string | null;
+            /** Format: int64 */
+            round: number;
+            /** @description When the task entered its current status. */
+            since: string;
+            /**
+             * Format: double
+             * @description Spent through the model gateway in this attempt, in US dollars.
+             */
+            spent_usd: number;
+            /** @description The agent status: the phase the box is in. */
+            status: string;
+            task_id: string;
+            title: string;
+        };
+        /** @description `message` body: a follow-up for the running agent. */
+        FollowUpIn: {
+            text: string;
+        };
+        /** @description Where a follow-up went. */
+        FollowUpOut: {
+            /**
+             * Format: int64
+             * @description Messages waiting in the box for the agent's next turn, this one included.
+             */
+            waiting: number;
+        };
         /** @description The model gateway's settings as an admin reads them. */
         GatewayOut: {
             /** @description Plain environment variables every agent gets. */
@@ -1144,6 +1245,11 @@ export interface components {
             /** @description The caller's access: `read` or `write`. */
             access: string;
             agent: components["schemas"]["ProjectAgentOut"];
+            /**
+             * @description The agent's progress moves the task's card (hand-off → in progress, merged → done,
+             *     cancelled → to do); people's own moves still win until the agent's next step.
+             */
+            board_follows_agent: boolean;
             created_at: string;
             description: string;
             id: string;
@@ -1152,6 +1258,7 @@ export interface components {
         };
         ProjectPatchIn: {
             agent?: null | components["schemas"]["ProjectAgentPatch"];
+            board_follows_agent?: boolean | null;
             description?: string | null;
             name?: string | null;
         };
@@ -1851,6 +1958,41 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+        };
+    };
+    get_fleet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetOut"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2876,6 +3018,55 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    send_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUpIn"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

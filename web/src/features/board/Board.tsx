@@ -1,105 +1,151 @@
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { useEffect, useRef, useState, type DragEvent } from "react";
 import { api } from "../../api/client";
 import type { Project, Task, User } from "../../api/types";
 import { ErrorBox, Loading } from "../../components/Feedback";
-import { StatusBadge } from "../../components/StatusBadge";
-import { Link } from "../../lib/router";
+import { Link, setSearch, useSearch } from "../../lib/router";
+import { COLUMNS } from "./columns";
+import { CreateTask } from "./CreateTask";
+import { CARD_DRAG_TYPE, MOVE_HINT_ID, TaskCard } from "./TaskCard";
+import { TaskDrawer } from "./TaskDrawer";
+import { useTaskMoves } from "./useTaskMoves";
 
-const COLUMNS = [
-  ["todo", "To do"],
-  ["in_progress", "In progress"],
-  ["done", "Done"],
-] as const;
+const FILTERS = { all: "All", mine: "Mine", agent: "Agent-managed", failed: "Failed" } as const;
+type Filter = keyof typeof FILTERS;
 
-type Filter = "all" | "mine" | "agent" | "failed";
+function parseFilter(v: string | null): Filter {
+  return v && v in FILTERS ? (v as Filter) : "all";
+}
 
-/** A project's board: columns by board status, cards with their agent badge. */
+/** Whether a task passes the board's filters. */
+function passes(t: Task, filter: Filter, text: string, me: User): boolean {
+  if (filter === "mine" && t.assignee_id !== me.id) return false;
+  if (filter === "agent" && t.agent.status === "none") return false;
+  if (filter === "failed" && t.agent.status !== "failed") return false;
+  const q = text.trim().toLowerCase();
+  return !q || t.title.toLowerCase().includes(q) || t.description.toLowerCase().includes(q);
+}
+
+/** A project's board: columns by board status, cards with their agent badge. Cards move by drag
+ *  and drop or by keyboard; the server's list (refetched on every live event) decides where a
+ *  card stands, so a task the agent moves changes column by itself. The filters and the open
+ *  task live in the URL (`?filter=agent&q=login&task=<id>`). */
 export function Board({ projectId, me }: { projectId: string; me: User }) {
   const project = useQuery({ queryKey: ["project", projectId], queryFn: () => api.get<Project>(`/api/v1/projects/${projectId}`) });
   const tasks = useQuery({ queryKey: ["tasks", projectId], queryFn: () => api.get<Task[]>(`/api/v1/projects/${projectId}/tasks`) });
-  const [filter, setFilter] = useState<Filter>("all");
+  const search = useSearch();
+  const filter = parseFilter(search.get("filter"));
+  const text = search.get("q") ?? "";
+  const openTask = search.get("task");
   const canWrite = project.data?.access === "write" && me.role !== "agent";
-  const shown = (tasks.data ?? []).filter((t) => {
-    if (filter === "mine") return t.assignee_id === me.id;
-    if (filter === "agent") return t.agent.status !== "none";
-    if (filter === "failed") return t.agent.status === "failed";
-    return true;
+  const moves = useTaskMoves(projectId);
+  const [dragging, setDragging] = useState<string | null>(null);
+  const [over, setOver] = useState<string | null>(null);
+
+  // A card that moves changes column, so React mounts it anew: give its title the focus back.
+  const columns = useRef<HTMLDivElement>(null);
+  const focusCard = useRef<string | null>(null);
+  useEffect(() => {
+    const id = focusCard.current;
+    if (!id || !columns.current) return;
+    const card = Array.from(columns.current.querySelectorAll<HTMLElement>("[data-task]")).find((el) => el.dataset.task === id);
+    card?.querySelector<HTMLElement>(".card-title")?.focus();
+    focusCard.current = null;
   });
+
+  const all = tasks.data ?? [];
+  const shown = all.filter((t) => passes(t, filter, text, me));
+  const moveTo = (task: Task, to: string, focus: boolean) => {
+    if (moves.move(task, to) && focus) focusCard.current = task.id;
+  };
+  const dropZone = (to: string) => {
+    const accept = (e: DragEvent) => {
+      if (!canWrite || !Array.from(e.dataTransfer.types).includes(CARD_DRAG_TYPE)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "move";
+      if (over !== to) setOver(to);
+    };
+    return {
+      onDragEnter: accept,
+      onDragOver: accept,
+      onDragLeave: (e: DragEvent) => {
+        if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setOver((o) => (o === to ? null : o));
+      },
+      onDrop: (e: DragEvent) => {
+        if (!canWrite) return;
+        e.preventDefault();
+        const id = e.dataTransfer.getData(CARD_DRAG_TYPE) || dragging;
+        setOver(null);
+        setDragging(null);
+        const task = all.find((t) => t.id === id);
+        if (task) moveTo(task, to, false);
+      },
+    };
+  };
+  const closeTask = () => {
+    focusCard.current = openTask;
+    setSearch({ task: null });
+  };
+
   return (
     <section aria-labelledby="board-h">
       <div className="board-head">
         <h1 id="board-h">{project.data?.name ?? "Board"}</h1>
         {canWrite && <Link to={`/projects/${projectId}/agent`}>Agent settings</Link>}
+        <label className="board-search">
+          Filter by text
+          <input type="search" value={text} onChange={(e) => setSearch({ q: e.target.value }, { replace: true })} />
+        </label>
         <div role="group" aria-label="Filter tasks" className="filters">
-          {(["all", "mine", "agent", "failed"] as Filter[]).map((f) => (
-            <button key={f} type="button" aria-pressed={filter === f} onClick={() => setFilter(f)}>
-              {f === "agent" ? "Agent-managed" : f[0].toUpperCase() + f.slice(1)}
+          {(Object.keys(FILTERS) as Filter[]).map((f) => (
+            <button key={f} type="button" aria-pressed={filter === f} onClick={() => setSearch({ filter: f === "all" ? null : f }, { replace: true })}>
+              {FILTERS[f]}
             </button>
           ))}
         </div>
       </div>
       <ErrorBox error={project.error ?? tasks.error} />
+      {moves.error && (
+        <div className="error" role="alert">
+          {moves.error}{" "}
+          <button type="button" onClick={moves.dismissError}>Dismiss</button>
+        </div>
+      )}
+      <div className="sr-only" role="status" aria-live="polite" data-testid="board-announcer">{moves.announcement}</div>
+      <p id={MOVE_HINT_ID} hidden>Left and right arrow keys move the card to the next column.</p>
       {tasks.isPending ? (
         <Loading what="tasks" />
       ) : (
-        <div className="columns">
-          {COLUMNS.map(([key, title]) => (
-            <div key={key} className="column" aria-label={title} role="region">
-              <h2>{title}</h2>
-              {shown.filter((t) => t.status === key).map((t) => <TaskCard key={t.id} task={t} />)}
-            </div>
-          ))}
-        </div>
+        <>
+          {all.length > 0 && shown.length === 0 && <p className="muted">No task matches these filters.</p>}
+          <div className="columns" ref={columns}>
+            {COLUMNS.map((c) => {
+              const cards = shown.filter((t) => moves.status(t) === c.status);
+              return (
+                <div key={c.status} className={`column${over === c.status ? " drop-target" : ""}`} aria-label={c.title} role="region" {...dropZone(c.status)}>
+                  <h2>{c.title} <span className="count">{cards.length}</span></h2>
+                  {cards.map((t) => (
+                    <TaskCard
+                      key={t.id}
+                      task={t}
+                      status={c.status}
+                      canMove={canWrite}
+                      dragging={dragging === t.id}
+                      onMove={(to) => moveTo(t, to, true)}
+                      onDrag={(id) => {
+                        setDragging(id);
+                        if (!id) setOver(null);
+                      }}
+                    />
+                  ))}
+                </div>
+              );
+            })}
+          </div>
+        </>
       )}
       {canWrite && <CreateTask projectId={projectId} />}
+      {openTask && <TaskDrawer taskId={openTask} me={me} onClose={closeTask} />}
     </section>
-  );
-}
-
-function TaskCard({ task }: { task: Task }) {
-  return (
-    <article className="card task-card" data-testid="task-card" data-task={task.id}>
-      <Link to={`/tasks/${task.id}`}>{task.title}</Link>
-      <div className="card-foot">
-        {task.agent.status !== "none" && <StatusBadge status={task.agent.status} />}
-        {task.agent.status === "queued" && task.agent.queue_position && (
-          <span className="muted">#{task.agent.queue_position} in queue</span>
-        )}
-      </div>
-    </article>
-  );
-}
-
-function CreateTask({ projectId }: { projectId: string }) {
-  const client = useQueryClient();
-  const [title, setTitle] = useState("");
-  const [description, setDescription] = useState("");
-  const create = useMutation({
-    mutationFn: () => api.post<Task>(`/api/v1/projects/${projectId}/tasks`, { title, description }),
-    onSuccess: () => {
-      setTitle("");
-      setDescription("");
-      void client.invalidateQueries({ queryKey: ["tasks", projectId] });
-    },
-  });
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    if (title.trim()) create.mutate();
-  };
-  return (
-    <form className="card create-task" onSubmit={submit} aria-label="Create a task">
-      <h2>New task</h2>
-      <label>
-        Title
-        <input value={title} onChange={(e) => setTitle(e.target.value)} required maxLength={500} />
-      </label>
-      <label>
-        Description
-        <textarea value={description} onChange={(e) => setDescription(e.target.value)} rows={3} />
-      </label>
-      <ErrorBox error={create.error} />
-      <button type="submit" disabled={create.isPending}>Create task</button>
-    </form>
   );
 }

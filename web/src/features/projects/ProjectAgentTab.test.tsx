@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { isRemoteRepo, ProjectAgentTab } from "./ProjectAgentTab";
 
 const project = {
-  id: "p1", name: "Site", description: "", access: "write", created_at: "", updated_at: "",
+  id: "p1", name: "Site", description: "", access: "write", created_at: "", updated_at: "", board_follows_agent: false,
   agent: {
     enabled: true, repo_url: "/srv/git/site.git", base_branch: "main", template: "big", preset: "script",
     command: "sh /opt/agent.sh", forge: "local", github_token: { set: false }, github_webhook_secret: { set: false }, check_command: "make test", trigger_label: "apiary",
@@ -100,6 +100,18 @@ describe("ProjectAgentTab", () => {
     await screen.findByRole("heading", { name: "Agent for Site" });
     expect(screen.getByLabelText(/Custom command/)).toBeTruthy();
     expect(screen.getByLabelText("Box template")).toBeTruthy();
+  });
+
+  it("lets a member make the board follow the agent, and saves it", async () => {
+    const sent = mount(false);
+    const box = (await screen.findByRole("checkbox", { name: "Board follows the agent" })) as HTMLInputElement;
+    expect(box.checked).toBe(false);
+    expect(document.getElementById(box.getAttribute("aria-describedby")!)!.textContent)
+      .toBe("Hand-off moves the card to In progress, merged to Done, cancelled back to To do.");
+    fireEvent.click(box);
+    fireEvent.click(screen.getByRole("button", { name: "Save agent settings" }));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect((sent[0] as { board_follows_agent: boolean }).board_follows_agent).toBe(true);
   });
 
   it("tells remote git URLs from paths on the host", () => {

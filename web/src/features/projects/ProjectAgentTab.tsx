@@ -30,23 +30,26 @@ export function parseTriggerLabel(text: string): string {
  * the GitHub issue label that makes a task), prompt overrides; below it the project's model
  * gateway settings and this month's spending. The custom command, the check command, the box
  * template, a repository on the host and the budgets are admins' to set: a member sees them
- * read-only. */
+ * read-only. Also whether the board follows the agent (the card moves with its progress). */
 export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin: boolean }) {
   const client = useQueryClient();
   const project = useQuery({ queryKey: ["project", projectId], queryFn: () => api.get<Project>(`/api/v1/projects/${projectId}`) });
   const defaults = useQuery({ queryKey: ["prompt-defaults"], queryFn: () => api.get<PromptDefaults>("/api/v1/prompts/defaults") });
   const [a, setA] = useState<Project["agent"] | null>(null);
+  const [follows, setFollows] = useState<boolean | null>(null);
   const [token, setToken] = useState<string | null | undefined>(undefined);
   const [hookSecret, setHookSecret] = useState<string | null | undefined>(undefined);
   const [showDefault, setShowDefault] = useState<Kind | null>(null);
   const [saved, setSaved] = useState(false);
   const [clientError, setClientError] = useState<Error | null>(null);
   useEffect(() => { if (project.data && !a) setA(project.data.agent); }, [project.data, a]);
+  useEffect(() => { if (project.data && follows === null) setFollows(project.data.board_follows_agent ?? false); }, [project.data, follows]);
   const save = useMutation({
     mutationFn: (patch: ProjectPatch) => api.patch<Project>(`/api/v1/projects/${projectId}`, patch),
     onSuccess: (p) => {
       client.setQueryData(["project", projectId], p);
       setA(p.agent);
+      setFollows(p.board_follows_agent);
       // The preset decides the model the project's boxes get.
       void client.invalidateQueries({ queryKey: ["project-gateway", projectId] });
       setSaved(true);
@@ -71,7 +74,7 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
     }
     // Members leave the admin-only fields out (the server would refuse a change to them).
     const hostLevel = admin ? { template, command, check_command } : {};
-    save.mutate({ agent: { enabled, repo_url, base_branch, preset, forge, ...github, ...hostLevel, prompts: a.prompts, github_token: token, github_webhook_secret: hookSecret } });
+    save.mutate({ board_follows_agent: follows ?? undefined, agent: { enabled, repo_url, base_branch, preset, forge, ...github, ...hostLevel, prompts: a.prompts, github_token: token, github_webhook_secret: hookSecret } });
   };
   const fallback = (k: Kind) => {
     const g = (defaults.data?.global as Record<Kind, string> | undefined)?.[k];
@@ -122,6 +125,13 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
               <p id="trigger-label-hint" className="hint">A GitHub issue with this label becomes a task of this project.</p>
             </>
           )}
+        </fieldset>
+        <fieldset className="card">
+          <legend>Board</legend>
+          <label className="check">
+            <input type="checkbox" checked={follows ?? false} onChange={(e) => { setFollows(e.target.checked); setSaved(false); }} aria-describedby="board-follows-hint" /> Board follows the agent
+          </label>
+          <p id="board-follows-hint" className="hint">Hand-off moves the card to In progress, merged to Done, cancelled back to To do.</p>
         </fieldset>
         <fieldset className="card">
           <legend>Prompt overrides (blank = fall back)</legend>

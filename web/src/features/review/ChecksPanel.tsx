@@ -40,7 +40,7 @@ function CheckItem({ check }: { check: Check }) {
   const state = check.passed ? "passed" : "failed";
   const head = (
     <>
-      <span className={`pill ${check.passed ? "ok" : "bad"}`}><span aria-hidden="true">{check.passed ? "✓ " : "✗ "}</span>{state}</span>{" "}
+      <span className={`pill ${check.passed ? "ok" : "bad"}`}><span className="check-mark" aria-hidden="true" />{state}</span>{" "}
       <strong className="mono">{check.name}</strong>
       {check.summary && <span className="muted"> — {check.summary}</span>}
     </>

@@ -1,18 +1,20 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useCallback, useMemo, useState } from "react";
 import { api, ApiError } from "../../api/client";
 import type { Diff, Project, Task, TransitionOut, User } from "../../api/types";
 import { ConfirmButton } from "../../components/ConfirmButton";
 import { ErrorBox, Loading } from "../../components/Feedback";
 import { StatusBadge } from "../../components/StatusBadge";
-import { Link } from "../../lib/router";
+import { Link, setSearch, useSearch } from "../../lib/router";
+import { renderMarkdown } from "../task/markdown";
 import { ChecksPanel } from "./ChecksPanel";
-import { parseDiff } from "./parseDiff";
-
-type Draft = { path: string; line: number; body: string };
+import type { Commenting, DiffView, Draft } from "./DiffTable";
+import { diffCutNote, parseDiff } from "./parseDiff";
+import { ReviewDiff } from "./ReviewDiff";
 
 /** The review of a task's pull request. On the `local` forge it is Apiary's own PR page: the
- *  diff file by file and line comments. On either forge a general comment (not tied to a line)
+ *  diff file by file (highlighted, unified or side by side as `?view=split` says) and line
+ *  comments in Markdown. On either forge a general comment (not tied to a line)
  *  can be part of the review, so changes can be requested of a `github` PR too; mark merged.
  *  Above the diff: the last check result of the PR head and the automatic fix rounds spent. */
 export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
@@ -30,9 +32,23 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
   });
   const [drafts, setDrafts] = useState<Draft[]>([]);
   const [open, setOpen] = useState<{ path: string; line: number } | null>(null);
-  const [text, setText] = useState("");
   const [general, setGeneral] = useState("");
+  const view: DiffView = useSearch().get("view") === "split" ? "split" : "unified";
+  const onView = useCallback((v: DiffView) => setSearch({ view: v === "split" ? "split" : null }, { replace: true }), []);
+  const files = useMemo(() => (diff.data ? parseDiff(diff.data.diff) : []), [diff.data]);
   const canWrite = project.data?.access === "write" && me.role !== "agent";
+  const ready = task.data?.agent.status === "pr_ready";
+  const commenting: Commenting = useMemo(() => ({
+    enabled: canWrite && ready,
+    drafts,
+    open,
+    start: (path, line) => setOpen({ path, line }),
+    add: (body) => {
+      if (open && body) setDrafts((ds) => [...ds, { ...open, body }]);
+      setOpen(null);
+    },
+    discard: () => setOpen(null),
+  }), [canWrite, ready, drafts, open]);
   const done = (out: TransitionOut) => {
     client.setQueryData(["task", taskId], out.task);
     setDrafts([]);
@@ -51,14 +67,8 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
   if (task.isPending) return <Loading what="pull request" />;
   if (task.error) return <ErrorBox error={task.error} />;
   const t = task.data!;
-  const files = diff.data ? parseDiff(diff.data.diff) : [];
-  const ready = t.agent.status === "pr_ready";
   const local = project.data?.agent.forge === "local";
-  const addDraft = () => {
-    if (open && text.trim()) setDrafts([...drafts, { ...open, body: text.trim() }]);
-    setOpen(null);
-    setText("");
-  };
+  const cut = diff.data ? diffCutNote(diff.data.diff) : null;
   return (
     <section className="review" aria-labelledby="review-h">
       <p><Link to={`/tasks/${taskId}`}>← {t.title}</Link></p>
@@ -76,49 +86,22 @@ export function ReviewPage({ taskId, me }: { taskId: string; me: User }) {
       <ChecksPanel checks={t.agent.checks} fixRounds={t.agent.fix_rounds} />
       {local && diff.isPending && t.agent.branch && <Loading what="diff" />}
       <ErrorBox error={diff.error} />
-      {files.map((f) => (
-        <div key={f.path} className="card diff-file">
-          <h2 className="mono">{f.path}</h2>
-          <table className="diff" aria-label={`Changes in ${f.path}`}>
-            <tbody>
-              {f.rows.map((r, i) => (
-                <tr key={i} className={`d-${r.kind}`}>
-                  <td className="ln">{r.oldLine ?? ""}</td>
-                  <td className="ln">
-                    {r.newLine !== null && canWrite && ready ? (
-                      <button type="button" className="ln-btn" aria-label={`Comment on ${f.path} line ${r.newLine}`} onClick={() => { setOpen({ path: f.path, line: r.newLine! }); setText(""); }}>
-                        {r.newLine}
-                      </button>
-                    ) : (r.newLine ?? "")}
-                  </td>
-                  <td className="code"><pre>{r.kind === "hunk" ? r.text : r.text || " "}</pre>
-                    {drafts.filter((d) => d.path === f.path && d.line === r.newLine && r.kind !== "hunk").map((d, k) => (
-                      <div key={k} className="draft">💬 {d.body}</div>
-                    ))}
-                    {open && open.path === f.path && open.line === r.newLine && r.kind !== "hunk" && (
-                      <div className="comment-box">
-                        <label>
-                          Comment on line {r.newLine}
-                          <textarea value={text} onChange={(e) => setText(e.target.value)} rows={2} autoFocus />
-                        </label>
-                        <button type="button" onClick={addDraft} disabled={!text.trim()}>Add comment</button>
-                        <button type="button" onClick={() => setOpen(null)}>Discard</button>
-                      </div>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ))}
+      <ReviewDiff files={files} view={view} onView={onView} commenting={commenting} />
+      {cut && <p className="warn">{cut}</p>}
       {diff.data && files.length === 0 && <p className="muted">No changes between the base and the branch.</p>}
       {canWrite && ready && (
         <div className="card review-actions" role="group" aria-label="Review">
           <label>
             Review comment (for the whole change)
-            <textarea value={general} onChange={(e) => setGeneral(e.target.value)} rows={3} />
+            <textarea value={general} onChange={(e) => setGeneral(e.target.value)} rows={3} aria-describedby="general-hint" />
           </label>
+          <p className="hint" id="general-hint">Markdown is rendered.</p>
+          {general.trim() && (
+            <details>
+              <summary>Preview</summary>
+              <div className="markdown" data-testid="general-preview" dangerouslySetInnerHTML={{ __html: renderMarkdown(general) }} />
+            </details>
+          )}
           {local && <p>{drafts.length} line comment(s) in this review.</p>}
           <button type="button" disabled={review.length === 0 || requestChanges.isPending} onClick={() => requestChanges.mutate()}>
             Request changes

@@ -10,8 +10,9 @@ import { Comments } from "./Comments";
 import { GithubIssue } from "./GithubIssue";
 import { SpecView } from "./SpecView";
 
-/** Everything about one task: its agent, spec, log, history and comments. */
-export function TaskSheet({ taskId, me }: { taskId: string; me: User }) {
+/** Everything about one task: its agent, spec, log, history and comments. `embedded` (in the
+ *  board's side sheet) leaves out the link back to the board, which is right behind it. */
+export function TaskSheet({ taskId, me, embedded = false }: { taskId: string; me: User; embedded?: boolean }) {
   const task = useQuery({ queryKey: ["task", taskId], queryFn: () => api.get<Task>(`/api/v1/tasks/${taskId}`) });
   const project = useQuery({
     queryKey: ["project", task.data?.project_id],
@@ -24,9 +25,11 @@ export function TaskSheet({ taskId, me }: { taskId: string; me: User }) {
   const canWrite = project.data?.access === "write" && me.role !== "agent";
   return (
     <article className="sheet" aria-labelledby="task-h">
-      <p>
-        <Link to={`/projects/${t.project_id}`}>← {project.data?.name ?? "Board"}</Link>
-      </p>
+      {!embedded && (
+        <p>
+          <Link to={`/projects/${t.project_id}`}>← {project.data?.name ?? "Board"}</Link>
+        </p>
+      )}
       <h1 id="task-h">{t.title}</h1>
       <GithubIssue issue={t.agent.github_issue} description={t.description} />
       {t.description && <p className="description">{t.description}</p>}

@@ -599,6 +599,41 @@ async fn slack_buttons_and_a_modal_act_as_the_linked_user_and_forged_requests_ar
         .as_str()
         .unwrap()
         .contains("not linked"));
+    // A linked member with read-only access is told so, and nothing changes.
+    let rob = SlackUser::new("U07QH5R0B00", "rob");
+    let (rob_client, rob_user) = c.app.member("rob@example.test").await;
+    c.admin
+        .put(
+            &format!("/api/v1/projects/{pid}/members/{}", rob_user.id),
+            json!({ "access": "read" }),
+        )
+        .await;
+    let code = link_code(&rob_client, false).await;
+    let (status, _) = slack_post(
+        &c,
+        "/api/v1/slack/commands",
+        &form(&c.slack.command(&rob, &format!("link {code}"))),
+        now_s(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        slack_press(&c, &c.slack.press(&channel, &note, &rob, "ap"))
+            .await
+            .0,
+        200
+    );
+    let told = c.slack.calls("chat.postEphemeral");
+    assert_eq!(told.last().unwrap()["user"], rob.id.as_str());
+    assert!(
+        told.last().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{told:?}"
+    );
+    assert_eq!(c.status(&tid).await, AgentStatus::SpecReady);
     assert_eq!(c.status(&tid).await, AgentStatus::SpecReady);
     // A forged interaction.
     let payload = c.slack.press(&channel, &note, &ann, "ap");

@@ -28,6 +28,15 @@ async fn serve(app: axum::Router) -> String {
     url
 }
 
+/// The bodies of the recorded requests to `method`, in order.
+fn request_bodies(records: &[Value], method: &str) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|r| r["kind"] == "request" && r["method"] == method)
+        .map(|r| r["body"].clone())
+        .collect()
+}
+
 fn run_checker(script: &str, records: &[Value], extra: &[PathBuf]) {
     assert!(!records.is_empty(), "nothing to check");
     let dir = tempfile::tempdir().unwrap();
@@ -293,14 +302,7 @@ impl TelegramStandin {
 
     /// The bodies of every call to `method`, in order.
     pub fn calls(&self, method: &str) -> Vec<Value> {
-        self.state
-            .lock()
-            .unwrap()
-            .records
-            .iter()
-            .filter(|r| r["kind"] == "request" && r["method"] == method)
-            .map(|r| r["body"].clone())
-            .collect()
+        request_bodies(&self.state.lock().unwrap().records, method)
     }
 
     /// The messages as Telegram holds them now (sent, and edited in place), oldest first.
@@ -525,14 +527,7 @@ impl SlackStandin {
 
     /// The bodies of every call to `method`, in order.
     pub fn calls(&self, method: &str) -> Vec<Value> {
-        self.state
-            .lock()
-            .unwrap()
-            .records
-            .iter()
-            .filter(|r| r["kind"] == "request" && r["method"] == method)
-            .map(|r| r["body"].clone())
-            .collect()
+        request_bodies(&self.state.lock().unwrap().records, method)
     }
 
     /// The messages in the channel as Slack holds them now (edits applied), oldest first.

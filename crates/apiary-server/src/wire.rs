@@ -302,6 +302,8 @@ pub struct TaskAgentOut {
     pub github_issue: Option<i64>,
     /// Automatic fix rounds spent on failing checks in this attempt.
     pub fix_rounds: i64,
+    /// What this attempt spent through the model gateway, in US dollars.
+    pub spent_usd: f64,
     /// The last check result of the PR's head (the check command's, or GitHub's failing checks).
     pub checks: Option<apiary_core::forge::CheckReport>,
 }
@@ -347,6 +349,7 @@ impl From<store::Task> for TaskOut {
                 status_changed_at: rfc3339(t.status_changed_at),
                 github_issue: t.github_issue,
                 fix_rounds: t.fix_rounds,
+                spent_usd: t.spent_micros as f64 / 1e6,
                 checks: t
                     .checks_json
                     .as_deref()

@@ -47,6 +47,8 @@ pub struct Task {
     pub fix_rounds: i64,
     /// The last check result (JSON: source, passed, checks, log tail), if any.
     pub checks_json: Option<String>,
+    /// What this attempt spent through the model gateway, in millionths of a dollar.
+    pub spent_micros: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -80,6 +82,7 @@ pub(crate) struct TaskRow {
     github_issue: Option<i64>,
     fix_rounds: i64,
     checks_json: Option<String>,
+    gateway_spent_micros: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -112,6 +115,7 @@ from_row!(TaskRow {
     github_issue,
     fix_rounds,
     checks_json,
+    gateway_spent_micros,
     created_at,
     updated_at
 });
@@ -119,7 +123,7 @@ from_row!(TaskRow {
 pub(crate) const TASK_COLS: &str = "id, project_id, title, description, status, assignee_id, \
     agent_status, box_id, control_url, code_url, site_url, control_secret_id, pr_url, branch, spec, \
     spec_revision, last_error, spec_feedback, approve_note, box_torn_down, parked, status_changed_at, queued_at, round, attempt, \
-    github_issue, fix_rounds, checks_json, created_at, updated_at";
+    github_issue, fix_rounds, checks_json, gateway_spent_micros, created_at, updated_at";
 
 impl TaskRow {
     pub(crate) fn into_task(self) -> Task {
@@ -153,6 +157,7 @@ impl TaskRow {
             github_issue: self.github_issue,
             fix_rounds: self.fix_rounds,
             checks_json: self.checks_json,
+            spent_micros: self.gateway_spent_micros,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

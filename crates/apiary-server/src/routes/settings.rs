@@ -501,22 +501,25 @@ async fn hear_telegram(
     if !changed || !(a.hears_updates() || b.updates == "webhook") {
         return Ok(());
     }
-    let token = match new_token {
-        Some(t) => t,
-        None => state.store.setting_secret(TELEGRAM_BOT_TOKEN).await?,
+    let stored = state.store.setting_secret(TELEGRAM_BOT_TOKEN).await?;
+    let (token, mode) = match (new_token, a.hears_updates()) {
+        (Some(Some(t)), true) => (Some(t), a.updates.as_str()),
+        (Some(None), true) => (None, a.updates.as_str()),
+        (None, true) => (stored, a.updates.as_str()),
+        // Leaving webhook mode (or clearing the token): the webhook goes, with the token
+        // Telegram knows it by.
+        (_, false) => (stored, "off"),
     };
     let Some(token) = token else {
+        if mode == "off" {
+            return Ok(());
+        }
         return Err(ApiError::bad_request(
             "telegram.bot_token",
             "telegram.bot_token: buttons need the bot's token",
         ));
     };
     let bot = apiary_orchestrator::chat::Telegram::new(&a.api_base, &token);
-    let mode = if a.hears_updates() {
-        a.updates.as_str()
-    } else {
-        "off"
-    };
     let base = match [after.public_url.trim(), after.callback_base_url.trim()]
         .into_iter()
         .find(|u| !u.is_empty())

@@ -366,6 +366,21 @@ async fn a_linked_telegram_user_approves_from_the_button_and_others_are_told_why
     assert_eq!(c.deliver(c.tg.press(&note, &ann, &approve)).await, 200);
     let a = c.answered(6).await;
     assert!(a["text"].as_str().unwrap().contains("not linked"), "{a}");
+    // Leaving webhook mode drops the webhook with the token Telegram knows.
+    let (status, body) = c
+        .admin
+        .patch(
+            "/api/v1/settings",
+            json!({ "telegram": { "updates": "off" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(c.tg.calls("deleteWebhook").len(), 1);
+    assert_eq!(
+        c.webhook(c.tg.press(&note, &ann, &approve), c.secret.as_deref())
+            .await,
+        404
+    );
     c.tg.check_conformance();
 }
 

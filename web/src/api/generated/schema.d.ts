@@ -1492,6 +1492,11 @@ export interface components {
             spec?: string | null;
             /** Format: int64 */
             spec_revision: number;
+            /**
+             * Format: double
+             * @description What this attempt spent through the model gateway, in US dollars.
+             */
+            spent_usd: number;
             status: string;
             status_changed_at: string;
         };

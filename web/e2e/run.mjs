@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import net from "node:net";
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 
 const root = resolve(import.meta.dirname, "../..");
 const exe = join(root, "target/debug/apiary");
@@ -15,6 +16,7 @@ const shots = join(root, "target/screenshots");
 mkdirSync(shots, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), "apiary-e2e-"));
 const PASSWORD = "e2e admin password";
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 let passed = 0;
 let failed = 0;
 
@@ -44,8 +46,8 @@ set -eu
 prompt="$(cat "$APIARY_PROMPT_FILE")"
 echo "e2e agent: $APIARY_PHASE"
 case "$APIARY_PHASE" in
-  spec|revise) mkdir -p .apiary; printf '# Plan\\n\\nAppend a *friendly* line to hello.txt.\\n' > .apiary/SPEC.md ;;
-  implement) echo "hello from the agent" >> hello.txt ;;
+  spec|revise) case "$prompt" in *Slow*) sleep 6 ;; esac; mkdir -p .apiary; printf '# Plan\\n\\nAppend a *friendly* line to hello.txt.\\n' > .apiary/SPEC.md ;;
+  implement) echo "hello from the agent" >> hello.txt; printf "const greeting = 'hello';\\n" > greet.js ;;
   changes) printf '%s\\n' "$prompt" | sed -n 's/^- //p' >> hello.txt ;;
 esac
 `);
@@ -53,20 +55,57 @@ esac
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 let server = null;
-function startServer() {
-  server = spawn(exe, ["serve", "--bind", `127.0.0.1:${port}`, "--data-dir", join(work, "data")], {
+let demo = null;
+function serve(bind, dataDir, extra = []) {
+  return spawn(exe, ["serve", ...extra, "--bind", bind, "--data-dir", dataDir], {
     // A job the killed server had claimed (a fix round's dispatch, say) is taken over after
     // this lease, as an operator who restarts quickly would set it (default 300 s).
     env: { ...process.env, APIARY_ADMIN_EMAIL: "admin@example.test", APIARY_ADMIN_PASSWORD: PASSWORD, APIARY_LOG: "warn", APIARY_JOB_LEASE_S: "2" },
     stdio: ["ignore", "inherit", "inherit"],
   });
 }
-async function waitHealthy() {
+function startServer() {
+  server = serve(`127.0.0.1:${port}`, join(work, "data"));
+}
+async function waitHealthy(url = base) {
   for (let i = 0; i < 200; i++) {
-    try { if ((await fetch(`${base}/healthz`)).ok) return; } catch {}
+    try { if ((await fetch(`${url}/healthz`)).ok) return; } catch {}
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error("apiary serve did not become healthy");
+}
+
+/** Runs axe-core on the page as it stands; a serious or critical violation fails the step. */
+async function axe(p, what) {
+  if (!(await p.evaluate(() => "axe" in window))) await p.addScriptTag({ path: AXE });
+  const result = await p.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length) {
+    const lines = bad.map((v) => `    ${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(" | ")}`);
+    throw new Error(`axe found ${bad.length} serious or critical violation(s) on ${what}:\n${lines.join("\n")}`);
+  }
+}
+
+/** The admin's CSRF token, for API calls made beside the page. */
+async function csrfOf(ctx) {
+  return (await (await ctx.request.get(`${base}/api/v1/me`)).json()).csrf_token;
+}
+
+async function setCap(n) {
+  const ctx = page.context();
+  const r = await ctx.request.patch(`${base}/api/v1/settings`, { data: { max_concurrent_boxes: n }, headers: { "x-csrf-token": await csrfOf(ctx) } });
+  assert.equal(r.status(), 200, `PATCH /settings: ${await r.text()}`);
+}
+
+/** A card in the board's column (`todo`, `in_progress`, `done`). */
+function cardIn(column, title) {
+  return page.getByTestId(`column-${column}`).getByTestId("task-card").filter({ hasText: title });
+}
+
+async function createTask(title) {
+  await page.getByLabel("Title").fill(title);
+  await page.getByRole("button", { name: "Create task" }).click();
+  await cardIn("todo", title).waitFor();
 }
 
 async function step(name, fn) {
@@ -112,6 +151,7 @@ try {
     await page.getByLabel("Automatic fix rounds for failing checks").fill("1");
     await page.getByRole("button", { name: "Save settings" }).click();
     await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    await axe(page, "the settings page");
   });
 
   await step("the settings show the model gateway", async () => {
@@ -155,6 +195,7 @@ try {
     await page.getByTestId("spec").filter({ hasText: "Append a friendly line" }).waitFor();
     await page.getByTestId("agent-log").filter({ hasText: "e2e agent: spec" }).waitFor();
     await page.screenshot({ path: join(shots, "task-spec-ready.png"), fullPage: true });
+    await axe(page, "the task page");
   });
 
   await step("a user without write access sees no action buttons, and the API refuses", async () => {
@@ -184,6 +225,75 @@ try {
     await ctx.close();
   });
 
+  await step("the board: the handed-over card stands in In progress", async () => {
+    await page.getByRole("link", { name: "← Greeter" }).click();
+    await cardIn("in_progress", "Say hello (politely)").getByTestId("agent-status").filter({ hasText: "Spec ready" }).waitFor();
+    await axe(page, "the board");
+  });
+
+  await step("drag and drop: a new card dragged from To do to Done stays there", async () => {
+    await createTask("Drag me along");
+    await cardIn("todo", "Drag me along").dragTo(page.getByTestId("column-done"));
+    await cardIn("done", "Drag me along").waitFor();
+    await page.getByTestId("board-announcer").filter({ hasText: 'Moved "Drag me along" to Done.' }).waitFor();
+    // The server's answer (and the live refetch after it) keeps it there.
+    const projectId = projectUrl.split("/").pop();
+    for (let i = 0; i < 50; i++) {
+      const tasks = await (await page.context().request.get(`${base}/api/v1/projects/${projectId}/tasks`)).json();
+      if (tasks.find((t) => t.title === "Drag me along")?.status === "done") break;
+      if (i === 49) throw new Error("the server did not record the move");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await cardIn("done", "Drag me along").waitFor();
+    await page.screenshot({ path: join(shots, "board-dnd.png"), fullPage: true });
+  });
+
+  await step("the fleet: with a cap of one box the next task queues; stop it there", async () => {
+    await setCap(1);
+    await createTask("Wait for a box");
+    await cardIn("todo", "Wait for a box").getByRole("link").click();
+    const sheet = page.getByRole("dialog");
+    await sheet.getByRole("button", { name: "Hand to agent" }).click();
+    await sheet.getByTestId("agent-status").filter({ hasText: "Queued" }).waitFor();
+    await sheet.getByRole("button", { name: "Close" }).click();
+    await page.getByRole("link", { name: "Fleet" }).click();
+    await page.getByTestId("fleet-summary").filter({ hasText: "1 of 1 boxes running · 1 queued" }).waitFor();
+    await page.getByTestId("fleet-running-row").filter({ hasText: "Say hello (politely)" }).waitFor();
+    const queued = page.getByTestId("fleet-queued-row").filter({ hasText: "Wait for a box" });
+    await queued.filter({ hasText: "#1" }).waitFor();
+    await page.screenshot({ path: join(shots, "fleet.png"), fullPage: true });
+    await axe(page, "the fleet page");
+    await queued.getByRole("button", { name: "Stop Wait for a box" }).click();
+    await queued.getByRole("button", { name: "Yes, stop" }).click();
+    await page.getByText("Nothing is waiting for a box.").waitFor();
+    await setCap(5);
+  });
+
+  await step("a follow-up message reaches the agent while it writes the spec", async () => {
+    await page.getByRole("link", { name: "Projects" }).click();
+    await page.getByRole("link", { name: "Greeter" }).click();
+    await createTask("Slow follow-up");
+    await cardIn("todo", "Slow follow-up").getByRole("link").click();
+    const sheet = page.getByRole("dialog");
+    await sheet.getByRole("button", { name: "Hand to agent" }).click();
+    await sheet.getByTestId("agent-status").filter({ hasText: "Writing spec" }).waitFor();
+    await sheet.getByLabel("Your message for the agent").fill("Please mention the weather.");
+    await sheet.getByRole("button", { name: "Send" }).click();
+    await sheet.getByRole("status").filter({ hasText: "Sent: the agent gets it at its next turn." }).waitFor();
+    await sheet.getByTestId("agent-log").filter({ hasText: /message from .*: Please mention the weather\./ }).waitFor();
+    await sheet.getByTestId("agent-log").getByText(/message from/).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(shots, "follow-up.png"), fullPage: true });
+    await sheet.getByTestId("agent-status").filter({ hasText: "Spec ready" }).waitFor({ timeout: 30_000 });
+    await sheet.getByRole("button", { name: "Cancel" }).click();
+    await sheet.getByRole("button", { name: "Yes, cancel" }).click();
+    await sheet.getByTestId("agent-status").filter({ hasText: "Cancelled" }).waitFor();
+    await sheet.getByRole("button", { name: "Close" }).click();
+    // Back to the first task's page for the rest of the loop.
+    await cardIn("in_progress", "Say hello (politely)").getByRole("link").click();
+    await page.getByRole("dialog").getByRole("link", { name: "Open full page" }).click();
+    assert.equal(page.url(), taskUrl);
+  });
+
   await step("approve; the server goes away for five seconds; pr_ready still arrives", async () => {
     await page.getByRole("button", { name: "Approve spec" }).click();
     await page.getByTestId("agent-status").filter({ hasText: /Implementing|PR ready/ }).waitFor();
@@ -206,6 +316,7 @@ try {
     await checks.getByTestId("fix-rounds").filter({ hasText: "Automatic fix rounds used: 1" }).waitFor();
     await checks.getByRole("region", { name: /Log tail of w=wave/ }).filter({ hasText: "hello.txt does not wave yet" }).waitFor();
     await page.screenshot({ path: join(shots, "review-checks-failing.png"), fullPage: true });
+    await axe(page, "the review page (unified)");
     await page.goBack();
   });
 
@@ -225,13 +336,26 @@ try {
     await page.getByTestId("checks").getByTestId("checks-outcome").filter({ hasText: "Checks passed" }).waitFor({ timeout: 30_000 });
   });
 
+  await step("the review side by side: the JavaScript file is highlighted", async () => {
+    await page.getByRole("button", { name: "Side by side" }).click();
+    const table = page.getByRole("table", { name: "Changes in greet.js, side by side" });
+    await table.locator('td.code[data-side="new"] span[class*="hljs-"]').first().waitFor();
+    const tokens = await table.locator('span[class*="hljs-"]').evaluateAll((els) => els.map((e) => `${e.className}:${e.textContent}`));
+    assert.ok(tokens.some((t) => t.startsWith("hljs-keyword:const")), `a highlighted keyword, got ${tokens.join(", ")}`);
+    assert.ok(tokens.some((t) => t.startsWith("hljs-string:")), `a highlighted string, got ${tokens.join(", ")}`);
+    await page.screenshot({ path: join(shots, "review-split.png"), fullPage: true });
+    await axe(page, "the review page (side by side)");
+    await page.getByRole("button", { name: "Unified" }).click();
+  });
+
   await step("mark merged; the card shows merged and the box is gone", async () => {
     await page.getByRole("button", { name: "Mark merged" }).click();
     await page.getByRole("button", { name: "Yes, mark merged" }).click();
     await page.getByTestId("agent-status").filter({ hasText: "Merged" }).waitFor();
     await page.getByRole("link", { name: "← Say hello (politely)" }).click();
     await page.getByRole("link", { name: "← Greeter" }).click();
-    await page.getByTestId("task-card").filter({ hasText: "Say hello (politely)" }).getByTestId("agent-status").filter({ hasText: "Merged" }).waitFor();
+    await cardIn("done", "Say hello (politely)").getByTestId("agent-status").filter({ hasText: "Merged" }).waitFor();
+    await page.screenshot({ path: join(shots, "board-columns.png"), fullPage: true });
     const log = git(repo, "log", "--format=%s", "main");
     assert.match(log, /Merge apiary\//);
     const taskId = taskUrl.split("/").pop();
@@ -242,11 +366,53 @@ try {
     }
     throw new Error("the box was not torn down");
   });
+
+  await step("the account page", async () => {
+    await page.getByRole("link", { name: "Account" }).click();
+    await page.getByRole("heading", { name: "Account", exact: true }).waitFor();
+    await axe(page, "the account page");
+  });
+
+  await step("the demo: three seeded tasks, one handed over", async () => {
+    const port2 = await freePort();
+    const base2 = `http://127.0.0.1:${port2}`;
+    demo = serve(`127.0.0.1:${port2}`, join(work, "demo-data"), ["--demo"]);
+    await waitHealthy(base2);
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const other = await ctx.newPage();
+    await other.goto(base2);
+    await other.getByLabel("Email").fill("admin@example.test");
+    await other.getByLabel("Password").fill(PASSWORD);
+    await other.getByRole("button", { name: "Sign in" }).click();
+    await other.getByRole("heading", { name: "Projects" }).waitFor();
+    await other.getByRole("link", { name: "Demo", exact: true }).click();
+    await other.getByRole("heading", { name: "Demo" }).waitFor();
+    const cards = other.getByTestId("task-card");
+    await cards.nth(2).waitFor();
+    assert.equal(await cards.count(), 3);
+    await cards.getByTestId("agent-status").first().waitFor();
+    assert.equal(await cards.filter({ has: other.getByTestId("agent-status") }).count(), 1, "one demo task handed over");
+    await other.screenshot({ path: join(shots, "demo.png"), fullPage: true });
+    await axe(other, "the demo board");
+    // Cancel the handed-over task so its box goes with the demo server.
+    const csrf = (await (await ctx.request.get(`${base2}/api/v1/me`)).json()).csrf_token;
+    const projects = await (await ctx.request.get(`${base2}/api/v1/projects`)).json();
+    const tasks = await (await ctx.request.get(`${base2}/api/v1/projects/${projects.find((p) => p.name === "Demo").id}/tasks`)).json();
+    for (const t of tasks.filter((t) => t.agent.status !== "none")) {
+      const r = await ctx.request.post(`${base2}/api/v1/tasks/${t.id}/agent/cancel`, { data: {}, headers: { "x-csrf-token": csrf } });
+      assert.equal(r.status(), 200, `cancel: ${await r.text()}`);
+      for (let i = 0; i < 100 && !(await (await ctx.request.get(`${base2}/api/v1/tasks/${t.id}`)).json()).agent.box_torn_down; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await ctx.close();
+  });
 } catch {
   // reported by step()
 } finally {
   await browser.close();
   server?.kill("SIGTERM");
+  if (demo?.pid) process.kill(demo.pid, "SIGTERM");
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -38,3 +38,5 @@ export type Check = S["Check"];
 export type Fleet = S["FleetOut"];
 export type FleetTask = S["FleetTaskOut"];
 export type NotificationError = S["NotificationErrorOut"];
+export type FollowUpIn = S["FollowUpIn"];
+export type FollowUpOut = S["FollowUpOut"];

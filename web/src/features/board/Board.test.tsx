@@ -17,7 +17,7 @@ type FakeTask = { id: string; title: string; status: string; description: string
 function task(id: string, title: string, status: string, agent: Record<string, unknown> = {}): FakeTask {
   return {
     id, title, status, description: "", assignee_id: null,
-    agent: { status: "none", round: 0, attempt: 0, fix_rounds: 0, box_torn_down: false, parked: false, spec_revision: 0, status_changed_at: "", queue_position: null, checks: null, ...agent },
+    agent: { status: "none", round: 0, attempt: 0, fix_rounds: 0, spent_usd: 0, box_torn_down: false, parked: false, spec_revision: 0, status_changed_at: "", queue_position: null, checks: null, ...agent },
   };
 }
 
@@ -171,11 +171,11 @@ describe("Board", () => {
     expect(card("Fix login").getAttribute("draggable")).toBe("false");
   });
 
-  it("shows the agent's status, queue position, review round and checks on the card", async () => {
+  it("shows the agent's status, queue position, review round, checks and cost on the card", async () => {
     mount([
       task("t1", "Queued one", "in_progress", { status: "queued", queue_position: 2 }),
       task("t2", "Second round", "in_progress", {
-        status: "pr_ready", round: 3, fix_rounds: 1,
+        status: "pr_ready", round: 3, fix_rounds: 1, spent_usd: 0.4321,
         checks: { source: "command", checks: [{ name: "make test", passed: false }, { name: "lint", passed: true }] },
       }),
       task("t3", "First round", "in_progress", { status: "pr_ready", round: 1, checks: { source: "github", checks: [{ name: "ci", passed: true }] } }),
@@ -191,11 +191,13 @@ describe("Board", () => {
     expect(second.getByTestId("review-round").textContent).toBe("round 3");
     expect(second.getByTestId("card-checks").textContent).toBe("1 of 2 checks failing");
     expect(second.getByTestId("card-fix-rounds").textContent).toBe("1 fix round");
+    expect(second.getByTestId("card-cost").textContent).toBe("$0.43");
     expect(second.queryByTestId("queue-position")).toBeNull();
     const first = within(card("First round"));
     expect(first.queryByTestId("review-round")).toBeNull();
     expect(first.getByTestId("card-checks").textContent).toBe("checks pass");
     expect(first.queryByTestId("card-fix-rounds")).toBeNull();
+    expect(first.queryByTestId("card-cost")).toBeNull();
     expect(within(card("Untouched")).queryByTestId("agent-status")).toBeNull();
   });
 

@@ -122,7 +122,7 @@ export function Board({ projectId, me }: { projectId: string; me: User }) {
             {COLUMNS.map((c) => {
               const cards = shown.filter((t) => moves.status(t) === c.status);
               return (
-                <div key={c.status} className={`column${over === c.status ? " drop-target" : ""}`} aria-label={c.title} role="region" {...dropZone(c.status)}>
+                <div key={c.status} className={`column${over === c.status ? " drop-target" : ""}`} aria-label={c.title} role="region" data-testid={`column-${c.status}`} {...dropZone(c.status)}>
                   <h2>{c.title} <span className="count">{cards.length}</span></h2>
                   {cards.map((t) => (
                     <TaskCard

@@ -98,7 +98,7 @@ export function TaskCard({ task, status, canMove, dragging, onMove, onDrag }: Pr
   );
 }
 
-/** The agent's status and, when they matter, its place in the queue, review round and checks. */
+/** The agent's status and, when they matter, its place in the queue, review round, checks and cost. */
 function AgentFacts({ agent: a }: { agent: Task["agent"] }) {
   if (a.status === "none") return null;
   const checks = a.checks?.checks ?? [];
@@ -118,6 +118,11 @@ function AgentFacts({ agent: a }: { agent: Task["agent"] }) {
       {a.fix_rounds > 0 && (
         <span className="pill" data-testid="card-fix-rounds">
           {a.fix_rounds} fix round{a.fix_rounds === 1 ? "" : "s"}
+        </span>
+      )}
+      {a.spent_usd > 0 && (
+        <span className="muted" data-testid="card-cost" title="spent through the model gateway in this attempt">
+          ${a.spent_usd.toFixed(2)}
         </span>
       )}
     </>

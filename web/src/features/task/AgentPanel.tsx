@@ -8,6 +8,7 @@ import { StatusBadge } from "../../components/StatusBadge";
 import { actionsFor, caption, type Action, type AgentStatus } from "../../lib/agent";
 import { Link } from "../../lib/router";
 import { ChecksSummary } from "../review/ChecksPanel";
+import { FollowUpForm } from "./FollowUpForm";
 import { TaskUsage } from "./TaskUsage";
 
 const LABEL: Record<Action, string> = {
@@ -99,6 +100,7 @@ export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }
         </form>
       )}
       <ErrorBox error={act.error} />
+      {canWrite && (status === "speccing" || status === "implementing") && <FollowUpForm taskId={task.id} />}
       <TaskUsage taskId={task.id} />
     </section>
   );

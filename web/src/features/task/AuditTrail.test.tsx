@@ -15,6 +15,8 @@ afterEach(() => { cleanup(); vi.unstubAllGlobals(); });
 describe("AuditTrail", () => {
   it("names event kinds, known and unknown", () => {
     expect(eventKindLabel({ kind: "checks" })).toBe("Checks");
+    expect(eventKindLabel({ kind: "board" })).toBe("Moved on the board");
+    expect(eventKindLabel({ kind: "message" })).toBe("Message to the agent");
     expect(eventKindLabel({ kind: "something_new" })).toBe("something_new");
   });
 

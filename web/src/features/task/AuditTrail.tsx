@@ -6,8 +6,10 @@ import { viaLabel } from "../../lib/via";
 
 /** Names for the event kinds that are not a status change; an unknown kind shows as is. */
 const KIND_LABEL: Record<string, string> = {
+  board: "Moved on the board",
   checks: "Checks",
   log: "Log",
+  message: "Message to the agent",
 };
 
 /** An event's kind for people (`checks` → Checks); an unknown kind shows as is. */

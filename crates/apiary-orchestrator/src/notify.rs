@@ -83,37 +83,39 @@ fn store_err(e: StoreError) -> JobFailure {
     JobFailure::Retryable(e.to_string())
 }
 
-impl Deliver {
-    async fn message(
-        orch: &Orchestrator,
-        task_id: &str,
-        event: NotifyEvent,
-    ) -> Result<Message, StoreError> {
-        let task = orch.store.get_task(task_id).await?;
-        let project = orch.store.get_project(&task.project_id).await?;
-        let base = orch.public_url().await?;
-        let task_url = format!("{base}/tasks/{}", task.id);
-        Ok(Message {
-            event,
-            task_title: task.title,
-            project_name: project.name,
-            spec_url: task.spec.as_ref().map(|_| format!("{task_url}#spec")),
-            task_url,
-            pr_url: task.pr_url,
-            code_url: task.code_url,
-            site_url: task.site_url,
-            // Chat messages have room for a few thousand characters (a Slack section 3000):
-            // the error's start says what failed; the task page has it whole.
-            error: task
-                .last_error
-                .filter(|_| matches!(event, NotifyEvent::Failed | NotifyEvent::ChecksFailing))
-                .map(|e| match e.char_indices().nth(1500) {
-                    Some((at, _)) => format!("{}…", &e[..at]),
-                    None => e,
-                }),
-        })
-    }
+/// What a notification of `event` about the task says, as the task is now (also used to
+/// rewrite a chat message once acted on).
+pub async fn message(
+    orch: &Orchestrator,
+    task_id: &str,
+    event: NotifyEvent,
+) -> Result<Message, StoreError> {
+    let task = orch.store.get_task(task_id).await?;
+    let project = orch.store.get_project(&task.project_id).await?;
+    let base = orch.public_url().await?;
+    let task_url = format!("{base}/tasks/{}", task.id);
+    Ok(Message {
+        event,
+        task_title: task.title,
+        project_name: project.name,
+        spec_url: task.spec.as_ref().map(|_| format!("{task_url}#spec")),
+        task_url,
+        pr_url: task.pr_url,
+        code_url: task.code_url,
+        site_url: task.site_url,
+        // Chat messages have room for a few thousand characters (a Slack section 3000):
+        // the error's start says what failed; the task page has it whole.
+        error: task
+            .last_error
+            .filter(|_| matches!(event, NotifyEvent::Failed | NotifyEvent::ChecksFailing))
+            .map(|e| match e.char_indices().nth(1500) {
+                Some((at, _)) => format!("{}…", &e[..at]),
+                None => e,
+            }),
+    })
+}
 
+impl Deliver {
     /// Telegram: MarkdownV2, with the buttons the event allows when Apiary hears presses.
     async fn telegram(
         &self,
@@ -384,9 +386,7 @@ impl JobHandler for Deliver {
         let event_id = p["event_id"].as_i64().unwrap_or_default();
         let event: NotifyEvent = serde_json::from_value(p["event"].clone())
             .map_err(|e| JobFailure::Fatal(e.to_string()))?;
-        let msg = Self::message(orch, &task_id, event)
-            .await
-            .map_err(store_err)?;
+        let msg = message(orch, &task_id, event).await.map_err(store_err)?;
         let result = match channel.as_str() {
             "log" => {
                 tracing::info!(channel = "log", event = event.as_str(), "{}", msg.plain());

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use apiary_core::chat::{ChatAction, Via};
 use apiary_core::notify::escape_mrkdwn;
-use apiary_orchestrator::chat::{Slack, SLACK_SIGNING_SECRET};
+use apiary_core::NotifyEvent;
+use apiary_orchestrator::chat::{slack_blocks, Slack, SLACK_SIGNING_SECRET};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -200,20 +201,9 @@ async fn on_button(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<()> {
                 return Ok(());
             }
         };
-        let text: String = p["message"]["blocks"]
-            .as_array()
-            .and_then(|b| b.iter().find(|b| b["type"] == "section"))
-            .and_then(|b| b["text"]["text"].as_str())
-            .unwrap_or_default()
-            .chars()
-            .take(1200)
-            .collect();
-        let mut meta = json!({ "a": action.code(), "t": task_id, "e": event_id, "c": channel, "s": ts, "x": text });
-        if meta.to_string().len() > 3000 {
-            // Slack keeps at most 3000 characters of private metadata: the text is only for
-            // the edited message, so it goes first.
-            meta["x"] = json!("");
-        }
+        // Where the words go once submitted (Slack keeps at most 3000 characters here).
+        let meta =
+            json!({ "a": action.code(), "t": task_id, "e": event_id, "c": channel, "s": ts });
         let view = json!({
             "type": "modal",
             "callback_id": FEEDBACK_VIEW,
@@ -296,16 +286,22 @@ async fn on_submission(state: &AppState, bot: &Slack, p: &Value) -> ApiResult<Re
     let caller = Caller::from_chat(user.clone(), Via::Slack, Some(event_id));
     match chat::perform(state, caller, action, task_id, text).await {
         Ok(_) => {
-            let section = json!({ "type": "section", "text": { "type": "mrkdwn", "text": meta["x"].as_str().filter(|x| !x.is_empty()).unwrap_or("Apiary") } });
-            let open = json!({ "type": "actions", "elements": [{
-                "type": "button", "action_id": "open", "text": { "type": "plain_text", "text": "Open" },
-                "url": format!("{}/tasks/{task_id}", state.orch.public_url().await?),
-            }] });
+            // The notification rendered again (the modal carried only where it is), its
+            // action buttons then taken away like after any press.
+            let event = match action {
+                ChatAction::Revise => NotifyEvent::SpecReady,
+                _ => NotifyEvent::PrReady,
+            };
+            let msg = apiary_orchestrator::notify::message(&state.orch, task_id, event).await?;
+            let blocks = slack_blocks(&msg, task_id, event_id)
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             mark_done(
                 bot.clone(),
                 meta["c"].as_str().unwrap_or_default(),
                 meta["s"].as_str().unwrap_or_default(),
-                vec![section, open],
+                blocks,
                 &chat::done_line(action, &user, Via::Slack),
             )
             .await;

@@ -737,6 +737,24 @@ async fn slack_buttons_and_a_modal_act_as_the_linked_user_and_forged_requests_ar
             .starts_with("Changes requested by ann via Slack"),
         "{done}"
     );
+    // The notification is rendered again: its text, a link to the task, no action buttons.
+    let blocks = done["blocks"].as_array().unwrap();
+    assert!(
+        blocks[0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("*Pull request ready for review*"),
+        "{done}"
+    );
+    let buttons: Vec<&Value> = blocks
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap())
+        .collect();
+    assert!(
+        buttons.len() == 1 && buttons[0]["url"].is_string(),
+        "{done}"
+    );
 
     // A second submission of the same modal: the task moved on; the modal says why.
     let (status, body) = slack_press(&c, &c.slack.submit(&ann, "Again.")).await;

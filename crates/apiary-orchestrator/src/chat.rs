@@ -68,24 +68,16 @@ fn http() -> reqwest::Client {
         .clone()
 }
 
-/// The settings and the bot token stored under `secret` (`service` names it in the error).
-async fn bot_token(
-    orch: &Orchestrator,
-    secret: &str,
-    service: &str,
-) -> Result<(apiary_core::Settings, String), ChatError> {
-    let store_err = |e: apiary_store::StoreError| ChatError::Unreachable {
-        service: "the database",
-        detail: e.to_string(),
-    };
-    let s = orch.store.settings().await.map_err(store_err)?;
-    let token = orch
-        .store
+/// The bot token stored under `secret` (`service` names it in the error).
+async fn bot_token(orch: &Orchestrator, secret: &str, service: &str) -> Result<String, ChatError> {
+    orch.store
         .setting_secret(secret)
         .await
-        .map_err(store_err)?
-        .ok_or_else(|| ChatError::NotConfigured(format!("no {service} bot token is set")))?;
-    Ok((s, token))
+        .map_err(|e| ChatError::Unreachable {
+            service: "the database",
+            detail: e.to_string(),
+        })?
+        .ok_or_else(|| ChatError::NotConfigured(format!("no {service} bot token is set")))
 }
 
 /// Telegram's Bot API, as the configured bot.
@@ -96,9 +88,12 @@ pub struct Telegram {
 }
 
 impl Telegram {
-    /// The bot the settings configure.
-    pub async fn configured(orch: &Orchestrator) -> Result<Telegram, ChatError> {
-        let (s, token) = bot_token(orch, TELEGRAM_BOT_TOKEN, "Telegram").await?;
+    /// The bot the settings `s` (as the caller read them) configure.
+    pub async fn configured(
+        orch: &Orchestrator,
+        s: &apiary_core::Settings,
+    ) -> Result<Telegram, ChatError> {
+        let token = bot_token(orch, TELEGRAM_BOT_TOKEN, "Telegram").await?;
         Ok(Telegram::new(&s.telegram.api_base, &token))
     }
 
@@ -155,9 +150,12 @@ pub struct Slack {
 }
 
 impl Slack {
-    /// The bot the settings configure.
-    pub async fn configured(orch: &Orchestrator) -> Result<Slack, ChatError> {
-        let (s, token) = bot_token(orch, SLACK_BOT_TOKEN, "Slack").await?;
+    /// The bot the settings `s` (as the caller read them) configure.
+    pub async fn configured(
+        orch: &Orchestrator,
+        s: &apiary_core::Settings,
+    ) -> Result<Slack, ChatError> {
+        let token = bot_token(orch, SLACK_BOT_TOKEN, "Slack").await?;
         Ok(Slack {
             http: http(),
             base: s.slack.api_base.trim_end_matches('/').to_string(),

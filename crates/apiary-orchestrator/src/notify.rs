@@ -129,7 +129,7 @@ impl Deliver {
             .settings()
             .await
             .map_err(|e| Failure::retry(e.to_string()))?;
-        let bot = Telegram::configured(orch).await.map_err(chat_failure)?;
+        let bot = Telegram::configured(orch, &s).await.map_err(chat_failure)?;
         let body = json!({
             "chat_id": s.telegram.chat_id,
             "text": msg.markdown_v2(),
@@ -156,7 +156,7 @@ impl Deliver {
             .settings()
             .await
             .map_err(|e| Failure::retry(e.to_string()))?;
-        let bot = Slack::configured(orch).await.map_err(chat_failure)?;
+        let bot = Slack::configured(orch, &s).await.map_err(chat_failure)?;
         let body = json!({
             "channel": s.slack.channel,
             "text": msg.plain(),

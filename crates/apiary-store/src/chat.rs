@@ -11,7 +11,7 @@ use crate::error::StoreResult;
 use crate::users::{User, UserRow, USER_COLS};
 
 /// How long a link code works.
-pub const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 /// How long Apiary waits for the reply to a "what should change?" prompt.
 const PROMPT_TTL_MS: i64 = 24 * 3600 * 1000;
 /// The settings row holding Telegram's poll offset.

@@ -27,24 +27,10 @@ impl Store {
         payload: Value,
         projects: &[String],
     ) -> StoreResult<bool> {
-        let now = self.now();
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO forge_deliveries (id, event, received_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(delivery)
-        .bind(event)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        if !self.take_delivery_in(&mut tx, delivery, event).await? {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM forge_deliveries WHERE received_at < $1")
-            .bind(now - DELIVERY_KEEP_MS)
-            .execute(&mut *tx)
-            .await?;
         self.enqueue_in(
             &mut tx,
             NewJob::new(
@@ -56,6 +42,44 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Takes an incoming delivery id once (a webhook's, a chat update's); `false` for a repeat.
+    /// Ids are remembered for [`DELIVERY_KEEP_MS`].
+    async fn take_delivery_in(
+        &self,
+        tx: &mut crate::db::Tx,
+        delivery: &str,
+        event: &str,
+    ) -> StoreResult<bool> {
+        let now = self.now();
+        let done = sqlx::query(
+            "INSERT INTO forge_deliveries (id, event, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(delivery)
+        .bind(event)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM forge_deliveries WHERE received_at < $1")
+            .bind(now - DELIVERY_KEEP_MS)
+            .execute(&mut **tx)
+            .await?;
+        Ok(true)
+    }
+
+    /// Takes a chat update (Telegram's `update_id`) once: a redelivered update does nothing.
+    pub async fn accept_chat_update(&self, via: &str, update_id: i64) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let fresh = self
+            .take_delivery_in(&mut tx, &format!("{via}:{update_id}"), via)
+            .await?;
+        tx.commit().await?;
+        Ok(fresh)
     }
 
     /// Forgets a delivery whose work cannot be done as things stand (no token, say), so that

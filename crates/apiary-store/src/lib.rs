@@ -46,7 +46,7 @@ mod watch;
 
 pub use auth::{hash_token, new_token, SessionInfo};
 pub use boxes::{BoxAddress, BoxTokens, ReviewComment, SpecRevision};
-pub use chat::{ChatLink, ChatPrompt, LINK_CODE_TTL_MS};
+pub use chat::{ChatLink, ChatPrompt};
 pub use comments::Comment;
 pub use db::{Backend, Store, StoreOptions, Tx};
 pub use error::{StoreError, StoreResult};

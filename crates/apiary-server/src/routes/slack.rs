@@ -44,9 +44,15 @@ pub fn signature_ok(secret: &[u8], timestamp: &str, body: &[u8], signature: &str
     mac.verify_slice(&sig).is_ok()
 }
 
-/// Checks that the request is Slack's: signed with the signing secret, and fresh.
-async fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
-    if !state.store.settings().await?.slack.enabled {
+/// Checks that the request is Slack's: signed with the signing secret, and fresh; the settings
+/// it was checked under.
+async fn verify(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<apiary_core::Settings> {
+    let settings = state.store.settings().await?;
+    if !settings.slack.enabled {
         return Err(ApiError::not_found(
             "Slack endpoint (the Slack channel is off)",
         ));
@@ -84,7 +90,7 @@ async fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult
             "X-Slack-Signature does not match the signing secret",
         ));
     }
-    Ok(())
+    Ok(settings)
 }
 
 fn form(body: &[u8]) -> ApiResult<HashMap<String, String>> {
@@ -110,12 +116,12 @@ pub async fn interactions(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    verify(&state, &headers, &body).await?;
+    let settings = verify(&state, &headers, &body).await?;
     let payload: Value = form(&body)?
         .get("payload")
         .and_then(|p| serde_json::from_str(p).ok())
         .ok_or_else(|| ApiError::bad_request("payload", "payload must be Slack's JSON"))?;
-    let bot = Slack::configured(&state.orch)
+    let bot = Slack::configured(&state.orch, &settings)
         .await
         .map_err(slack_bot_error)?;
     match payload["type"].as_str() {

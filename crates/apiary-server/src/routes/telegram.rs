@@ -61,7 +61,7 @@ pub async fn webhook(
     }
     let update: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("body", format!("body: not a JSON update: {e}")))?;
-    let bot = Telegram::configured(&state.orch).await.map_err(|e| {
+    let bot = Telegram::configured(&state.orch, &s).await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "telegram_not_configured",
@@ -148,7 +148,7 @@ async fn poll_once(
     {
         return Ok(false);
     }
-    let bot = Telegram::configured(&state.orch)
+    let bot = Telegram::configured(&state.orch, &s)
         .await
         .map_err(|e| e.to_string())?;
     if offset.is_none() {
@@ -195,6 +195,12 @@ async fn poll_once(
 
 /// Acts on one update: a button press, a reply to a prompt, or a link code in a private chat.
 pub async fn handle_update(state: &AppState, bot: &Telegram, update: &Value) -> ApiResult<()> {
+    // Telegram resends an update it thinks was not taken: each is acted on once.
+    if let Some(id) = update["update_id"].as_i64() {
+        if !state.store.accept_chat_update("telegram", id).await? {
+            return Ok(());
+        }
+    }
     if update["callback_query"].is_object() {
         on_button(state, bot, &update["callback_query"]).await
     } else if update["message"].is_object() {

@@ -8,7 +8,7 @@ export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
 
-.PHONY: agent-clis github-schemas chat-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+.PHONY: podman-up podman-down agent-clis github-schemas chat-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -154,13 +154,34 @@ nextest:
 	@mkdir -p $(TEST_TMP)
 	@command -v cargo-nextest >/dev/null || $(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
-test-sqlite: nextest test-deps agent-clis github-schemas chat-schemas
+## Podman from Debian and its Docker-compatible API service (rootful; runc, because crun
+## cannot run on hybrid cgroups) on a socket of the tests' own: the container suites drive
+## boxes through it. It keeps running between the suites; `make podman-down` stops it.
+PODMAN_DIR := $(TEST_TMP)/podman
+PODMAN_SOCK := $(PODMAN_DIR)/podman.sock
+export APIARY_TEST_BOX_ENGINE := unix://$(PODMAN_SOCK)
+podman-up: test-deps
+	@command -v podman >/dev/null && command -v runc >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc catatonit >/dev/null; }
+	@mkdir -p $(PODMAN_DIR)
+	@curl -sf --unix-socket $(PODMAN_SOCK) http://d/_ping >/dev/null 2>&1 || { \
+	  nohup podman --runtime runc system service --time=0 unix://$(PODMAN_SOCK) > $(PODMAN_DIR)/service.log 2>&1 & \
+	  echo $$! > $(PODMAN_DIR)/service.pid; \
+	  for i in $$(seq 1 100); do curl -sf --unix-socket $(PODMAN_SOCK) http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done; }
+	@curl -sf --unix-socket $(PODMAN_SOCK) http://d/_ping >/dev/null || { echo "Podman's API service did not start: see $(PODMAN_DIR)/service.log"; exit 1; }
+	@echo "Podman's API service is up at $(APIARY_TEST_BOX_ENGINE)"
+
+## Stop the service podman-up started (by its pid).
+podman-down:
+	@test -f $(PODMAN_DIR)/service.pid && kill $$(cat $(PODMAN_DIR)/service.pid) 2>/dev/null; rm -f $(PODMAN_DIR)/service.pid; true
+
+test-sqlite: nextest test-deps agent-clis github-schemas chat-schemas podman-up
 	@echo "== the chat checkers catch what they must (bad Telegram and Slack records) =="
 	python3 scripts/test_chat_checkers.py
 	@echo "== Rust suite on SQLite =="
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
-test-postgres: nextest test-deps agent-clis github-schemas chat-schemas pg-up pg-clean
+test-postgres: nextest test-deps agent-clis github-schemas chat-schemas podman-up pg-up pg-clean
 	@echo "== Rust suite on PostgreSQL ($(PG_URL)) =="
 	APIARY_TEST_DATABASE_URL=$(PG_URL) $(CARGO) nextest run --workspace --locked --no-fail-fast
 	@$(MAKE) --no-print-directory pg-clean

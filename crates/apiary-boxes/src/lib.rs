@@ -7,6 +7,8 @@
 //! what the host says (remote), so a restart of `serve` loses no box; destroying a box that
 //! is already gone succeeds.
 
+pub mod container;
+pub mod engine;
 pub mod host;
 pub mod local;
 pub mod remote;
@@ -16,12 +18,16 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// What to create: a template name, the boot env (DESIGN §4) and labels to find it by.
+/// What to create: a template name (for container boxes, `default` or an image), the boot
+/// env (DESIGN §4), labels to find it by, and what it may use.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CreateBox {
     pub template: String,
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    /// Applied where the provider can (containers); `None`: the settings' defaults.
+    #[serde(default)]
+    pub limits: Option<apiary_core::settings::BoxLimits>,
 }
 
 /// Whether a box's process is alive.
@@ -78,6 +84,28 @@ pub trait BoxProvider: Send + Sync + 'static {
     async fn destroy(&self, id: &str) -> Result<(), BoxError>;
     /// The templates boxes can be made from.
     async fn templates(&self) -> Result<Vec<String>, BoxError>;
+}
+
+/// A repository on this host that a box may have writable: an existing folder, never one that
+/// holds the data folder or the boxes (that would hand the box every secret and every other
+/// box). `None` for a remote URL.
+pub fn mountable_repo(
+    repo: &str,
+    data: &std::path::Path,
+    boxes: &std::path::Path,
+) -> Result<Option<std::path::PathBuf>, BoxError> {
+    if !repo.starts_with('/') {
+        return Ok(None);
+    }
+    let Ok(path) = std::fs::canonicalize(repo) else {
+        return Ok(None);
+    };
+    if data.starts_with(&path) || path.starts_with(boxes) {
+        return Err(BoxError::Invalid(format!(
+            "the repository {repo} holds Apiary's data folder or its boxes; a box may not mount it"
+        )));
+    }
+    Ok(Some(path))
 }
 
 /// Keeps box ids to a safe alphabet (they become folder names and URL segments).

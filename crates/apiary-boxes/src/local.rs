@@ -179,23 +179,6 @@ impl LocalProvider {
         self.dir(id).join("box")
     }
 
-    /// A local repository the box may have writable: an existing folder, never one that holds
-    /// the data folder (that would hand the box every secret and every other box).
-    fn mountable_repo(&self, repo: &str) -> Result<Option<PathBuf>, BoxError> {
-        if !repo.starts_with('/') {
-            return Ok(None);
-        }
-        let Ok(path) = std::fs::canonicalize(repo) else {
-            return Ok(None);
-        };
-        if self.data.starts_with(&path) || path.starts_with(&self.root) {
-            return Err(BoxError::Invalid(format!(
-                "the repository {repo} holds Apiary's data folder or its boxes; a box may not mount it"
-            )));
-        }
-        Ok(Some(path))
-    }
-
     fn read_state(&self, id: &str) -> Option<State> {
         let text = std::fs::read_to_string(self.dir(id).join("state.json")).ok()?;
         serde_json::from_str(&text).ok()
@@ -254,7 +237,7 @@ impl LocalProvider {
                 let d = dir.display().to_string();
                 c.args(["--bind", &d, &d]);
                 if let Some(repo) = env.get("APIARY_REPO_URL") {
-                    if let Some(repo) = self.mountable_repo(repo)? {
+                    if let Some(repo) = crate::mountable_repo(repo, &self.data, &self.root)? {
                         let r = repo.display().to_string();
                         c.args(["--bind", &r, &r]);
                     }

@@ -55,6 +55,30 @@ impl Default for Timeouts {
     }
 }
 
+/// What one box may use. Container boxes get them as the engine's limits; local boxes share
+/// the host and take none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct BoxLimits {
+    /// Memory, in MiB.
+    pub memory_mb: u64,
+    /// CPU time, in thousandths of a core (1000 = one core).
+    pub cpu_millis: u64,
+    /// Processes and threads.
+    pub pids: u64,
+}
+
+impl Default for BoxLimits {
+    fn default() -> Self {
+        BoxLimits {
+            memory_mb: 4096,
+            cpu_millis: 2000,
+            pids: 1024,
+        }
+    }
+}
+
 /// Global prompt templates; blank means "use the box's built-in default".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -309,6 +333,8 @@ pub struct Settings {
     pub egress_allow: Vec<String>,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
+    /// What each box may use (container boxes).
+    pub box_limits: BoxLimits,
     /// Most bytes of agent output kept per task; past it one marker line is stored and
     /// further lines are dropped.
     pub task_log_bytes: u64,
@@ -343,6 +369,7 @@ impl Default for Settings {
             egress_allow: DEFAULT_EGRESS_ALLOW.iter().map(|h| h.to_string()).collect(),
             default_template: "default".into(),
             max_concurrent_boxes: 5,
+            box_limits: BoxLimits::default(),
             task_log_bytes: DEFAULT_TASK_LOG_BYTES,
             timeouts: Timeouts::default(),
             watchdog_interval_s: 60,
@@ -364,6 +391,19 @@ impl Settings {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.max_concurrent_boxes == 0 || self.max_concurrent_boxes > 1000 {
             return Err(("max_concurrent_boxes", "must be 1 to 1000".into()));
+        }
+        let l = &self.box_limits;
+        if !(64..=1 << 22).contains(&l.memory_mb) {
+            return Err(("box_limits.memory_mb", "must be 64 MiB to 4 TiB".into()));
+        }
+        if !(100..=1_024_000).contains(&l.cpu_millis) {
+            return Err((
+                "box_limits.cpu_millis",
+                "must be 100 (a tenth of a core) to 1024000".into(),
+            ));
+        }
+        if !(64..=4_194_304).contains(&l.pids) {
+            return Err(("box_limits.pids", "must be 64 to 4194304".into()));
         }
         if self.github_handle.is_empty()
             || self.github_handle.len() > 39

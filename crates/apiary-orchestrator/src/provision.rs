@@ -171,6 +171,7 @@ async fn boot_box(
     let req = CreateBox {
         template,
         env: boot_env(&input, &settings.timeouts),
+        limits: Some(settings.box_limits),
         labels: BTreeMap::from([
             (TASK_LABEL.to_string(), task.id.clone()),
             (

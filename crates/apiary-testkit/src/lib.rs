@@ -138,6 +138,46 @@ impl TestApp {
         (app, dir)
     }
 
+    /// Starts the server with container boxes through the engine at [`box_engine`] (the
+    /// `apiary` binary `agent_exe` as their agent), on a network of the tests' own; the
+    /// worker runs in the background. The folder's `data/` is the data folder (never in a
+    /// box); its `scripts/` is mounted read-only into every box; repositories go beside them.
+    pub async fn spawn_with_container_boxes(
+        agent_exe: &std::path::Path,
+    ) -> (
+        TestApp,
+        tempfile::TempDir,
+        Arc<apiary_boxes::container::ContainerProvider>,
+    ) {
+        let dir = tempfile::tempdir().expect("test dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let scripts = dir.path().join("scripts");
+        std::fs::create_dir_all(&scripts).expect("scripts dir");
+        let gate = tokio::net::TcpListener::bind("0.0.0.0:0")
+            .await
+            .expect("gate");
+        let mut cfg = apiary_boxes::container::ContainerConfig::new(
+            &box_engine(),
+            agent_exe.to_path_buf(),
+            std::fs::canonicalize(&data).expect("data dir"),
+            gate.local_addr().expect("gate").port(),
+        );
+        cfg.network = "apiary-test-boxes".into();
+        cfg.mounts = vec![std::fs::canonicalize(&scripts).expect("scripts dir")];
+        cfg.runtime = std::env::var("APIARY_TEST_BOX_RUNTIME")
+            .ok()
+            .filter(|r| !r.is_empty());
+        let provider = apiary_boxes::container::ContainerProvider::new(cfg)
+            .await
+            .expect("container provider");
+        apiary_box_agent::egress::serve_gate(gate, provider.gate_lookup());
+        let boxes = provider.clone();
+        let app = Self::spawn_inner(move |o| o.with_local_boxes(boxes), Some(data)).await;
+        app.start_worker();
+        (app, dir, provider)
+    }
+
     /// Runs the job worker in the background (polling often) until the app is dropped.
     pub fn start_worker(&self) {
         let worker = self.orch.worker().build();
@@ -341,6 +381,48 @@ impl Client {
                 .body(body),
         )
         .await
+    }
+}
+
+/// The container engine the container suites drive (`APIARY_TEST_BOX_ENGINE`, a
+/// `unix://` socket; `make test` starts Podman's service and sets it). Unset is a failure
+/// that says so, never a silent pass.
+pub fn box_engine() -> String {
+    std::env::var("APIARY_TEST_BOX_ENGINE")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .expect(
+            "APIARY_TEST_BOX_ENGINE is not set: the container suites need a Docker Engine API \
+             socket (`make test` starts Podman's: make podman-up)",
+        )
+}
+
+/// Removes the container boxes (and their volumes) of an installation (its id) that a test
+/// left on the engine at [`box_engine`], when dropped.
+pub struct ContainerReaper(pub String);
+
+impl Drop for ContainerReaper {
+    fn drop(&mut self) {
+        let label = format!("{}={}", apiary_boxes::INSTALLATION_LABEL, self.0);
+        // Dropped inside a runtime: the sweep runs on a thread (and a client) of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let Ok(engine) = apiary_boxes::engine::Engine::connect(&box_engine()).await else {
+                    return;
+                };
+                for c in engine.list(&[label]).await.unwrap_or_default() {
+                    if let Some(id) = c["Labels"][apiary_boxes::container::BOX_LABEL].as_str() {
+                        let _ = engine.remove_container(id).await;
+                        let _ = engine.remove_volume(id).await;
+                    }
+                }
+            });
+        })
+        .join();
     }
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use apiary_boxes::container::{ContainerConfig, ContainerProvider};
 use apiary_boxes::local::{LocalProvider, Sandbox};
+use apiary_boxes::BoxProvider;
 use apiary_core::{Role, SystemClock};
 use apiary_orchestrator::{Metrics, Orchestrator};
 use apiary_server::{AppState, HttpServer, ServerConfig};
@@ -56,10 +58,8 @@ enum Command {
         /// Require `Authorization: Bearer <token>` on /metrics (open when unset).
         #[arg(long, env = "APIARY_METRICS_TOKEN", hide_env_values = true)]
         metrics_token: Option<String>,
-        /// How local boxes are isolated: auto (bubblewrap; boxes are refused when it does not
-        /// run), bwrap (refuse to start without it) or none (no sandbox, said in every log).
-        #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
-        sandbox: Sandbox,
+        #[command(flatten)]
+        boxes: BoxArgs,
         /// On first start, set up a demo project with a local repository and a bundled agent script.
         #[arg(long)]
         demo: bool,
@@ -72,9 +72,8 @@ enum Command {
         /// Folder for the boxes and the host key file.
         #[arg(long, env = "APIARY_BOXD_DATA_DIR", default_value = "./apiary-boxd")]
         data_dir: PathBuf,
-        /// How boxes are isolated: auto, bwrap or none.
-        #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
-        sandbox: Sandbox,
+        #[command(flatten)]
+        boxes: BoxArgs,
         /// Reap a box its owner has not listed or touched for this many seconds.
         #[arg(long, env = "APIARY_BOXD_ORPHAN_S", default_value_t = 1800)]
         orphan_s: u64,
@@ -104,6 +103,8 @@ enum Command {
     Worker {
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        boxes: BoxArgs,
     },
     /// Bring the database schema up to date and exit.
     Migrate {
@@ -120,6 +121,29 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+/// Where this process's boxes run: local processes, or containers through an engine.
+#[derive(clap::Args, Clone)]
+struct BoxArgs {
+    /// How local boxes are isolated: auto (bubblewrap; boxes are refused when it does not
+    /// run), bwrap (refuse to start without it) or none (no sandbox, said in every log).
+    #[arg(long, env = "APIARY_SANDBOX", default_value = "auto")]
+    sandbox: Sandbox,
+    /// Run boxes as containers through this engine's Docker Engine API socket
+    /// (unix:///run/podman/podman.sock, unix:///var/run/docker.sock) instead of as local
+    /// processes.
+    #[arg(long, env = "APIARY_BOX_ENGINE")]
+    box_engine: Option<String>,
+    /// `runsc` when the engine runs containers under gVisor.
+    #[arg(long, env = "APIARY_BOX_RUNTIME")]
+    box_runtime: Option<String>,
+    /// Host folders mounted read-only into every container box (comma-separated).
+    #[arg(long = "box-mount", env = "APIARY_BOX_MOUNTS", value_delimiter = ',')]
+    box_mounts: Vec<PathBuf>,
+    /// The internal network container boxes sit on (made when missing).
+    #[arg(long, env = "APIARY_BOX_NETWORK", default_value = "apiary-boxes")]
+    box_network: String,
 }
 
 #[derive(Subcommand)]
@@ -274,24 +298,45 @@ fn replica_name() -> String {
     format!("{}:{}", host.trim(), std::process::id())
 }
 
-/// The local box provider: boxes under `<data-dir>/boxes`, run by this very binary.
-fn local_provider(data_dir: &std::path::Path, sandbox: Sandbox) -> Result<Arc<LocalProvider>> {
+/// This process's box provider: containers through `--box-engine`, else local boxes under
+/// `<data-dir>/boxes`; both run this very binary as the box agent.
+async fn box_provider(data_dir: &std::path::Path, args: &BoxArgs) -> Result<Arc<dyn BoxProvider>> {
     // APIARY_BOX_AGENT_EXE runs boxes with another binary (a wrapper script, a different build).
     let exe = match nonempty_env("APIARY_BOX_AGENT_EXE") {
         Some(path) => PathBuf::from(path),
         None => std::env::current_exe().context("locating the apiary binary")?,
     };
-    let root = std::fs::canonicalize(data_dir)?.join("boxes");
-    let provider = LocalProvider::new(root, exe, sandbox)?;
+    let data_dir = std::fs::canonicalize(data_dir)?;
+    if let Some(engine) = args.box_engine.as_deref().filter(|e| !e.trim().is_empty()) {
+        let mut cfg = ContainerConfig::new(engine.trim(), exe, data_dir, 0);
+        cfg.runtime = args.box_runtime.clone().filter(|r| !r.trim().is_empty());
+        cfg.mounts = args.box_mounts.clone();
+        cfg.network = args.box_network.clone();
+        return Ok(container_boxes(cfg).await?);
+    }
+    let provider = LocalProvider::new(data_dir.join("boxes"), exe, args.sandbox)?;
     tracing::info!(sandbox = ?provider.sandbox(), "local boxes ready");
     Ok(Arc::new(provider))
+}
+
+/// Container boxes, with their gate (their only way out) listening on a port of this host.
+async fn container_boxes(mut cfg: ContainerConfig) -> Result<Arc<ContainerProvider>> {
+    let gate = tokio::net::TcpListener::bind(("0.0.0.0", cfg.gate_port))
+        .await
+        .context("binding the container boxes' gate")?;
+    cfg.gate_port = gate.local_addr()?.port();
+    let provider = ContainerProvider::new(cfg)
+        .await
+        .context("setting up container boxes")?;
+    apiary_box_agent::egress::serve_gate(gate, provider.gate_lookup());
+    Ok(provider)
 }
 
 async fn serve(
     db: DbArgs,
     bind: SocketAddr,
     config: ServerConfig,
-    sandbox: Sandbox,
+    boxes: BoxArgs,
     demo: bool,
 ) -> Result<()> {
     let store = open_store(&db).await?;
@@ -320,7 +365,7 @@ async fn serve(
             .context("setting up the demo project")?;
     }
     let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()))
-        .with_local_boxes(local_provider(&db.data_dir, sandbox)?);
+        .with_local_boxes(box_provider(&db.data_dir, &boxes).await?);
     let state = AppState {
         store: store.clone(),
         orch: orch.clone(),
@@ -362,7 +407,7 @@ async fn serve(
 }
 
 /// `apiary boxd`: the Box Host API over local boxes, guarded by a host key.
-async fn boxd(bind: SocketAddr, data_dir: PathBuf, sandbox: Sandbox, orphan_s: u64) -> Result<()> {
+async fn boxd(bind: SocketAddr, data_dir: PathBuf, boxes: BoxArgs, orphan_s: u64) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let key = match nonempty_env("APIARY_BOXD_KEY") {
@@ -384,7 +429,7 @@ async fn boxd(bind: SocketAddr, data_dir: PathBuf, sandbox: Sandbox, orphan_s: u
             }
         }
     };
-    let provider = local_provider(&data_dir, sandbox)?;
+    let provider = box_provider(&data_dir, &boxes).await?;
     let leases = Arc::new(apiary_boxes::host::Leases::default());
     let lease = std::time::Duration::from_secs(orphan_s.max(1));
     tokio::spawn(apiary_boxes::host::reap_unowned(
@@ -426,7 +471,7 @@ async fn main() -> Result<()> {
             secure_cookies,
             trust_forwarded_for,
             metrics_token,
-            sandbox,
+            boxes,
             demo,
         } => {
             let config = ServerConfig {
@@ -436,14 +481,14 @@ async fn main() -> Result<()> {
                 data_dir: Some(db.data_dir.clone()),
                 ..ServerConfig::default()
             };
-            serve(db, bind, config, sandbox, demo).await
+            serve(db, bind, config, boxes, demo).await
         }
         Command::Boxd {
             bind,
             data_dir,
-            sandbox,
+            boxes,
             orphan_s,
-        } => boxd(bind, data_dir, sandbox, orphan_s).await,
+        } => boxd(bind, data_dir, boxes, orphan_s).await,
         Command::BoxAgent => box_agent().await,
         Command::EgressRelay {
             listen,
@@ -503,10 +548,10 @@ async fn main() -> Result<()> {
                     database_url,
                 },
         } => bench::watchdog(tasks, active.min(tasks), passes.max(1), database_url).await,
-        Command::Worker { db } => {
+        Command::Worker { db, boxes } => {
             let store = open_store(&db).await?;
             let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()))
-                .with_local_boxes(local_provider(&db.data_dir, Sandbox::Auto)?);
+                .with_local_boxes(box_provider(&db.data_dir, &boxes).await?);
             tracing::info!("worker running; Ctrl-C to stop");
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let watchdog = tokio::spawn(orch.clone().run_watchdog(replica_name(), async move {

@@ -64,6 +64,9 @@ pub struct BoxAgentConfig {
     /// Where the sandboxed agent may connect, through the box's egress proxy
     /// (`APIARY_EGRESS_ALLOW`); `None`: no network at all for the agent.
     pub egress: Option<crate::egress::Allowlist>,
+    /// Where the egress proxy sends allowed connections when the box has no direct way out
+    /// (`APIARY_EGRESS_UPSTREAM`, `host:port`: the gate of a box in a container).
+    pub egress_upstream: Option<String>,
     /// The agent's key to Apiary's model gateway (`APIARY_GATEWAY_TOKEN`); it is the agent's,
     /// not one of the box's secrets.
     pub gateway_token: String,
@@ -135,6 +138,7 @@ impl BoxAgentConfig {
             bwrap: opt("APIARY_BWRAP").unwrap_or_else(|| "bwrap".into()),
             orphan_s: seconds("APIARY_ORPHAN_S", 1800)?.max(1),
             egress: get("APIARY_EGRESS_ALLOW").map(|l| crate::egress::Allowlist::parse(&l)),
+            egress_upstream: opt("APIARY_EGRESS_UPSTREAM").map(|u| u.trim().to_string()),
             gateway_token: opt("APIARY_GATEWAY_TOKEN").unwrap_or_default(),
             model: opt("APIARY_AGENT_MODEL")
                 .unwrap_or_default()
@@ -220,6 +224,7 @@ impl std::fmt::Debug for BoxAgentConfig {
             .field("bwrap", &self.bwrap)
             .field("orphan_s", &self.orphan_s)
             .field("egress", &self.egress)
+            .field("egress_upstream", &self.egress_upstream)
             .field("gateway_token", &hidden(&self.gateway_token))
             .field("model", &self.model)
             .field("agent_env", &self.agent_env)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::logs::LogStream;
@@ -91,7 +91,7 @@ fn destination(head: &str) -> Option<(bool, String, u16)> {
     Some((false, h, p))
 }
 
-async fn answer(client: &mut UnixStream, status: &str, why: &str) {
+async fn answer<S: AsyncWrite + Unpin>(client: &mut S, status: &str, why: &str) {
     let body = format!("{why}\n");
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -100,25 +100,73 @@ async fn answer(client: &mut UnixStream, status: &str, why: &str) {
     let _ = client.write_all(reply.as_bytes()).await;
 }
 
-async fn handle(mut client: UnixStream, allow: Arc<Allowlist>, logs: LogStream) {
+/// Reads a request or response head (up to `\r\n\r\n`); `None` when the peer closed first
+/// or it grew past [`MAX_HEAD`]. The bytes read past the head come back after it.
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Option<(Vec<u8>, usize)> {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
-    let end = loop {
+    loop {
         if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+            return Some((head, i + 4));
         }
         if head.len() > MAX_HEAD {
-            return answer(
-                &mut client,
-                "431 Request Header Fields Too Large",
-                "head too long",
-            )
-            .await;
+            return None;
         }
-        match client.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
+    }
+}
+
+/// Opens a connection to `host:port`: directly, or through the upstream proxy (`host:port`)
+/// with `CONNECT` when the box's only way out is one (a box in a container).
+pub async fn connect_out(
+    host: &str,
+    port: u16,
+    upstream: Option<&str>,
+) -> std::io::Result<TcpStream> {
+    let Some(up) = upstream else {
+        return TcpStream::connect((host, port)).await;
+    };
+    let mut s = TcpStream::connect(up).await?;
+    let target = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await?;
+    let (head, end) = read_head(&mut s)
+        .await
+        .ok_or_else(|| std::io::Error::other("the upstream proxy closed the connection"))?;
+    let status = String::from_utf8_lossy(&head[..end]);
+    let line = status.lines().next().unwrap_or_default().to_string();
+    if line.split_whitespace().nth(1) != Some("200") || end != head.len() {
+        return Err(std::io::Error::other(format!(
+            "the upstream proxy answered {line:?}"
+        )));
+    }
+    Ok(s)
+}
+
+/// What a proxy does with a refusal: the box agent writes it to the task's log, the host's
+/// gate to Apiary's log.
+pub type OnRefused = Arc<dyn Fn(&str, u16) + Send + Sync>;
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
+    allow: Arc<Allowlist>,
+    refused: OnRefused,
+    upstream: Option<Arc<str>>,
+) {
+    let Some((head, end)) = read_head(&mut client).await else {
+        return answer(
+            &mut client,
+            "431 Request Header Fields Too Large",
+            "head too long or cut short",
+        )
+        .await;
     };
     let text = String::from_utf8_lossy(&head[..end]).into_owned();
     let Some((tunnel, host, port)) = destination(&text) else {
@@ -130,9 +178,7 @@ async fn handle(mut client: UnixStream, allow: Arc<Allowlist>, logs: LogStream) 
         .await;
     };
     if !allow.allows(&host, port) {
-        logs.line(format!(
-            "egress refused: {host}:{port} is not on this box's allowlist (settings: egress_allow)"
-        ));
+        refused(&host, port);
         return answer(
             &mut client,
             "403 Forbidden",
@@ -144,7 +190,7 @@ async fn handle(mut client: UnixStream, allow: Arc<Allowlist>, logs: LogStream) 
     }
     let upstream = tokio::time::timeout(
         Duration::from_secs(15),
-        TcpStream::connect((host.as_str(), port)),
+        connect_out(&host, port, upstream.as_deref()),
     )
     .await;
     let mut upstream = match upstream {
@@ -203,21 +249,66 @@ pub fn bind_unix(socket: &Path) -> std::io::Result<(UnixListener, Option<std::fs
     Ok((UnixListener::bind(short)?, Some(dir)))
 }
 
-/// Serves the proxy on `socket` (made anew) until the task is dropped.
+/// Serves the proxy on `socket` (made anew) until the task is dropped; refusals go to the
+/// task's log. `upstream` (`host:port`) is where allowed connections go when the box has no
+/// direct way out.
 pub fn serve(
     socket: &Path,
     allow: Allowlist,
     logs: LogStream,
+    upstream: Option<String>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let (listener, _dir) = bind_unix(socket)
         .with_context(|| format!("binding the egress proxy at {}", socket.display()))?;
     let allow = Arc::new(allow);
+    let refused: OnRefused = Arc::new(move |host: &str, port: u16| {
+        logs.line(format!(
+            "egress refused: {host}:{port} is not on this box's allowlist (settings: egress_allow)"
+        ))
+    });
+    let upstream: Option<Arc<str>> = upstream.map(Into::into);
     Ok(tokio::spawn(async move {
         let _dir = _dir;
         while let Ok((client, _)) = listener.accept().await {
-            tokio::spawn(handle(client, allow.clone(), logs.clone()));
+            tokio::spawn(handle(
+                client,
+                allow.clone(),
+                refused.clone(),
+                upstream.clone(),
+            ));
         }
     }))
+}
+
+/// Finds the allowlist (comma-separated hosts) of the box a connection comes from, by its
+/// address; `None`: not a box.
+pub type Lookup = Arc<
+    dyn Fn(
+            std::net::IpAddr,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The gate on the host of boxes in containers: their internal network's only way out. Each
+/// connection is served with the allowlist of the box it comes from; one from anywhere else
+/// is closed unanswered. Refusals go to Apiary's log.
+pub fn serve_gate(listener: TcpListener, lookup: Lookup) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((client, peer)) = listener.accept().await {
+            let lookup = lookup.clone();
+            tokio::spawn(async move {
+                let Some(list) = lookup(peer.ip()).await else {
+                    tracing::warn!(%peer, "the box gate closed a connection from no box");
+                    return;
+                };
+                let refused: OnRefused = Arc::new(
+                    move |host: &str, port: u16| tracing::warn!(box_addr = %peer.ip(), "the box gate refused {host}:{port} (not on the box's allowlist)"),
+                );
+                handle(client, Arc::new(Allowlist::parse(&list)), refused, None).await;
+            });
+        }
+    })
 }
 
 /// Inside the agent's namespace: relays each `(listen, socket)` pair (the egress proxy, the
@@ -332,6 +423,7 @@ mod tests {
             &sock,
             Allowlist::parse(&format!("127.0.0.1:{up_port}")),
             logs.clone(),
+            None,
         )
         .unwrap();
         // Clients reach it by a short path too (the relay's is relative to the workspace).

@@ -161,8 +161,21 @@ impl<'a> Git<'a> {
                 .arg(d)
                 .current_dir(d);
         }
-        cmd.args(SAFE)
-            .args(args)
+        cmd.args(SAFE);
+        // A repository on the host, mounted into a container box, belongs to another user
+        // than the box's: git (and the upload-pack a local clone starts, which sees no `-c`)
+        // refuses it unless a global config trusts this one.
+        if self.cfg.repo_url.starts_with('/') {
+            let trust = self.cfg.box_dir.join("git-trust.conf");
+            if !trust.exists() {
+                let _ = std::fs::write(
+                    &trust,
+                    format!("[safe]\n\tdirectory = {}\n", self.cfg.repo_url),
+                );
+            }
+            cmd.env("GIT_CONFIG_GLOBAL", trust);
+        }
+        cmd.args(args)
             .stdin(Stdio::null())
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ATTR_NOSYSTEM", "1")
@@ -335,6 +348,7 @@ mod tests {
             bwrap: "bwrap".into(),
             orphan_s: 1800,
             egress: None,
+            egress_upstream: None,
             gateway_token: String::new(),
             model: String::new(),
             agent_env: Default::default(),

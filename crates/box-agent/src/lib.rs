@@ -68,6 +68,7 @@ pub async fn run_until(
             &runner::egress_socket(&agent.cfg.box_dir),
             allow.clone(),
             agent.logs(),
+            agent.cfg.egress_upstream.clone(),
         )?),
         _ => None,
     };

@@ -518,6 +518,7 @@ mod tests {
             bwrap: "bwrap".into(),
             orphan_s: 1800,
             egress: None,
+            egress_upstream: None,
             gateway_token: String::new(),
             model: String::new(),
             agent_env: Default::default(),

@@ -47,6 +47,7 @@ fn request(task: &str, fail: bool) -> CreateBox {
             if fail { "1" } else { "0" }.to_string(),
         )]),
         labels: BTreeMap::from([(TASK_LABEL.to_string(), task.to_string())]),
+        limits: None,
     }
 }
 

@@ -189,6 +189,8 @@ pub struct SettingsOut {
     pub egress_allow: Vec<String>,
     pub default_template: String,
     pub max_concurrent_boxes: u32,
+    /// What each box may use (applied to container boxes).
+    pub box_limits: apiary_core::settings::BoxLimits,
     /// Most bytes of agent output kept per task (then one marker line, then nothing).
     pub task_log_bytes: u64,
     pub timeouts: TimeoutsOut,
@@ -210,6 +212,14 @@ pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BoxLimitsPatch {
+    pub memory_mb: Option<u64>,
+    pub cpu_millis: Option<u64>,
+    pub pids: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -321,6 +331,8 @@ pub struct SettingsPatch {
     pub egress_allow: Option<Vec<String>>,
     pub default_template: Option<String>,
     pub max_concurrent_boxes: Option<u32>,
+    /// Changes what each container box may use (memory, CPU, processes).
+    pub box_limits: Option<BoxLimitsPatch>,
     pub task_log_bytes: Option<u64>,
     pub timeouts: Option<TimeoutsPatch>,
     pub watchdog_interval_s: Option<u64>,
@@ -431,6 +443,7 @@ async fn read(state: &AppState) -> ApiResult<SettingsOut> {
         egress_allow: s.egress_allow,
         default_template: s.default_template,
         max_concurrent_boxes: s.max_concurrent_boxes,
+        box_limits: s.box_limits,
         task_log_bytes: s.task_log_bytes,
         timeouts: s.timeouts.into(),
         watchdog_interval_s: s.watchdog_interval_s,
@@ -597,6 +610,11 @@ pub async fn update_settings(
     set(&mut s.notifications_enabled, p.notifications_enabled);
     set(&mut s.chatty_events, p.chatty_events);
     set(&mut s.log_notifications, p.log_notifications);
+    if let Some(l) = p.box_limits {
+        set(&mut s.box_limits.memory_mb, l.memory_mb);
+        set(&mut s.box_limits.cpu_millis, l.cpu_millis);
+        set(&mut s.box_limits.pids, l.pids);
+    }
     if let Some(t) = p.timeouts {
         set(&mut s.timeouts.provisioning_s, t.provisioning_s);
         set(&mut s.timeouts.speccing_s, t.speccing_s);

@@ -122,6 +122,7 @@ fn config(apiary: &FakeApiary, root: &Path, repo: &Path, command: String) -> Box
         bwrap: "bwrap".into(),
         orphan_s: 1800,
         egress: None,
+        egress_upstream: None,
         gateway_token: String::new(),
         model: String::new(),
         agent_env: Default::default(),

@@ -837,6 +837,38 @@ export interface components {
         ApproveIn: {
             note?: string | null;
         };
+        /**
+         * @description What one box may use. Container boxes get them as the engine's limits; local boxes share
+         *     the host and take none.
+         */
+        BoxLimits: {
+            /**
+             * Format: int64
+             * @description CPU time, in thousandths of a core (1000 = one core).
+             * @default 2000
+             */
+            cpu_millis: number;
+            /**
+             * Format: int64
+             * @description Memory, in MiB.
+             * @default 4096
+             */
+            memory_mb: number;
+            /**
+             * Format: int64
+             * @description Processes and threads.
+             * @default 1024
+             */
+            pids: number;
+        };
+        BoxLimitsPatch: {
+            /** Format: int64 */
+            cpu_millis?: number | null;
+            /** Format: int64 */
+            memory_mb?: number | null;
+            /** Format: int64 */
+            pids?: number | null;
+        };
         /** @description What a box reads about its task. */
         BoxTaskOut: {
             /** @description Feedback for a spec revision, when one was asked for. */
@@ -1345,6 +1377,8 @@ export interface components {
             agent_orchestration_enabled: boolean;
             box_host_key: components["schemas"]["SecretState"];
             box_host_url: string;
+            /** @description What each box may use (applied to container boxes). */
+            box_limits: components["schemas"]["BoxLimits"];
             box_provider: string;
             callback_base_url: string;
             chatty_events: boolean;
@@ -1394,6 +1428,7 @@ export interface components {
             /** @description `""` keeps, `null` clears, a value replaces. */
             box_host_key?: string | null;
             box_host_url?: string | null;
+            box_limits?: null | components["schemas"]["BoxLimitsPatch"];
             box_provider?: string | null;
             callback_base_url?: string | null;
             chatty_events?: boolean | null;

@@ -9,6 +9,7 @@ const unset = { set: false };
 const settings = {
   agent_orchestration_enabled: false, box_provider: "local", box_host_url: "", box_host_key: unset, callback_base_url: "http://10.0.0.2:7878", public_url: "https://apiary.example.com/",
   github_api_base: "https://api.github.com", github_handle: "apiary", ci_fix_rounds: 2, github_webhook_secret: unset, github_app_id: "", github_app_private_key: unset, local_repo_roots: [], egress_allow: [], default_template: "big", max_concurrent_boxes: 2,
+  box_limits: { memory_mb: 4096, cpu_millis: 2000, pids: 1024 },
   task_log_bytes: 1000, watchdog_interval_s: 30, notifications_enabled: false, chatty_events: false, log_notifications: false,
   timeouts: { provisioning_s: 1, speccing_s: 2, implementing_s: 3, idle_s: 4, failed_grace_s: 5, orphan_s: 6, stall_s: 900 },
   telegram: { enabled: false, bot_token: unset, chat_id: "", api_base: "", updates: "off", bot_username: "" },

@@ -80,6 +80,7 @@ export function SettingsPage() {
       default_template: d.default_template,
       local_repo_roots: (roots ?? d.local_repo_roots.join("\n")).split("\n").map((l) => l.trim()).filter(Boolean),
       max_concurrent_boxes: d.max_concurrent_boxes,
+      box_limits: d.box_limits,
       timeouts: d.timeouts,
       watchdog_interval_s: d.watchdog_interval_s,
       notifications_enabled: d.notifications_enabled,
@@ -140,6 +141,9 @@ export function SettingsPage() {
         </label>
         <label>Default template<input value={d.default_template} onChange={(e) => upd({ default_template: e.target.value })} /></label>
         <label>Max concurrent boxes<input type="number" min={1} value={d.max_concurrent_boxes} onChange={(e) => upd({ max_concurrent_boxes: Number(e.target.value) })} /></label>
+        <label>Box memory (MiB, container boxes)<input type="number" min={64} value={d.box_limits.memory_mb} onChange={(e) => upd({ box_limits: { ...d.box_limits, memory_mb: Number(e.target.value) } })} /></label>
+        <label>Box CPU (thousandths of a core)<input type="number" min={100} value={d.box_limits.cpu_millis} onChange={(e) => upd({ box_limits: { ...d.box_limits, cpu_millis: Number(e.target.value) } })} /></label>
+        <label>Box processes<input type="number" min={64} value={d.box_limits.pids} onChange={(e) => upd({ box_limits: { ...d.box_limits, pids: Number(e.target.value) } })} /></label>
         <label>Watchdog interval (s)<input type="number" min={1} value={d.watchdog_interval_s} onChange={(e) => upd({ watchdog_interval_s: Number(e.target.value) })} /></label>
         {Object.keys(timeouts).filter((k) => k !== "stall_s").map((k) => (
           <label key={k}>Timeout {k.replace(/_s$/, "").replace("_", " ")} (s)

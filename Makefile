@@ -8,7 +8,7 @@ export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
 
-.PHONY: podman-up podman-down agent-clis github-schemas chat-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+.PHONY: podman-up gvisor-up podman-down agent-clis github-schemas chat-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -171,17 +171,33 @@ podman-up: test-deps
 	@curl -sf --unix-socket $(PODMAN_SOCK) http://d/_ping >/dev/null || { echo "Podman's API service did not start: see $(PODMAN_DIR)/service.log"; exit 1; }
 	@echo "Podman's API service is up at $(APIARY_TEST_BOX_ENGINE)"
 
-## Stop the service podman-up started (by its pid).
-podman-down:
-	@test -f $(PODMAN_DIR)/service.pid && kill $$(cat $(PODMAN_DIR)/service.pid) 2>/dev/null; rm -f $(PODMAN_DIR)/service.pid; true
+## gVisor (Debian's runsc) and a second Podman service that runs its containers under it
+## (Podman's API takes the runtime per service, not per container). Where runsc does not run,
+## no service is started and the gVisor test says why.
+GVISOR_SOCK := $(PODMAN_DIR)/gvisor.sock
+export APIARY_TEST_GVISOR_ENGINE := unix://$(GVISOR_SOCK)
+gvisor-up: podman-up
+	@command -v runsc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc >/dev/null 2>&1 || true
+	@if ! timeout 60 runsc --network=none do /bin/true >/dev/null 2>&1; then \
+	  echo "gVisor: runsc does not run here; the gVisor test will say why"; \
+	elif ! curl -sf --unix-socket $(GVISOR_SOCK) http://d/_ping >/dev/null 2>&1; then \
+	  nohup podman --runtime /usr/bin/runsc --runtime-flag network=host system service --time=0 unix://$(GVISOR_SOCK) > $(PODMAN_DIR)/gvisor.log 2>&1 & \
+	  echo $$! > $(PODMAN_DIR)/gvisor.pid; \
+	  for i in $$(seq 1 100); do curl -sf --unix-socket $(GVISOR_SOCK) http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	  echo "Podman's API service under gVisor is up at $(APIARY_TEST_GVISOR_ENGINE)"; \
+	fi
 
-test-sqlite: nextest test-deps agent-clis github-schemas chat-schemas podman-up
+## Stop the services podman-up and gvisor-up started (by their pids).
+podman-down:
+	@for f in service gvisor; do test -f $(PODMAN_DIR)/$$f.pid && kill $$(cat $(PODMAN_DIR)/$$f.pid) 2>/dev/null; rm -f $(PODMAN_DIR)/$$f.pid; done; true
+
+test-sqlite: nextest test-deps agent-clis github-schemas chat-schemas podman-up gvisor-up
 	@echo "== the chat checkers catch what they must (bad Telegram and Slack records) =="
 	python3 scripts/test_chat_checkers.py
 	@echo "== Rust suite on SQLite =="
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
-test-postgres: nextest test-deps agent-clis github-schemas chat-schemas podman-up pg-up pg-clean
+test-postgres: nextest test-deps agent-clis github-schemas chat-schemas podman-up gvisor-up pg-up pg-clean
 	@echo "== Rust suite on PostgreSQL ($(PG_URL)) =="
 	APIARY_TEST_DATABASE_URL=$(PG_URL) $(CARGO) nextest run --workspace --locked --no-fail-fast
 	@$(MAKE) --no-print-directory pg-clean

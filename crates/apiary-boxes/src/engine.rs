@@ -289,6 +289,26 @@ impl Engine {
             .await
     }
 
+    /// The OCI runtime a container runs under (`runc`, `runsc`): Podman tells it through its
+    /// own API (its compatible one says `oci`), Docker in `HostConfig.Runtime`.
+    pub async fn oci_runtime(&self, id: &str) -> Result<Option<String>, BoxError> {
+        let v = if self.podman {
+            self.call_opt(Method::GET, &format!("/libpod/containers/{}/json", enc(id)))
+                .await?
+                .map(|c| c["OCIRuntime"].clone())
+        } else {
+            self.inspect(id)
+                .await?
+                .map(|c| c["HostConfig"]["Runtime"].clone())
+        };
+        // Podman names it by path when the service was given one (`/usr/bin/runsc`).
+        Ok(v.and_then(|r| {
+            r.as_str()
+                .and_then(|r| r.rsplit('/').next())
+                .map(str::to_string)
+        }))
+    }
+
     /// Containers (running or not) carrying every `key=value` (or `key`) label given.
     pub async fn list(&self, labels: &[String]) -> Result<Vec<Value>, BoxError> {
         let filters = json!({ "label": labels }).to_string();

@@ -138,12 +138,15 @@ impl TestApp {
         (app, dir)
     }
 
-    /// Starts the server with container boxes through the engine at [`box_engine`] (the
-    /// `apiary` binary `agent_exe` as their agent), on a network of the tests' own; the
-    /// worker runs in the background. The folder's `data/` is the data folder (never in a
-    /// box); its `scripts/` is mounted read-only into every box; repositories go beside them.
+    /// Starts the server with container boxes through the engine at `engine` (a `unix://`
+    /// socket; `runtime` `runsc` when it runs them under gVisor; the `apiary` binary
+    /// `agent_exe` as their agent), on a network of the tests' own; the worker runs in the
+    /// background. The folder's `data/` is the data folder (never in a box); its `scripts/` is
+    /// mounted read-only into every box; repositories go beside them.
     pub async fn spawn_with_container_boxes(
         agent_exe: &std::path::Path,
+        engine: &str,
+        runtime: Option<&str>,
     ) -> (
         TestApp,
         tempfile::TempDir,
@@ -158,16 +161,14 @@ impl TestApp {
             .await
             .expect("gate");
         let mut cfg = apiary_boxes::container::ContainerConfig::new(
-            &box_engine(),
+            engine,
             agent_exe.to_path_buf(),
             std::fs::canonicalize(&data).expect("data dir"),
             gate.local_addr().expect("gate").port(),
         );
         cfg.network = "apiary-test-boxes".into();
         cfg.mounts = vec![std::fs::canonicalize(&scripts).expect("scripts dir")];
-        cfg.runtime = std::env::var("APIARY_TEST_BOX_RUNTIME")
-            .ok()
-            .filter(|r| !r.is_empty());
+        cfg.runtime = runtime.map(str::to_string);
         let provider = apiary_boxes::container::ContainerProvider::new(cfg)
             .await
             .expect("container provider");
@@ -398,12 +399,13 @@ pub fn box_engine() -> String {
 }
 
 /// Removes the container boxes (and their volumes) of an installation (its id) that a test
-/// left on the engine at [`box_engine`], when dropped.
-pub struct ContainerReaper(pub String);
+/// left on an engine (the [`box_engine`] unless given), when dropped.
+pub struct ContainerReaper(pub String, pub Option<String>);
 
 impl Drop for ContainerReaper {
     fn drop(&mut self) {
         let label = format!("{}={}", apiary_boxes::INSTALLATION_LABEL, self.0);
+        let url = self.1.clone().unwrap_or_else(box_engine);
         // Dropped inside a runtime: the sweep runs on a thread (and a client) of its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -411,7 +413,7 @@ impl Drop for ContainerReaper {
                 .build()
                 .expect("runtime");
             rt.block_on(async {
-                let Ok(engine) = apiary_boxes::engine::Engine::connect(&box_engine()).await else {
+                let Ok(engine) = apiary_boxes::engine::Engine::connect(&url).await else {
                     return;
                 };
                 for c in engine.list(&[label]).await.unwrap_or_default() {

@@ -1,5 +1,5 @@
 //! `apiary bench boot`: how long from a hand-off until the box's control plane answers
-//! `/health`, with the local provider, everything else real (SQLite store, job worker, the
+//! `/health`, with the local provider or (`--box-engine`) container boxes, everything else real (SQLite store, job worker, the
 //! box agent process). The agent itself never runs long enough to matter: it is a script that
 //! writes a spec at once; the measurement ends before it starts.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use apiary_boxes::local::{LocalProvider, Sandbox};
+use apiary_boxes::BoxProvider;
 use apiary_core::{Role, SystemClock};
 use apiary_orchestrator::{Metrics, Orchestrator};
 use apiary_store::{NewProject, NewTask, ProjectPatch, SecretKey, Store, StoreOptions};
@@ -53,7 +53,7 @@ pub async fn bench_store(root: &Path) -> Result<(Store, apiary_store::User)> {
     Ok((store, admin))
 }
 
-pub async fn boot(runs: usize, sandbox: Sandbox) -> Result<()> {
+pub async fn boot(runs: usize, boxes: &crate::BoxArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let root = std::fs::canonicalize(dir.path())?;
     let (store, admin) = bench_store(&root).await?;
@@ -69,6 +69,12 @@ pub async fn boot(runs: usize, sandbox: Sandbox) -> Result<()> {
     git(&seed, &["add", "-A"])?;
     git(&seed, &["commit", "-q", "-m", "init"])?;
     git(&seed, &["push", "-q", repo.to_str().unwrap(), "main"])?;
+    // A container box's user (uid 1000) pushes to it too.
+    git(&repo, &["config", "core.sharedRepository", "world"])?;
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(&repo)
+        .status()?;
     let project = store
         .create_project(
             NewProject {
@@ -94,9 +100,11 @@ pub async fn boot(runs: usize, sandbox: Sandbox) -> Result<()> {
     settings.agent_orchestration_enabled = true;
     settings.max_concurrent_boxes = 1000;
     store.save_settings(&settings).await?;
-    let provider = LocalProvider::new(root.join("boxes"), std::env::current_exe()?, sandbox)?;
-    eprintln!("sandbox: {:?}", provider.sandbox());
-    let provider = Arc::new(provider);
+    let provider = crate::box_provider(&root, boxes).await?;
+    match &boxes.box_engine {
+        Some(engine) => eprintln!("container boxes through {engine}"),
+        None => eprintln!("local boxes, sandbox: {:?}", boxes.sandbox),
+    }
     let orch = Orchestrator::new(store.clone(), Arc::new(Metrics::default()))
         .with_local_boxes(provider.clone());
     orch.set_apiary_url("http://127.0.0.1:9");
@@ -169,8 +177,7 @@ pub async fn boot(runs: usize, sandbox: Sandbox) -> Result<()> {
     Ok(())
 }
 
-async fn provider_destroy(provider: &Arc<LocalProvider>, id: &str) {
-    use apiary_boxes::BoxProvider;
+async fn provider_destroy(provider: &Arc<dyn BoxProvider>, id: &str) {
     if let Err(e) = provider.destroy(id).await {
         eprintln!("destroy {id}: {e}");
     }

@@ -148,14 +148,14 @@ struct BoxArgs {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Time from hand-off to the box's control plane answering /health (local provider).
+    /// Time from hand-off to the box's control plane answering /health (local boxes, or
+    /// container boxes with --box-engine).
     Boot {
         /// How many hand-offs to time.
         #[arg(long, default_value_t = 20)]
         runs: usize,
-        /// auto, bwrap or none.
-        #[arg(long, default_value = "auto")]
-        sandbox: Sandbox,
+        #[command(flatten)]
+        boxes: BoxArgs,
     },
     /// What the model gateway adds to streamed model requests (against a local upstream).
     Gateway {
@@ -515,8 +515,8 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Bench {
-            command: BenchCommand::Boot { runs, sandbox },
-        } => bench::boot(runs.max(1), sandbox).await,
+            command: BenchCommand::Boot { runs, boxes },
+        } => bench::boot(runs.max(1), &boxes).await,
         Command::Bench {
             command: BenchCommand::Gateway { streams, requests },
         } => bench_gateway::gateway(streams.max(1), requests.max(1)).await,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use apiary_boxes::container::ContainerProvider;
 use apiary_boxes::{BoxProvider, INSTALLATION_LABEL, TASK_LABEL};
-use apiary_testkit::{bare_repo, git, Client, ContainerReaper, TestApp};
+use apiary_testkit::{bare_repo, box_engine, git, Client, ContainerReaper, TestApp};
 use serde_json::{json, Value};
 
 use crate::{configure, exe, project_with_agent, wait_for, write_script, AGENT};
@@ -21,9 +21,22 @@ async fn app() -> (
     PathBuf,
     ContainerReaper,
 ) {
-    let (app, dir, provider) = TestApp::spawn_with_container_boxes(&exe()).await;
+    app_on(&box_engine(), None).await
+}
+
+async fn app_on(
+    engine: &str,
+    runtime: Option<&str>,
+) -> (
+    TestApp,
+    tempfile::TempDir,
+    std::sync::Arc<ContainerProvider>,
+    PathBuf,
+    ContainerReaper,
+) {
+    let (app, dir, provider) = TestApp::spawn_with_container_boxes(&exe(), engine, runtime).await;
     let installation = app.store.installation_id().await.unwrap();
-    let reaper = ContainerReaper(installation);
+    let reaper = ContainerReaper(installation, Some(engine.to_string()));
     let scripts = std::fs::canonicalize(dir.path().join("scripts")).unwrap();
     (app, dir, provider, scripts, reaper)
 }
@@ -71,9 +84,56 @@ async fn engine_left(provider: &ContainerProvider, tid: &str) -> (usize, bool) {
 #[tokio::test]
 async fn the_loop_in_containers_leaves_no_container_or_volume() {
     let (app, dir, provider, scripts, _reaper) = app().await;
+    container_loop(&app, dir.path(), &provider, &scripts, 256, "runc").await;
+}
+
+/// Whether gVisor runs here: `None`, or why not (said once by the test that needs it).
+fn gvisor_unavailable() -> Option<String> {
+    match std::process::Command::new("runsc")
+        .args(["--network=none", "do", "/bin/true"])
+        .output()
+    {
+        Err(e) => Some(format!(
+            "runsc cannot be run ({e}); Debian: apt install runsc"
+        )),
+        Ok(out) if !out.status.success() => Some(format!(
+            "runsc does not run on this machine: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn the_loop_in_containers_under_gvisor() {
+    if let Some(why) = gvisor_unavailable() {
+        eprintln!("gVisor: the loop under runsc is not run here: {why}");
+        return;
+    }
+    // Podman takes the runtime per service: `make test` starts one under runsc.
+    let engine = std::env::var("APIARY_TEST_GVISOR_ENGINE").expect(
+        "runsc runs here but APIARY_TEST_GVISOR_ENGINE is not set (make gvisor-up starts \
+         Podman's service under runsc)",
+    );
+    let (app, dir, provider, scripts, _reaper) = app_on(&engine, Some("runsc")).await;
+    // gVisor's sandbox needs room for its own threads: at least 1024 processes.
+    container_loop(&app, dir.path(), &provider, &scripts, 1024, "runsc").await;
+}
+
+/// Hand over → spec → approve → PR → changes → PR round 2 → merged → neither container nor
+/// volume left; `pids` is the process limit the box must have got (asked: 256), `runtime`
+/// the OCI runtime it must run under.
+async fn container_loop(
+    app: &TestApp,
+    dir: &Path,
+    provider: &ContainerProvider,
+    scripts: &Path,
+    pids: u64,
+    runtime: &str,
+) {
     let admin = app.admin().await;
-    let repo = shared_repo(dir.path());
-    let command = write_script(&scripts, "agent.sh", AGENT);
+    let repo = shared_repo(dir);
+    let command = write_script(scripts, "agent.sh", AGENT);
     configure(
         &admin,
         json!({ "box_limits": { "memory_mb": 512, "cpu_millis": 1000, "pids": 256 } }),
@@ -98,14 +158,23 @@ async fn the_loop_in_containers_leaves_no_container_or_volume() {
         c["HostConfig"]
     );
     assert_eq!(c["HostConfig"]["NanoCpus"], 1_000_000_000_u64);
-    assert_eq!(c["HostConfig"]["PidsLimit"], 256);
+    assert_eq!(c["HostConfig"]["PidsLimit"], pids);
+    assert_eq!(
+        provider
+            .engine()
+            .oci_runtime(&box_id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(runtime)
+    );
     assert_eq!(c["Config"]["User"], "1000:1000");
     assert_eq!(c["Config"]["Labels"][TASK_LABEL], tid);
     assert_eq!(
         c["Config"]["Labels"][INSTALLATION_LABEL],
         app.store.installation_id().await.unwrap()
     );
-    assert_eq!(engine_left(&provider, &tid).await, (1, true));
+    assert_eq!(engine_left(provider, &tid).await, (1, true));
 
     let (status, _) = admin
         .post(

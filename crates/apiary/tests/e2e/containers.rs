@@ -212,13 +212,13 @@ async fn container_loop(
 
     // Torn down: neither the container nor its volume is left on the engine.
     let start = Instant::now();
-    while engine_left(&provider, &tid).await != (0, false)
+    while engine_left(provider, &tid).await != (0, false)
         && start.elapsed() < Duration::from_secs(20)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        engine_left(&provider, &tid).await,
+        engine_left(provider, &tid).await,
         (0, false),
         "container, volume"
     );

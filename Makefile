@@ -8,7 +8,7 @@ export RUST_BACKTRACE ?= 0
 export CARGO_TERM_COLOR ?= never
 
 
-.PHONY: podman-up gvisor-up podman-down agent-clis github-schemas chat-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
+.PHONY: podman-up gvisor-up podman-down kube-openapi kubectl-bin kube-manifests agent-clis github-schemas chat-schemas fuzz fuzz-smoke conformance run build test lint test-sqlite test-postgres pg-up pg-clean nextest test-deps web web-deps web-test api-drift web-e2e chromium
 
 build: web
 	$(CARGO) build --bin apiary
@@ -91,6 +91,7 @@ test-deps:
 	@python3 -c 'import anthropic, openai, google.genai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check anthropic openai google-genai
 	@python3 -c 'import jsonschema, referencing' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema referencing
 	@python3 -c 'import aiogram' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiogram==3.31.0
+	@python3 -c 'import kubernetes_validate' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
@@ -191,7 +192,33 @@ gvisor-up: podman-up
 podman-down:
 	@for f in service gvisor; do test -f $(PODMAN_DIR)/$$f.pid && kill $$(cat $(PODMAN_DIR)/$$f.pid) 2>/dev/null; rm -f $(PODMAN_DIR)/$$f.pid; done; true
 
-test-sqlite: nextest test-deps agent-clis github-schemas chat-schemas podman-up gvisor-up
+## Kubernetes: the OpenAPI v2 document kubectl validates manifests with (protobuf), built
+## offline from the API's types in PyPI's kubernetes-validate with Debian's Go and gnostic; and
+## kubectl (the PATH's, else Debian's kubernetes-client, unpacked into target/, since a
+## cloud-sdk kubectl may hold /usr/bin/kubectl).
+KUBE_DIR := $(CURDIR)/target/kubernetes
+KUBE_PB := $(KUBE_DIR)/openapi-v2-1.34.pb
+KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(KUBE_DIR)/kc/usr/bin/kubectl)
+kube-openapi: $(KUBE_PB)
+$(KUBE_PB): scripts/kube_openapi_v2.py scripts/swagger2pb/main.go | test-deps
+	@command -v go >/dev/null && test -d /usr/share/gocode/src/github.com/googleapis/gnostic || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-github-googleapis-gnostic-dev >/dev/null; }
+	@mkdir -p $(KUBE_DIR)/gopath/src/swagger2pb
+	@cp scripts/swagger2pb/main.go $(KUBE_DIR)/gopath/src/swagger2pb/
+	cd $(KUBE_DIR) && GO111MODULE=off GOPATH=$(KUBE_DIR)/gopath:/usr/share/gocode GOCACHE=$(KUBE_DIR)/gocache go build -o swagger2pb swagger2pb
+	python3 scripts/kube_openapi_v2.py 1.34 $(KUBE_DIR)/openapi-v2.json
+	$(KUBE_DIR)/swagger2pb $(KUBE_DIR)/openapi-v2.json $@.tmp && mv $@.tmp $@
+kubectl-bin:
+	@test -x "$(KUBECTL)" || { mkdir -p $(KUBE_DIR) && cd $(KUBE_DIR) && { apt-get download -qq kubernetes-client 2>/dev/null || \
+	  { apt-get update -qq && apt-get download -qq kubernetes-client; }; } && dpkg-deb -x kubernetes-client_*.deb kc; }
+
+## The manifests in deploy/kubernetes apply (kubectl --dry-run=client against a stand-in of
+## the API's discovery and OpenAPI document; each document against the API's types).
+kube-manifests: test-deps kube-openapi kubectl-bin
+	@echo "== the Kubernetes manifests apply =="
+	python3 scripts/check_kubernetes_manifests.py $(KUBECTL) $(KUBE_PB) deploy/kubernetes
+
+test-sqlite: nextest test-deps agent-clis github-schemas chat-schemas podman-up gvisor-up kube-manifests
 	@echo "== the chat checkers catch what they must (bad Telegram and Slack records) =="
 	python3 scripts/test_chat_checkers.py
 	@echo "== Rust suite on SQLite =="

@@ -352,7 +352,7 @@ fn bind(source: &str, target: &str, read_only: bool) -> Value {
 
 /// What the gate lets a box reach: what its agent may (Apiary, the git host, the admin's
 /// list), plus the GitHub API the box agent opens pull requests with.
-fn gate_allowlist(env: &BTreeMap<String, String>) -> String {
+pub(crate) fn gate_allowlist(env: &BTreeMap<String, String>) -> String {
     let mut list: Vec<String> = env
         .get("APIARY_EGRESS_ALLOW")
         .map(|l| {

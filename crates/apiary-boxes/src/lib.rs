@@ -1,7 +1,9 @@
 //! Boxes: where a task's agent runs. The [`BoxProvider`] trait is what the orchestrator sees;
 //! [`local::LocalProvider`] makes a box a folder plus a detached `apiary box-agent` process on
-//! a loopback port; [`remote::RemoteProvider`] speaks the Box Host API to an `apiary boxd`,
-//! which [`host::router`] serves over a local provider.
+//! a loopback port; [`container::ContainerProvider`] a container through the Docker Engine API
+//! (Docker or Podman); [`kubernetes::KubernetesProvider`] a Pod; [`remote::RemoteProvider`]
+//! speaks the Box Host API to an `apiary boxd`, which [`host::router`] serves over another
+//! provider.
 //!
 //! Invariants: no database access here; a box is found again from what is on disk (local) or
 //! what the host says (remote), so a restart of `serve` loses no box; destroying a box that
@@ -10,6 +12,7 @@
 pub mod container;
 pub mod engine;
 pub mod host;
+pub mod kubernetes;
 pub mod local;
 pub mod remote;
 

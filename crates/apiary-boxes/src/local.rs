@@ -326,6 +326,8 @@ impl BoxProvider for LocalProvider {
             if waiter.is_finished() {
                 let tail = Self::log_tail(&dir);
                 let _ = (&mut waiter).await;
+                // Nothing of a box that never started is left behind.
+                let _ = self.destroy(&id).await;
                 return Err(BoxError::Start(format!(
                     "box agent exited at start: {tail}"
                 )));

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use apiary_boxes::container::{ContainerConfig, ContainerProvider};
+use apiary_boxes::kubernetes::{KubernetesConfig, KubernetesProvider};
 use apiary_boxes::local::{LocalProvider, Sandbox};
 use apiary_boxes::BoxProvider;
 use apiary_core::{Role, SystemClock};
@@ -144,6 +145,27 @@ struct BoxArgs {
     /// The internal network container boxes sit on (made when missing).
     #[arg(long, env = "APIARY_BOX_NETWORK", default_value = "apiary-boxes")]
     box_network: String,
+    /// Run boxes as Pods: `infer` (a kubeconfig, else the Pod's service account) or the API's
+    /// URL (a `kubectl proxy`).
+    #[arg(long, env = "APIARY_BOX_KUBERNETES")]
+    box_kubernetes: Option<String>,
+    /// The namespace box Pods live in.
+    #[arg(long, env = "APIARY_BOX_NAMESPACE", default_value = "apiary")]
+    box_namespace: String,
+    /// The image of the `default` template for Pods (it carries `apiary` at
+    /// /usr/local/bin/apiary).
+    #[arg(long, env = "APIARY_BOX_IMAGE", default_value = "")]
+    box_image: String,
+    /// A RuntimeClass for box Pods (`gvisor`); the agent then runs without its inner sandbox.
+    #[arg(long, env = "APIARY_BOX_RUNTIME_CLASS")]
+    box_runtime_class: Option<String>,
+    /// Where box Pods reach Apiary's gate (`host:port`, e.g. the apiary-gate Service); the
+    /// gate listens on --box-gate-port.
+    #[arg(long, env = "APIARY_BOX_GATE")]
+    box_gate: Option<String>,
+    /// The port the gate listens on (0: any free one, for container boxes).
+    #[arg(long, env = "APIARY_BOX_GATE_PORT", default_value_t = 0)]
+    box_gate_port: u16,
 }
 
 #[derive(Subcommand)]
@@ -307,8 +329,15 @@ async fn box_provider(data_dir: &std::path::Path, args: &BoxArgs) -> Result<Arc<
         None => std::env::current_exe().context("locating the apiary binary")?,
     };
     let data_dir = std::fs::canonicalize(data_dir)?;
+    if let Some(api) = args
+        .box_kubernetes
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
+        return Ok(kubernetes_boxes(api.trim(), args).await?);
+    }
     if let Some(engine) = args.box_engine.as_deref().filter(|e| !e.trim().is_empty()) {
-        let mut cfg = ContainerConfig::new(engine.trim(), exe, data_dir, 0);
+        let mut cfg = ContainerConfig::new(engine.trim(), exe, data_dir, args.box_gate_port);
         cfg.runtime = args.box_runtime.clone().filter(|r| !r.trim().is_empty());
         cfg.mounts = args.box_mounts.clone();
         cfg.network = args.box_network.clone();
@@ -317,6 +346,42 @@ async fn box_provider(data_dir: &std::path::Path, args: &BoxArgs) -> Result<Arc<
     let provider = LocalProvider::new(data_dir.join("boxes"), exe, args.sandbox)?;
     tracing::info!(sandbox = ?provider.sandbox(), "local boxes ready");
     Ok(Arc::new(provider))
+}
+
+/// Pods, with the gate they reach Apiary's allowlist through when `--box-gate` is set.
+async fn kubernetes_boxes(api: &str, args: &BoxArgs) -> Result<Arc<KubernetesProvider>> {
+    if args.box_image.trim().is_empty() {
+        anyhow::bail!(
+            "--box-kubernetes needs --box-image: the image box Pods run (with apiary in it)"
+        );
+    }
+    let config = if api == "infer" {
+        kube::Config::infer()
+            .await
+            .context("reading the Kubernetes config")?
+    } else {
+        kube::Config::new(api.parse().context("--box-kubernetes: not a URL")?)
+    };
+    let client = kube::Client::try_from(config).context("the Kubernetes client")?;
+    let mut cfg = KubernetesConfig::new(args.box_image.trim());
+    cfg.namespace = args.box_namespace.clone();
+    cfg.runtime_class = args
+        .box_runtime_class
+        .clone()
+        .filter(|r| !r.trim().is_empty());
+    if cfg.runtime_class.is_some() {
+        cfg.agent_sandbox = "none".into();
+    }
+    cfg.gate = args.box_gate.clone().filter(|g| !g.trim().is_empty());
+    let provider = Arc::new(KubernetesProvider::new(client, cfg));
+    if provider.gates() {
+        let gate = tokio::net::TcpListener::bind(("0.0.0.0", args.box_gate_port))
+            .await
+            .context("binding the box gate")?;
+        apiary_box_agent::egress::serve_gate(gate, provider.gate_lookup());
+    }
+    tracing::info!(namespace = %args.box_namespace, "boxes are Pods");
+    Ok(provider)
 }
 
 /// Container boxes, with their gate (their only way out) listening on a port of this host.

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use apiary_boxes::local::{LocalProvider, Sandbox};
 use apiary_boxes::remote::RemoteProvider;
-use apiary_boxes::{BoxError, BoxProvider, BoxState, CreateBox, TASK_LABEL};
+use apiary_boxes::{BoxError, BoxInfo, BoxProvider, BoxState, CreateBox, TASK_LABEL};
+
+mod kube_standin;
 
 /// A stand-in box agent: announces a port like the real one, then idles (with a child, to
 /// show the whole process group goes).
@@ -51,12 +53,24 @@ fn request(task: &str, fail: bool) -> CreateBox {
     }
 }
 
-/// The suite: `root` is where the boxes' folders end up (to act "from outside").
-async fn provider_suite(p: &dyn BoxProvider, root: &Path) {
+/// What a test does to boxes from outside their provider: notes a box it was given, kills
+/// one (as an operator or the kernel would), and tells whether anything of one is left.
+struct Outside<'a> {
+    seen: &'a (dyn Fn(&BoxInfo) + Sync),
+    kill: &'a (dyn Fn(&str) + Sync),
+    left: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// The suite every provider passes: create, get, list by label, a box killed from outside
+/// reported gone, destroy ending everything (twice is fine), a box that dies at start an error
+/// carrying its output.
+async fn provider_suite(p: &dyn BoxProvider, outside: Outside<'_>) {
     let a = p.create(request("task-a", false)).await.expect("create");
     assert_eq!(a.state, BoxState::Running);
-    assert_eq!(a.control_url, "http://127.0.0.1:4242");
+    assert!(a.control_url.starts_with("http://"), "{a:?}");
+    (outside.seen)(&a);
     let b = p.create(request("task-b", false)).await.expect("create b");
+    (outside.seen)(&b);
     assert_eq!(
         p.get(&a.id).await.unwrap().unwrap().state,
         BoxState::Running
@@ -74,8 +88,7 @@ async fn provider_suite(p: &dyn BoxProvider, root: &Path) {
         .is_empty());
 
     // Killed from outside: the provider tells it is gone.
-    let pid_b = pid_of(root, &b.id);
-    unsafe { libc::kill(-pid_b, libc::SIGKILL) };
+    (outside.kill)(&b.id);
     let mut state = BoxState::Running;
     for _ in 0..200 {
         state = p.get(&b.id).await.unwrap().unwrap().state;
@@ -86,29 +99,56 @@ async fn provider_suite(p: &dyn BoxProvider, root: &Path) {
     }
     assert_eq!(state, BoxState::Exited);
 
-    // Destroy ends the whole process group and removes the folder; again is fine.
-    let pid_a = pid_of(root, &a.id);
+    // Destroy ends the box and removes everything of it; again is fine.
     p.destroy(&a.id).await.unwrap();
-    assert!(!root.join(&a.id).exists());
     for _ in 0..300 {
-        if !alive(-pid_a) {
+        if !(outside.left)(&a.id) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(!alive(pid_a));
-    assert!(!alive(-pid_a), "the box's process group is gone");
+    assert!(
+        !(outside.left)(&a.id),
+        "nothing of the destroyed box is left"
+    );
     p.destroy(&a.id).await.unwrap();
     assert_eq!(p.get(&a.id).await.unwrap(), None);
     p.destroy(&b.id).await.unwrap();
+    assert!(!(outside.left)(&b.id));
     assert!(p.list(None).await.unwrap().is_empty());
 
-    // A box that dies at start is an error with its output, not a hang.
+    // A box that dies at start is an error with its output, not a hang, and leaves nothing.
     match p.create(request("task-c", true)).await {
         Err(e) => assert!(e.to_string().contains("boom"), "{e}"),
         Ok(info) => panic!("a failing box was reported as created: {info:?}"),
     }
+    assert!(p.list(None).await.unwrap().is_empty());
     assert_eq!(p.templates().await.unwrap(), vec!["default".to_string()]);
+}
+
+/// The outside view of local boxes under `root`: their folders and process groups.
+async fn local_suite(p: &dyn BoxProvider, root: &Path) {
+    let pids = std::sync::Mutex::new(std::collections::HashMap::new());
+    let seen = |b: &BoxInfo| {
+        pids.lock()
+            .unwrap()
+            .insert(b.id.clone(), pid_of(root, &b.id));
+    };
+    let kill = |id: &str| unsafe {
+        libc::kill(-pid_of(root, id), libc::SIGKILL);
+    };
+    let left = |id: &str| {
+        root.join(id).exists() || pids.lock().unwrap().get(id).is_some_and(|pid| alive(-*pid))
+    };
+    provider_suite(
+        p,
+        Outside {
+            seen: &seen,
+            kill: &kill,
+            left: &left,
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -116,7 +156,7 @@ async fn the_local_provider() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("boxes");
     let p = LocalProvider::new(root.clone(), fake_agent(dir.path()), Sandbox::None).unwrap();
-    provider_suite(&p, &root).await;
+    local_suite(&p, &root).await;
 }
 
 #[tokio::test]
@@ -150,7 +190,134 @@ async fn the_remote_provider_through_a_box_host() {
     let root = dir.path().join("boxes");
     let url = start_host(root.clone(), fake_agent(dir.path()), "host-key-1").await;
     let p = RemoteProvider::new(&url, "host-key-1");
-    provider_suite(&p, &root).await;
+    local_suite(&p, &root).await;
+}
+
+/// A stand-in box agent for Pods: fails at start when asked, else listens where the Pod's
+/// address says (as the box agent's control plane does).
+const POD_AGENT: &str = r#"#!/bin/sh
+if [ "$APIARY_FAIL_AT_START" = "1" ]; then echo "cannot start: boom" >&2; exit 3; fi
+exec python3 -c '
+import http.server, os
+host, port = os.environ["APIARY_CONTROL_BIND"].rsplit(":", 1)
+http.server.HTTPServer((host, int(port)), http.server.BaseHTTPRequestHandler).serve_forever()
+'
+"#;
+
+#[tokio::test]
+async fn the_kubernetes_provider_against_a_schema_checked_api_standin() {
+    use apiary_boxes::kubernetes::{KubernetesConfig, KubernetesProvider};
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("pod-agent.sh");
+    std::fs::write(&agent, POD_AGENT).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (standin, url) = kube_standin::KubeStandin::start(agent, dir.path().to_path_buf()).await;
+    let config = kube::Config::new(url.parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let mut cfg = KubernetesConfig::new("registry.example/apiary-box:1");
+    cfg.gate = Some("apiary-gate.apiary.svc:3128".into());
+    cfg.start_timeout = Duration::from_secs(20);
+    let p = KubernetesProvider::new(client, cfg);
+    let seen = |_: &BoxInfo| {};
+    let kill = |id: &str| standin.kill(id);
+    let left = |id: &str| standin.holds(id);
+    provider_suite(
+        &p,
+        Outside {
+            seen: &seen,
+            kill: &kill,
+            left: &left,
+        },
+    )
+    .await;
+    standin.stop_all();
+
+    // The Pod asked for: the box's limits, no privileges, its env only from its Secret.
+    let exchanges = standin.exchanges.lock().unwrap().clone();
+    let pod = exchanges
+        .iter()
+        .find(|x| x.method == "POST" && x.path.ends_with("/pods"))
+        .and_then(|x| x.request.clone())
+        .expect("a Pod was created");
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(pod["spec"]["securityContext"]["runAsUser"], 1000);
+    assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+    assert_eq!(c["resources"]["limits"]["memory"], "4096Mi");
+    assert!(c.get("env").is_none(), "no variable in the Pod itself: {c}");
+    let secret = exchanges
+        .iter()
+        .find(|x| x.method == "POST" && x.path.ends_with("/secrets"))
+        .and_then(|x| x.request.clone())
+        .expect("a Secret was created");
+    assert_eq!(
+        secret["stringData"]["HTTPS_PROXY"],
+        "http://apiary-gate.apiary.svc:3128"
+    );
+
+    // Every request and answer against the Kubernetes OpenAPI types.
+    let record = dir.path().join("kubernetes-exchanges.jsonl");
+    let lines: Vec<String> = exchanges
+        .iter()
+        .map(|x| serde_json::to_string(x).unwrap())
+        .collect();
+    std::fs::write(&record, lines.join("\n")).unwrap();
+    let checker =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_kubernetes_requests.py");
+    let out = std::process::Command::new("python3")
+        .arg(&checker)
+        .arg(&record)
+        .output()
+        .expect("python3 runs the checker");
+    assert!(
+        out.status.success(),
+        "the Kubernetes checker refused:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The checker is no rubber stamp: a field the API does not know, a wrong type, an
+    // operation it does not have, each fail it.
+    let mut bad_pod = pod.clone();
+    bad_pod["spec"]["containers"][0]["bogusField"] = serde_json::json!(1);
+    let mut bad_secret = secret.clone();
+    bad_secret["stringData"] = serde_json::json!({ "A": 1 });
+    let bad = [
+        serde_json::json!({ "method": "POST", "path": "/api/v1/namespaces/apiary/pods", "query": "",
+                            "request": bad_pod, "status": 201, "response": pod }),
+        serde_json::json!({ "method": "POST", "path": "/api/v1/namespaces/apiary/secrets", "query": "",
+                            "request": bad_secret, "status": 201, "response": secret }),
+        serde_json::json!({ "method": "PATCH", "path": "/api/v1/namespaces/apiary/pods/x", "query": "",
+                            "request": null, "status": 200, "response": {} }),
+    ];
+    let bad_record = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad_record,
+        bad.iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(&checker)
+        .arg(&bad_record)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{said}");
+    for want in [
+        "bogusField",
+        "createNamespacedSecret request",
+        "PATCH /api/v1/namespaces/apiary/pods/x",
+    ] {
+        assert!(
+            said.contains(want),
+            "the checker should name {want:?}:\n{said}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -210,9 +210,11 @@ async fn container_loop(
         "hello from the agent\nalso say goodbye\n"
     );
 
-    // Torn down: neither the container nor its volume is left on the engine.
+    // Torn down: neither the container nor its volume is left on the engine, and the task
+    // knows (the flag is set once the provider reports the box destroyed).
     let start = Instant::now();
-    while engine_left(provider, &tid).await != (0, false)
+    while (engine_left(provider, &tid).await != (0, false)
+        || !app.store.get_task(&tid).await.unwrap().box_torn_down)
         && start.elapsed() < Duration::from_secs(20)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;

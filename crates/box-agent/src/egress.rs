@@ -137,12 +137,20 @@ pub async fn connect_out(
     };
     s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
         .await?;
-    let (head, end) = read_head(&mut s)
-        .await
-        .ok_or_else(|| std::io::Error::other("the upstream proxy closed the connection"))?;
-    let status = String::from_utf8_lossy(&head[..end]);
+    // The answer's head byte by byte: what follows it is the tunnel's, and stays in the stream.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > MAX_HEAD || s.read(&mut byte).await? == 0 {
+            return Err(std::io::Error::other(
+                "the upstream proxy closed the connection",
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head);
     let line = status.lines().next().unwrap_or_default().to_string();
-    if line.split_whitespace().nth(1) != Some("200") || end != head.len() {
+    if line.split_whitespace().nth(1) != Some("200") {
         return Err(std::io::Error::other(format!(
             "the upstream proxy answered {line:?}"
         )));
@@ -456,6 +464,110 @@ mod tests {
                 .any(|l| l.contains("egress refused: 127.0.0.1:6379")),
             "{lines:?}"
         );
+    }
+
+    /// Connects to `to` from the loopback address `from` (each box has an address of its own).
+    async fn connect_from(from: &str, to: std::net::SocketAddr) -> TcpStream {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        sock.connect(to).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_gate_serves_each_box_its_own_allowlist_and_nothing_else() {
+        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up_port = up.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = up.accept().await {
+                let _ = s.write_all(b"upstream-here").await;
+            }
+        });
+        let gate = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = gate.local_addr().unwrap();
+        // Box A (127.0.0.2) may reach the upstream; box B (127.0.0.3) may reach nothing; any
+        // other address is no box.
+        let lookup: Lookup = Arc::new(move |ip| {
+            Box::pin(async move {
+                match ip.to_string().as_str() {
+                    "127.0.0.2" => Some(format!("127.0.0.1:{up_port}")),
+                    "127.0.0.3" => Some("example.test".to_string()),
+                    _ => None,
+                }
+            })
+        });
+        let _gate = serve_gate(gate, lookup);
+        let ask = format!("CONNECT 127.0.0.1:{up_port} HTTP/1.1\r\n\r\n");
+
+        let mut a = connect_from("127.0.0.2", addr).await;
+        a.write_all(ask.as_bytes()).await.unwrap();
+        let mut got = String::new();
+        let mut buf = [0u8; 256];
+        while !got.contains("upstream-here") {
+            let n = a.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {got}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+
+        let mut b = connect_from("127.0.0.3", addr).await;
+        b.write_all(ask.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        b.read_to_string(&mut reply).await.unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 403"),
+            "another box's allowlist is not this one's: {reply}"
+        );
+
+        let mut stranger = connect_from("127.0.0.1", addr).await;
+        stranger.write_all(ask.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        let _ = stranger.read_to_end(&mut reply).await;
+        assert!(
+            reply.is_empty(),
+            "no answer for no box: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_box_proxy_sends_what_it_allows_through_its_upstream_only() {
+        // The upstream (the gate) sees a CONNECT for the allowed host and nothing else.
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up_addr = upstream.local_addr().unwrap().to_string();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = upstream.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let (head, end) = read_head(&mut s).await.unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head[..end]).into_owned());
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\nfrom-the-far-side")
+                        .await;
+                });
+            }
+        });
+        let mut s = connect_out("pypi.org", 443, Some(&up_addr)).await.unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "from-the-far-side");
+        assert!(heads.lock().unwrap()[0].starts_with("CONNECT pypi.org:443 HTTP/1.1"));
+        // An upstream that refuses is an error, not a connection.
+        let refusing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let r_addr = refusing.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = refusing.accept().await {
+                let _ = read_head(&mut s).await;
+                let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+            }
+        });
+        let err = connect_out("evil.test", 443, Some(&r_addr))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("403"), "{err}");
     }
 
     #[derive(Clone, Default)]

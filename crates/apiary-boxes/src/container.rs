@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -38,6 +38,8 @@ const CONTROL_PORT: u16 = 7000;
 /// The image the `default` template runs: a root file system built from [`host_rootfs`]
 /// (bump the tag when that changes).
 pub const HOST_IMAGE: &str = "localhost/apiary-box:host-1";
+/// How long the gate's view of the running boxes holds.
+const GATE_VIEW_TTL: Duration = Duration::from_secs(2);
 /// The box user's uid and gid (the box agent's inner bubblewrap needs an unprivileged user).
 const BOX_USER: &str = "1000:1000";
 
@@ -95,9 +97,10 @@ pub struct ContainerProvider {
     cfg: ContainerConfig,
     /// This host's address on the boxes' network: where the gate is reached.
     gateway: String,
-    /// Each box's allowlist by its address, for the gate (filled again from the engine's
-    /// labels after a restart).
-    egress: Mutex<HashMap<IpAddr, String>>,
+    /// The running boxes' allowlists by address, for the gate: read from the engine's labels
+    /// at most every [`GATE_VIEW_TTL`] (a removed box's address is never served its list for
+    /// longer; a stranger's connections cost no more engine calls than that).
+    egress: tokio::sync::Mutex<(Option<Instant>, HashMap<IpAddr, String>)>,
     http: reqwest::Client,
 }
 
@@ -111,14 +114,16 @@ impl ContainerProvider {
                 cfg.agent_exe.display()
             )));
         }
+        let mut cfg = cfg;
+        let mut mounts = Vec::new();
         for m in &cfg.mounts {
-            if !m.is_absolute() || cfg.data_dir.starts_with(m) {
-                return Err(BoxError::Invalid(format!(
-                    "--box-mount {} must be an absolute path that does not hold the data folder",
-                    m.display()
-                )));
-            }
+            mounts.push(
+                crate::mountable_folder(m, &cfg.data_dir).map_err(|why| {
+                    BoxError::Invalid(format!("--box-mount {}: {why}", m.display()))
+                })?,
+            );
         }
+        cfg.mounts = mounts;
         let gateway = engine.internal_network(&cfg.network).await?;
         if !engine.has_image(HOST_IMAGE).await? {
             engine.import_image(HOST_IMAGE, host_rootfs()?).await?;
@@ -129,7 +134,7 @@ impl ContainerProvider {
             engine,
             cfg,
             gateway,
-            egress: Mutex::new(HashMap::new()),
+            egress: tokio::sync::Mutex::new((None, HashMap::new())),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(2))
@@ -143,23 +148,28 @@ impl ContainerProvider {
         &self.engine
     }
 
-    /// The hosts the box at `ip` may reach (comma-separated), or `None` when no box has it.
+    /// The hosts the running box at `ip` may reach (comma-separated), or `None` when no
+    /// running box has that address.
     pub async fn egress_for(&self, ip: IpAddr) -> Option<String> {
-        if let Some(list) = self.egress.lock().expect("egress map").get(&ip) {
-            return Some(list.clone());
+        let mut view = self.egress.lock().await;
+        if view.0.is_none_or(|at| at.elapsed() > GATE_VIEW_TTL) {
+            let all = self.engine.list(&[BOX_LABEL.to_string()]).await.ok()?;
+            view.1 = all
+                .iter()
+                .filter(|c| c["State"] == "running")
+                .filter_map(|c| {
+                    let addr = self.address(c)?.parse().ok()?;
+                    Some((addr, c["Labels"][EGRESS_LABEL].as_str()?.to_string()))
+                })
+                .collect();
+            view.0 = Some(Instant::now());
         }
-        // Not seen since this process started: read it from the engine's labels.
-        let all = self.engine.list(&[BOX_LABEL.to_string()]).await.ok()?;
-        let mut map = self.egress.lock().expect("egress map");
-        for c in &all {
-            if let (Some(addr), Some(list)) = (self.address(c), c["Labels"][EGRESS_LABEL].as_str())
-            {
-                if let Ok(a) = addr.parse() {
-                    map.insert(a, list.to_string());
-                }
-            }
-        }
-        map.get(&ip).cloned()
+        view.1.get(&ip).cloned()
+    }
+
+    /// Makes the gate read the engine again at its next connection (a box came or went).
+    async fn refresh_gate(&self) {
+        self.egress.lock().await.0 = None;
     }
 
     /// The gate's way to find a box's allowlist by its address (for
@@ -279,6 +289,8 @@ impl ContainerProvider {
         let mut security = vec!["no-new-privileges".to_string()];
         let mut host = json!({
             "Memory": limits.memory_mb * 1024 * 1024,
+            // No swap beyond the memory limit.
+            "MemorySwap": limits.memory_mb * 1024 * 1024,
             "NanoCpus": limits.cpu_millis * 1_000_000,
             "PidsLimit": pids,
             // Explicit: an engine's defaults may exceed what it can set here.
@@ -304,7 +316,9 @@ impl ContainerProvider {
         host["SecurityOpt"] = json!(security);
         Ok(json!({
             "Image": if host_image { HOST_IMAGE } else { req.template.as_str() },
-            "Cmd": ["/opt/apiary/apiary", "box-agent"],
+            // Explicit: an image's own entrypoint never wraps the box agent.
+            "Entrypoint": ["/opt/apiary/apiary"],
+            "Cmd": ["box-agent"],
             "Env": env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "User": BOX_USER,
             "WorkingDir": "/box",
@@ -362,12 +376,11 @@ pub(crate) fn gate_allowlist(env: &BTreeMap<String, String>) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(api) = env.get("APIARY_GITHUB_API") {
-        let rest = api.split_once("://").map_or(api.as_str(), |(_, r)| r);
-        let authority = rest.split('/').next().unwrap_or_default();
-        if !authority.is_empty() {
-            list.push(authority.to_string());
-        }
+    if let Some(api) = env
+        .get("APIARY_GITHUB_API")
+        .and_then(|a| apiary_core::boot::host_port(a))
+    {
+        list.push(api);
     }
     list.join(",")
 }
@@ -443,25 +456,23 @@ impl BoxProvider for ContainerProvider {
                 )));
             }
         }
-        let labels = spec["Labels"].clone();
-        self.engine.create_volume(&id, &labels).await?;
+        self.engine.create_volume(&id, &spec["Labels"]).await?;
         let made = async {
             self.engine.create_container(&id, &spec).await?;
             self.engine.start(&id).await?;
-            let c = self
-                .engine
-                .inspect(&id)
-                .await?
-                .ok_or_else(|| BoxError::Start("the container vanished at start".into()))?;
-            if let Some(addr) = self.address(&c).and_then(|a| a.parse().ok()) {
-                self.egress.lock().expect("egress map").insert(
-                    addr,
-                    labels[EGRESS_LABEL]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
+            // gVisor was asked for: a box the engine ran under another runtime (Podman takes
+            // the runtime per service) would run its agent without any sandbox. Refused.
+            if let Some(want) = &self.cfg.runtime {
+                let got = self.engine.oci_runtime(&id).await?;
+                if got.as_deref() != Some(want.as_str()) {
+                    return Err(BoxError::Start(format!(
+                        "the engine runs boxes under {} but {want} was asked for (--box-runtime); \
+                         point --box-engine at a service that runs {want}",
+                        got.as_deref().unwrap_or("an unknown runtime")
+                    )));
+                }
             }
+            self.refresh_gate().await;
             self.wait_ready(&id).await
         }
         .await;
@@ -519,10 +530,8 @@ impl BoxProvider for ContainerProvider {
                     "{id} is not an Apiary box on this engine"
                 )));
             }
-            if let Some(addr) = self.address(&c).and_then(|a| a.parse().ok()) {
-                self.egress.lock().expect("egress map").remove(&addr);
-            }
             self.engine.remove_container(id).await?;
+            self.refresh_gate().await;
         }
         self.engine.remove_volume(id).await
     }
@@ -553,6 +562,12 @@ mod tests {
             "127.0.0.1:7878,github.com,127.0.0.1:9000"
         );
         assert_eq!(gate_allowlist(&BTreeMap::new()), "");
+        // Never a bare host: that would open every port of it.
+        let env = BTreeMap::from([(
+            "APIARY_GITHUB_API".to_string(),
+            "http://user@127.0.0.1/api/v3".to_string(),
+        )]);
+        assert_eq!(gate_allowlist(&env), "127.0.0.1:80");
     }
 
     #[test]

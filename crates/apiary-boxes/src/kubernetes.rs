@@ -97,7 +97,11 @@ impl KubernetesProvider {
                 let ip = ip.to_string();
                 let pods = me
                     .pods
-                    .list(&ListParams::default().labels(BOX_LABEL))
+                    .list(
+                        &ListParams::default()
+                            .labels(BOX_LABEL)
+                            .fields(&format!("status.podIP={ip}")),
+                    )
                     .await
                     .ok()?;
                 pods.items.into_iter().find_map(|p| {
@@ -352,16 +356,16 @@ impl BoxProvider for KubernetesProvider {
             return Err(BoxError::Invalid(format!("bad box id {id:?}")));
         }
         let dp = DeleteParams::default().grace_period(5);
-        match self.pods.delete(id, &dp).await {
-            Ok(_) => {}
-            Err(e) if not_found(&e) => {}
-            Err(e) => return Err(api_err("deleting a box's Pod", e)),
-        }
-        match self.secrets.delete(&Self::env_name(id), &dp).await {
-            Ok(_) => Ok(()),
-            Err(e) if not_found(&e) => Ok(()),
-            Err(e) => Err(api_err("deleting a box's Secret", e)),
-        }
+        // Both, whatever the first answers: the Secret holds the box's tokens.
+        let pod = match self.pods.delete(id, &dp).await {
+            Err(e) if !not_found(&e) => Err(api_err("deleting a box's Pod", e)),
+            _ => Ok(()),
+        };
+        let secret = match self.secrets.delete(&Self::env_name(id), &dp).await {
+            Err(e) if !not_found(&e) => Err(api_err("deleting a box's Secret", e)),
+            _ => Ok(()),
+        };
+        pod.and(secret)
     }
 
     async fn templates(&self) -> Result<Vec<String>, BoxError> {

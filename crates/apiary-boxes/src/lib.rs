@@ -89,9 +89,34 @@ pub trait BoxProvider: Send + Sync + 'static {
     async fn templates(&self) -> Result<Vec<String>, BoxError>;
 }
 
+/// A folder of this host a box may have mounted: an existing directory (its real path), not
+/// in or holding the data folder (its secrets, database and boxes), nor one of the system's
+/// live folders (`/proc`, `/sys`, `/dev`, `/run`: the engine's socket is there).
+pub fn mountable_folder(
+    path: &std::path::Path,
+    data: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let real = std::fs::canonicalize(path).map_err(|e| format!("not found ({e})"))?;
+    if !real.is_dir() {
+        return Err("not a folder".into());
+    }
+    let data = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    if data.starts_with(&real) || real.starts_with(&data) {
+        return Err("it is, holds or is inside Apiary's data folder".into());
+    }
+    if real == std::path::Path::new("/")
+        || ["/proc", "/sys", "/dev", "/run"]
+            .iter()
+            .any(|p| real.starts_with(p))
+    {
+        return Err("a system folder".into());
+    }
+    Ok(real)
+}
+
 /// A repository on this host that a box may have writable: an existing folder, never one that
-/// holds the data folder or the boxes (that would hand the box every secret and every other
-/// box). `None` for a remote URL.
+/// holds the data folder, nor anything inside it but under its `repos/` (the default home of
+/// local repositories) and `demo/` (`serve --demo`'s), nor the boxes' folder. `None` for a remote URL.
 pub fn mountable_repo(
     repo: &str,
     data: &std::path::Path,
@@ -103,10 +128,22 @@ pub fn mountable_repo(
     let Ok(path) = std::fs::canonicalize(repo) else {
         return Ok(None);
     };
+    let refuse = |why: &str| {
+        Err(BoxError::Invalid(format!(
+            "the repository {repo} {why}; a box may not mount it"
+        )))
+    };
     if data.starts_with(&path) || path.starts_with(boxes) {
-        return Err(BoxError::Invalid(format!(
-            "the repository {repo} holds Apiary's data folder or its boxes; a box may not mount it"
-        )));
+        return refuse("holds Apiary's data folder or its boxes");
+    }
+    if path.starts_with(data)
+        && !path.starts_with(data.join("repos"))
+        && !path.starts_with(data.join("demo"))
+    {
+        return refuse("is inside Apiary's data folder (outside its repos/ and demo/)");
+    }
+    if !path.is_dir() {
+        return refuse("is not a folder");
     }
     Ok(Some(path))
 }

@@ -31,36 +31,39 @@ pub struct BootInput {
     pub agent_env: BTreeMap<String, String>,
 }
 
+/// `host:port` of a URL (the scheme's default port when it names none; no userinfo), as an
+/// allowlist entry: never a bare host, which would open every port of it.
+pub fn host_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let auth = rest.split(['/', '?', '#']).next()?;
+    let auth = auth
+        .rsplit_once('@')
+        .map_or(auth, |(_, a)| a)
+        .to_ascii_lowercase();
+    let has_port = match auth.rfind(']') {
+        Some(end) => auth[end..].contains(':'),
+        None => auth.contains(':'),
+    };
+    if auth.is_empty() {
+        return None;
+    }
+    if has_port {
+        return Some(auth);
+    }
+    let port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        "ssh" | "git+ssh" => 22,
+        "git" => 9418,
+        _ => return None,
+    };
+    Some(format!("{auth}:{port}"))
+}
+
 /// What a box's agent may reach: the admin's list, Apiary's own URL and the project's git
 /// remote, each as exactly `host:port` (a bare host would open every port of it — on a
 /// loopback forge, every service of the host); a local path has no git host.
 pub fn egress_allow(admin: &[String], apiary_url: &str, repo_url: &str) -> Vec<String> {
-    fn host_port(url: &str) -> Option<String> {
-        let (scheme, rest) = url.split_once("://")?;
-        let auth = rest.split(['/', '?', '#']).next()?;
-        let auth = auth
-            .rsplit_once('@')
-            .map_or(auth, |(_, a)| a)
-            .to_ascii_lowercase();
-        let has_port = match auth.rfind(']') {
-            Some(end) => auth[end..].contains(':'),
-            None => auth.contains(':'),
-        };
-        if auth.is_empty() {
-            return None;
-        }
-        if has_port {
-            return Some(auth);
-        }
-        let port = match scheme.to_ascii_lowercase().as_str() {
-            "https" => 443,
-            "http" => 80,
-            "ssh" | "git+ssh" => 22,
-            "git" => 9418,
-            _ => return None,
-        };
-        Some(format!("{auth}:{port}"))
-    }
     /// `git@host:owner/repo` (scp-like, over ssh).
     fn scp_host(url: &str) -> Option<String> {
         if url.starts_with('/') || url.contains("://") {

@@ -163,8 +163,10 @@ struct BoxArgs {
     /// gate listens on --box-gate-port.
     #[arg(long, env = "APIARY_BOX_GATE")]
     box_gate: Option<String>,
-    /// The port the gate listens on (0: any free one, for container boxes).
-    #[arg(long, env = "APIARY_BOX_GATE_PORT", default_value_t = 0)]
+    /// The port the gate (the boxes' way out) listens on. Fixed, so boxes still reach it
+    /// after a restart; every Apiary process on a host serves the same gate, the first to
+    /// start binds it.
+    #[arg(long, env = "APIARY_BOX_GATE_PORT", default_value_t = 7880)]
     box_gate_port: u16,
 }
 
@@ -375,26 +377,40 @@ async fn kubernetes_boxes(api: &str, args: &BoxArgs) -> Result<Arc<KubernetesPro
     cfg.gate = args.box_gate.clone().filter(|g| !g.trim().is_empty());
     let provider = Arc::new(KubernetesProvider::new(client, cfg));
     if provider.gates() {
-        let gate = tokio::net::TcpListener::bind(("0.0.0.0", args.box_gate_port))
-            .await
-            .context("binding the box gate")?;
-        apiary_box_agent::egress::serve_gate(gate, provider.gate_lookup());
+        if let Some(gate) = bind_gate(args.box_gate_port).await? {
+            apiary_box_agent::egress::serve_gate(gate, provider.gate_lookup());
+        }
     }
     tracing::info!(namespace = %args.box_namespace, "boxes are Pods");
     Ok(provider)
 }
 
 /// Container boxes, with their gate (their only way out) listening on a port of this host.
-async fn container_boxes(mut cfg: ContainerConfig) -> Result<Arc<ContainerProvider>> {
-    let gate = tokio::net::TcpListener::bind(("0.0.0.0", cfg.gate_port))
-        .await
-        .context("binding the container boxes' gate")?;
-    cfg.gate_port = gate.local_addr()?.port();
+async fn container_boxes(cfg: ContainerConfig) -> Result<Arc<ContainerProvider>> {
+    let gate = bind_gate(cfg.gate_port).await?;
     let provider = ContainerProvider::new(cfg)
         .await
         .context("setting up container boxes")?;
-    apiary_box_agent::egress::serve_gate(gate, provider.gate_lookup());
+    if let Some(gate) = gate {
+        apiary_box_agent::egress::serve_gate(gate, provider.gate_lookup());
+    }
     Ok(provider)
+}
+
+/// The gate's listener, or `None` when another Apiary process on this host serves it (the
+/// gate finds boxes through the engine, so any process's gate serves every box).
+async fn bind_gate(port: u16) -> Result<Option<tokio::net::TcpListener>> {
+    match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!(
+                port,
+                "the box gate's port is taken: another Apiary process serves it"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e).context("binding the box gate"),
+    }
 }
 
 async fn serve(

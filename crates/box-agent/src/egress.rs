@@ -20,6 +20,8 @@ use crate::logs::LogStream;
 
 /// Where the agent's proxy listens inside its namespace.
 pub const PROXY_ADDR: &str = "127.0.0.1:3128";
+/// Most connections the gate serves at once.
+const GATE_CONNECTIONS: usize = 512;
 /// Longest request head the proxy reads.
 const MAX_HEAD: usize = 16 * 1024;
 
@@ -127,7 +129,7 @@ pub async fn connect_out(
     upstream: Option<&str>,
 ) -> std::io::Result<TcpStream> {
     let Some(up) = upstream else {
-        return TcpStream::connect((host, port)).await;
+        return connect_direct(host, port).await;
     };
     let mut s = TcpStream::connect(up).await?;
     let target = if host.contains(':') {
@@ -158,6 +160,29 @@ pub async fn connect_out(
     Ok(s)
 }
 
+/// Connects to `host:port` itself. A name (not a literal address) must not resolve to a
+/// loopback, link-local or unspecified address: an allowed name pointed at the host's own
+/// services, or at a cloud's metadata address, reaches nothing.
+async fn connect_direct(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return TcpStream::connect((host, port)).await;
+    }
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    let local = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    if let Some(bad) = addrs.iter().find(|a| local(a.ip())) {
+        return Err(std::io::Error::other(format!(
+            "{host} resolves to {}, a local address (allow the address itself to reach it)",
+            bad.ip()
+        )));
+    }
+    TcpStream::connect(&addrs[..]).await
+}
+
 /// What a proxy does with a refusal: the box agent writes it to the task's log, the host's
 /// gate to Apiary's log.
 pub type OnRefused = Arc<dyn Fn(&str, u16) + Send + Sync>;
@@ -168,7 +193,9 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     refused: OnRefused,
     upstream: Option<Arc<str>>,
 ) {
-    let Some((head, end)) = read_head(&mut client).await else {
+    // A client gets 15 s to say where it goes.
+    let head = tokio::time::timeout(Duration::from_secs(15), read_head(&mut client)).await;
+    let Ok(Some((head, end))) = head else {
         return answer(
             &mut client,
             "431 Request Header Fields Too Large",
@@ -302,8 +329,14 @@ pub type Lookup = Arc<
 /// connection is served with the allowlist of the box it comes from; one from anywhere else
 /// is closed unanswered. Refusals go to Apiary's log.
 pub fn serve_gate(listener: TcpListener, lookup: Lookup) -> tokio::task::JoinHandle<()> {
+    // At most this many connections at once (the gate shares Apiary's process and its files).
+    let slots = Arc::new(tokio::sync::Semaphore::new(GATE_CONNECTIONS));
     tokio::spawn(async move {
         while let Ok((client, peer)) = listener.accept().await {
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "the box gate is full; a connection was closed");
+                continue;
+            };
             let lookup = lookup.clone();
             tokio::spawn(async move {
                 let Some(list) = lookup(peer.ip()).await else {
@@ -314,6 +347,7 @@ pub fn serve_gate(listener: TcpListener, lookup: Lookup) -> tokio::task::JoinHan
                     move |host: &str, port: u16| tracing::warn!(box_addr = %peer.ip(), "the box gate refused {host}:{port} (not on the box's allowlist)"),
                 );
                 handle(client, Arc::new(Allowlist::parse(&list)), refused, None).await;
+                drop(slot);
             });
         }
     })
@@ -568,6 +602,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("403"), "{err}");
+        // Straight out: a name that resolves to this host reaches nothing; the address does.
+        let err = connect_out("localhost", 9, None).await.unwrap_err();
+        assert!(err.to_string().contains("local address"), "{err}");
     }
 
     #[derive(Clone, Default)]

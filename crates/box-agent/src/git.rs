@@ -166,13 +166,12 @@ impl<'a> Git<'a> {
         // than the box's: git (and the upload-pack a local clone starts, which sees no `-c`)
         // refuses it unless a global config trusts this one.
         if self.cfg.repo_url.starts_with('/') {
+            // Written anew for every command: nothing else ever stands in it.
             let trust = self.cfg.box_dir.join("git-trust.conf");
-            if !trust.exists() {
-                let _ = std::fs::write(
-                    &trust,
-                    format!("[safe]\n\tdirectory = {}\n", self.cfg.repo_url),
-                );
-            }
+            let _ = std::fs::write(
+                &trust,
+                format!("[safe]\n\tdirectory = {}\n", self.cfg.repo_url),
+            );
             cmd.env("GIT_CONFIG_GLOBAL", trust);
         }
         cmd.args(args)

@@ -167,7 +167,7 @@ podman-up: test-deps
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc catatonit >/dev/null; }
 	@mkdir -p $(PODMAN_DIR)
 	@curl -sf --unix-socket $(PODMAN_SOCK) http://d/_ping >/dev/null 2>&1 || { \
-	  cd $(PODMAN_DIR) && nohup podman --runtime runc system service --time=0 unix://$(PODMAN_SOCK) > $(PODMAN_DIR)/service.log 2>&1 & \
+	  cd $(PODMAN_DIR); nohup podman --runtime runc system service --time=0 unix://$(PODMAN_SOCK) > $(PODMAN_DIR)/service.log 2>&1 & \
 	  echo $$! > $(PODMAN_DIR)/service.pid; \
 	  for i in $$(seq 1 100); do curl -sf --unix-socket $(PODMAN_SOCK) http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done; }
 	@curl -sf --unix-socket $(PODMAN_SOCK) http://d/_ping >/dev/null || { echo "Podman's API service did not start: see $(PODMAN_DIR)/service.log"; exit 1; }
@@ -183,7 +183,7 @@ gvisor-up: podman-up
 	@if ! timeout 60 runsc --network=none do /bin/true >/dev/null 2>&1; then \
 	  echo "gVisor: runsc does not run here; the gVisor test will say why"; \
 	elif ! curl -sf --unix-socket $(GVISOR_SOCK) http://d/_ping >/dev/null 2>&1; then \
-	  cd $(PODMAN_DIR) && nohup podman --runtime /usr/bin/runsc --runtime-flag network=host system service --time=0 unix://$(GVISOR_SOCK) > $(PODMAN_DIR)/gvisor.log 2>&1 & \
+	  cd $(PODMAN_DIR); nohup podman --runtime /usr/bin/runsc --runtime-flag network=host system service --time=0 unix://$(GVISOR_SOCK) > $(PODMAN_DIR)/gvisor.log 2>&1 & \
 	  echo $$! > $(PODMAN_DIR)/gvisor.pid; \
 	  for i in $$(seq 1 100); do curl -sf --unix-socket $(GVISOR_SOCK) http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done; \
 	  echo "Podman's API service under gVisor is up at $(APIARY_TEST_GVISOR_ENGINE)"; \

@@ -777,10 +777,14 @@ r "allowed: $(curl -s --max-time 5 http://127.0.0.1:ALLOWED/hello)"
 r "tunnel: $(curl -s --max-time 5 --proxytunnel http://127.0.0.1:ALLOWED/hello)"
 "#;
 
-#[tokio::test]
-async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
-    // A service on the host's loopback the agent must not reach, and one it may.
-    let forbidden = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// A service the agent must not reach (listening on `forbidden_bind`; the counter says whether
+/// anything connected) and one it may (on loopback, answering `/hello`): their ports.
+pub(crate) async fn egress_services(
+    forbidden_bind: &str,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>, u16) {
+    let forbidden = tokio::net::TcpListener::bind((forbidden_bind, 0))
+        .await
+        .unwrap();
     let forbidden_port = forbidden.local_addr().unwrap().port();
     let touched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = touched.clone();
@@ -791,11 +795,54 @@ async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
     });
     let allowed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let allowed_port = allowed.local_addr().unwrap().port();
-    let app_allowed = axum::Router::new().route(
+    let hello = axum::Router::new().route(
         "/hello",
         axum::routing::get(|| async { "hello-from-allowed" }),
     );
-    tokio::spawn(async move { axum::serve(allowed, app_allowed).await });
+    tokio::spawn(async move { axum::serve(allowed, hello).await });
+    (forbidden_port, touched, allowed_port)
+}
+
+/// The network probe's report (its spec) holds the four standard lines and `more`; the
+/// forbidden service saw nothing; the task's log holds `refused`. The log, for more checks.
+pub(crate) async fn egress_report(
+    admin: &Client,
+    tid: &str,
+    touched: &std::sync::atomic::AtomicUsize,
+    more: &[&str],
+    refused: &str,
+) -> String {
+    let t = wait_for(admin, tid, "spec_ready", Duration::from_secs(90)).await;
+    let report = t["agent"]["spec"].as_str().unwrap().to_string();
+    let standard = [
+        "direct: refused",
+        "proxied forbidden: 403",
+        "allowed: hello-from-allowed",
+        "tunnel: hello-from-allowed",
+    ];
+    for want in standard.iter().chain(more) {
+        assert!(
+            report.lines().any(|l| l == *want),
+            "expected {want:?} in:\n{report}"
+        );
+    }
+    assert_eq!(
+        touched.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the forbidden port saw no connection"
+    );
+    let (_, logs) = admin
+        .get(&format!("/api/v1/tasks/{tid}/agent/logs?limit=500"))
+        .await;
+    let logs = logs.to_string();
+    assert!(logs.contains(refused), "{logs}");
+    logs
+}
+
+#[tokio::test]
+async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
+    // A service on the host's loopback the agent must not reach, and one it may.
+    let (forbidden_port, touched, allowed_port) = egress_services("127.0.0.1").await;
 
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let _reaper = BoxReaper(boxes_dir(dir.path()));
@@ -810,32 +857,16 @@ async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
         json!({ "egress_allow": [format!("127.0.0.1:{allowed_port}")] }),
     )
     .await;
-    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
-    let report = t["agent"]["spec"].as_str().unwrap().to_string();
-    for want in [
-        "direct: refused",
-        "proxied forbidden: 403",
-        "allowed: hello-from-allowed",
-        "tunnel: hello-from-allowed",
-    ] {
-        assert!(
-            report.lines().any(|l| l == want),
-            "expected {want:?} in:\n{report}"
-        );
-    }
-    assert_eq!(
-        touched.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "the forbidden port saw no connection"
-    );
-    let (_, logs) = admin
-        .get(&format!("/api/v1/tasks/{tid}/agent/logs?limit=500"))
-        .await;
-    let refused = format!("egress refused: 127.0.0.1:{forbidden_port}");
-    assert!(logs.to_string().contains(&refused), "{logs}");
+    let logs = egress_report(
+        &admin,
+        &tid,
+        &touched,
+        &[],
+        &format!("egress refused: 127.0.0.1:{forbidden_port}"),
+    )
+    .await;
     assert!(
-        logs.to_string()
-            .contains("only through Apiary's egress proxy"),
+        logs.contains("only through Apiary's egress proxy"),
         "{logs}"
     );
 }

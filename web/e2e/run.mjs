@@ -348,6 +348,20 @@ try {
     await page.getByRole("button", { name: "Unified" }).click();
   });
 
+  await step("the code view from the agent panel: the agent's file marked changed and shown", async () => {
+    const review = page.url();
+    await page.getByRole("link", { name: "← Say hello (politely)" }).click();
+    await page.getByRole("region", { name: "Agent" }).getByRole("link", { name: "Code" }).click();
+    await page.getByRole("heading", { name: "Code in the box" }).waitFor();
+    const files = page.getByRole("navigation", { name: "Files" });
+    await files.getByRole("link", { name: "hello.txt" }).click();
+    await page.getByTestId("code-text").filter({ hasText: "say goodbye too" }).waitFor();
+    await page.screenshot({ path: join(shots, "code-view.png"), fullPage: true });
+    await axe(page, "the code view");
+    await page.goto(review);
+    await page.getByRole("heading", { name: /Review:/ }).waitFor();
+  });
+
   await step("mark merged; the card shows merged and the box is gone", async () => {
     await page.getByRole("button", { name: "Mark merged" }).click();
     await page.getByRole("button", { name: "Yes, mark merged" }).click();

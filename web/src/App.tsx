@@ -5,6 +5,7 @@ import { ErrorBox, Loading } from "./components/Feedback";
 import { AccountPage } from "./features/account/AccountPage";
 import { Login } from "./features/auth/Login";
 import { Board } from "./features/board/Board";
+import { CodePage } from "./features/code/CodePage";
 import { FleetPage } from "./features/fleet/FleetPage";
 import { ProjectList } from "./features/projects/ProjectList";
 import { ProjectAgentTab } from "./features/projects/ProjectAgentTab";
@@ -45,6 +46,7 @@ export function App() {
   if ((m = match("/projects/:id", path))) page = <Board projectId={m.id} me={user} />;
   else if ((m = match("/projects/:id/agent", path))) page = <ProjectAgentTab projectId={m.id} admin={user.role === "admin"} />;
   else if ((m = match("/tasks/:id/review", path))) page = <ReviewPage taskId={m.id} me={user} />;
+  else if ((m = match("/tasks/:id/code", path))) page = <CodePage taskId={m.id} />;
   else if ((m = match("/tasks/:id", path))) page = <TaskSheet taskId={m.id} me={user} />;
   else if (path === "/settings") page = <SettingsPage />;
   else if (path === "/fleet") page = <FleetPage />;

@@ -247,6 +247,41 @@ impl JobHandler for DispatchHandler {
     }
 }
 
+/// Calls the task's box's control plane (`path` with its query; a JSON body for a POST): the
+/// status and the JSON answer. An error says why nothing was asked (no box, unreachable).
+pub async fn box_call(
+    orch: &Orchestrator,
+    task: &apiary_store::Task,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
+    let token = orch
+        .store
+        .control_token(&task.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (Some(url), Some(token), false) = (&task.control_url, token, task.box_torn_down) else {
+        return Err("the task has no box".into());
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("{}{path}", url.trim_end_matches('/'));
+    let req = match body {
+        Some(b) => client.post(url).json(&b),
+        None => client.get(url),
+    };
+    let resp = req
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("box control plane unreachable: {e}"))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
 /// Hands a reviewer's follow-up message to the task's box, which gives it to the agent at its
 /// next turn; how many messages wait there. An error says why it did not arrive.
 pub async fn send_follow_up(
@@ -255,31 +290,15 @@ pub async fn send_follow_up(
     author: &str,
     text: &str,
 ) -> Result<i64, String> {
-    let token = orch
-        .store
-        .control_token(&task.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (Some(url), Some(token), false) = (&task.control_url, token, task.box_torn_down) else {
-        return Err("the task has no box to send to".into());
-    };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client
-        .post(format!("{}/message", url.trim_end_matches('/')))
-        .bearer_auth(token)
-        .json(&json!({ "author": author, "text": text }))
-        .send()
-        .await
-        .map_err(|e| format!("box control plane unreachable: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "box control plane answered {} to /message",
-            resp.status()
-        ));
+    let (status, answer) = box_call(
+        orch,
+        task,
+        "/message",
+        Some(json!({ "author": author, "text": text })),
+    )
+    .await?;
+    if !(200..300).contains(&status) {
+        return Err(format!("box control plane answered {status} to /message"));
     }
-    let answer: Value = resp.json().await.unwrap_or(Value::Null);
     Ok(answer["waiting"].as_i64().unwrap_or(1))
 }

@@ -181,13 +181,21 @@ async fn boot_box(
         ]),
     };
     let info = provider.create(req).await.map_err(|e| e.to_string())?;
+    // The code view: the box's workspace through Apiary, unless the provider offers its own.
+    let code_url = match &info.code_url {
+        Some(url) => Some(url.clone()),
+        None => Some(format!(
+            "{}/tasks/{task_id}/code",
+            orch.public_url().await.map_err(|e| e.to_string())?
+        )),
+    };
     store
         .set_box_address(
             task_id,
             &BoxAddress {
                 box_id: info.id.clone(),
                 control_url: info.control_url.clone(),
-                code_url: info.code_url.clone(),
+                code_url,
                 site_url: info.site_url.clone(),
             },
         )

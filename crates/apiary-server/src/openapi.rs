@@ -45,6 +45,8 @@ use crate::routes::{
         agent::send_message,
         agent::list_spec_revisions,
         agent::get_diff,
+        agent::code_tree,
+        agent::code_file,
         prompts::list_prompts,
         prompts::list_notification_errors,
         prompts::get_prompt_defaults,

@@ -1,7 +1,8 @@
 //! The control plane (Apiary → box, DESIGN §3): `/health`, `/implement/start`,
 //! `/changes/apply`, `/spec/revise`, each behind the control token; work starts in the
 //! background and the request answers 202 at once (409 while another run goes on).
-//! `/message` hands the agent a reviewer's follow-up at its next turn.
+//! `/message` hands the agent a reviewer's follow-up at its next turn; `/code/tree` and
+//! `/code/file` show the workspace read-only (the code view).
 
 use std::sync::Arc;
 
@@ -186,6 +187,35 @@ async fn message(State(agent): State<Arc<Agent>>, body: Body<MessageIn>) -> Resp
         .into_response()
 }
 
+/// The workspace's files, marked with how they differ from the base.
+async fn code_tree(State(agent): State<Arc<Agent>>) -> Response {
+    let (files, truncated) = crate::code::tree(&agent.cfg, &agent.workspace()).await;
+    Json(json!({ "files": files, "truncated": truncated })).into_response()
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    path: String,
+}
+
+/// One file of the workspace (read-only; no link followed).
+async fn code_file(
+    State(agent): State<Arc<Agent>>,
+    axum::extract::Query(q): axum::extract::Query<FileQuery>,
+) -> Response {
+    match crate::code::file(&agent.cfg, &agent.workspace(), &q.path).await {
+        Ok((text, size, truncated, change)) => Json(json!({
+            "path": q.path, "text": text, "size": size, "truncated": truncated, "change": change,
+        }))
+        .into_response(),
+        Err((status, why)) => error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            "bad_path",
+            &why,
+        ),
+    }
+}
+
 /// The control plane over one agent.
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
@@ -194,6 +224,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/changes/apply", post(changes))
         .route("/spec/revise", post(revise))
         .route("/message", post(message))
+        .route("/code/tree", get(code_tree))
+        .route("/code/file", get(code_file))
         .layer(middleware::from_fn_with_state(agent.clone(), require_token))
         .with_state(agent)
 }

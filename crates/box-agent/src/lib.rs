@@ -21,6 +21,7 @@
 //!   stops its agent, empties its folder and exits: no box outlives its owner.
 
 mod callback;
+mod code;
 mod config;
 mod control;
 pub mod egress;

@@ -113,6 +113,11 @@ impl Agent {
         })
     }
 
+    /// Where the repository is checked out.
+    pub fn workspace(&self) -> PathBuf {
+        self.workspace.clone()
+    }
+
     /// The task's log.
     pub fn logs(&self) -> LogStream {
         self.logs.clone()

@@ -317,6 +317,124 @@ pub async fn mark_merged(
     .await
 }
 
+/// One file of a box's workspace.
+#[derive(serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct CodeEntryOut {
+    /// Relative to the workspace.
+    pub path: String,
+    pub size: u64,
+    /// `file` or `link` (links are listed, never read).
+    pub kind: String,
+    /// How it differs from the base: `branch` (committed on the box's branch), `uncommitted`,
+    /// `added` (new, not committed), or null.
+    pub change: Option<String>,
+}
+
+/// The workspace of the task's box as it is now.
+#[derive(serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct CodeTreeOut {
+    pub files: Vec<CodeEntryOut>,
+    /// More files than listed (5000 at most).
+    pub truncated: bool,
+}
+
+/// One file of the box's workspace.
+#[derive(serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct CodeFileOut {
+    pub path: String,
+    /// The text (up to 1 MiB); null for a binary file.
+    pub text: Option<String>,
+    pub size: u64,
+    pub truncated: bool,
+    pub change: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct CodeFileQuery {
+    /// Relative to the workspace.
+    pub path: String,
+}
+
+/// Asks the task's box for `path` of its code view; a box that is not there says why.
+async fn box_code<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    task: &apiary_store::Task,
+    path: &str,
+) -> ApiResult<T> {
+    use axum::http::StatusCode;
+    if task.parked {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "box_parked",
+            "the box is parked — it resumes on your next action",
+        ));
+    }
+    if task.box_torn_down || task.control_url.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_box",
+            "the task has no box now (not started yet, or torn down)",
+        ));
+    }
+    let (status, body) = apiary_orchestrator::dispatch::box_call(&state.orch, task, path, None)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "box_unreachable", e))?;
+    if !(200..300).contains(&status) {
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("the box refused")
+            .to_string();
+        let status = match status {
+            400 | 404 => StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        return Err(ApiError::new(status, "box_refused", message));
+    }
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "box_answer",
+            format!("the box answered something unreadable: {e}"),
+        )
+    })
+}
+
+/// The files of the task's box's workspace, marked with how they differ from the base.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/agent/code/tree", tag = "agent",
+    responses((status = 200, body = CodeTreeOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn code_tree(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CodeTreeOut>> {
+    let task = readable_task(&state, &caller, &id).await?;
+    box_code(&state, &task, "/code/tree").await.map(Json)
+}
+
+/// One file of the task's box's workspace, read-only (no link followed).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/agent/code/file", tag = "agent", params(CodeFileQuery),
+    responses((status = 200, body = CodeFileOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn code_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<CodeFileQuery>,
+) -> ApiResult<Json<CodeFileOut>> {
+    let task = readable_task(&state, &caller, &id).await?;
+    if q.path.is_empty() || q.path.len() > 4096 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_path",
+            "path: 1 to 4096 characters, relative to the workspace",
+        ));
+    }
+    let query: String =
+        serde_urlencoded::to_string([("path", q.path.as_str())]).unwrap_or_default();
+    box_code(&state, &task, &format!("/code/file?{query}"))
+        .await
+        .map(Json)
+}
+
 /// The change under review on the local forge.
 #[derive(serde::Serialize, ToSchema)]
 pub struct DiffOut {

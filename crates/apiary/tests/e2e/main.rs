@@ -870,3 +870,86 @@ async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn the_code_view_lists_the_workspace_and_shows_what_the_agent_changed() {
+    let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
+    let _reaper = BoxReaper(boxes_dir(dir.path()));
+    let (admin, _, tid) = handed_over(&app, dir.path(), AGENT, "Say hello", json!({})).await;
+    let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
+    // The link is Apiary's code view of this task.
+    let code_url = t["agent"]["code_url"].as_str().unwrap().to_string();
+    assert!(
+        code_url.ends_with(&format!("/tasks/{tid}/code")),
+        "{code_url}"
+    );
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
+
+    let (status, tree) = admin
+        .get(&format!("/api/v1/tasks/{tid}/agent/code/tree"))
+        .await;
+    assert_eq!(status, 200, "{tree}");
+    let files = tree["files"].as_array().unwrap();
+    let entry = |p: &str| files.iter().find(|f| f["path"] == p).cloned();
+    let hello = entry("hello.txt").expect("the agent's file is listed");
+    assert_eq!(hello["change"], "branch", "{hello}");
+    assert_eq!(
+        entry("README.md").expect("the repository's file")["change"],
+        Value::Null
+    );
+    assert!(
+        entry(".apiary/SPEC.md").is_none(),
+        "the box's own files are not shown"
+    );
+
+    let (status, file) = admin
+        .get(&format!(
+            "/api/v1/tasks/{tid}/agent/code/file?path=hello.txt"
+        ))
+        .await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(file["text"], "hello from the agent\n");
+    assert_eq!(file["change"], "branch");
+
+    // Nothing outside the workspace, nor through a link.
+    for bad in ["../../../etc/passwd", "/etc/passwd", "a/../../x"] {
+        let (status, body) = admin
+            .get(&format!(
+                "/api/v1/tasks/{tid}/agent/code/file?path={}",
+                bad.replace('/', "%2F")
+            ))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // A member who cannot read the project sees no task at all.
+    let (outsider, _) = app.member("outsider@example.test").await;
+    let (status, _) = outsider
+        .get(&format!("/api/v1/tasks/{tid}/agent/code/tree"))
+        .await;
+    assert_eq!(status, 404);
+
+    // Once merged, the box is gone and the view says so.
+    let (status, _) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/mark-merged"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let start = Instant::now();
+    loop {
+        let (status, body) = admin
+            .get(&format!("/api/v1/tasks/{tid}/agent/code/tree"))
+            .await;
+        if status == 409 {
+            assert_eq!(body["error"]["code"], "no_box", "{body}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

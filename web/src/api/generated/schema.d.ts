@@ -513,6 +513,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{id}/agent/code/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One file of the task's box's workspace, read-only (no link followed). */
+        get: operations["code_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/agent/code/tree": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The files of the task's box's workspace, marked with how they differ from the base. */
+        get: operations["code_tree"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks/{id}/agent/diff": {
         parameters: {
             query?: never;
@@ -925,6 +959,36 @@ export interface components {
             checks: components["schemas"]["Check"][];
             /** @description `command` (the project's check command, run in the box) or `github` (check runs). */
             source: string;
+        };
+        /** @description One file of a box's workspace. */
+        CodeEntryOut: {
+            /**
+             * @description How it differs from the base: `branch` (committed on the box's branch), `uncommitted`,
+             *     `added` (new, not committed), or null.
+             */
+            change?: string | null;
+            /** @description `file` or `link` (links are listed, never read). */
+            kind: string;
+            /** @description Relative to the workspace. */
+            path: string;
+            /** Format: int64 */
+            size: number;
+        };
+        /** @description One file of the box's workspace. */
+        CodeFileOut: {
+            change?: string | null;
+            path: string;
+            /** Format: int64 */
+            size: number;
+            /** @description The text (up to 1 MiB); null for a binary file. */
+            text?: string | null;
+            truncated: boolean;
+        };
+        /** @description The workspace of the task's box as it is now. */
+        CodeTreeOut: {
+            files: components["schemas"]["CodeEntryOut"][];
+            /** @description More files than listed (5000 at most). */
+            truncated: boolean;
         };
         CommentIn: {
             body: string;
@@ -2924,6 +2988,107 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    code_file: {
+        parameters: {
+            query: {
+                /** @description Relative to the workspace. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodeFileOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    code_tree: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodeTreeOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -873,16 +873,58 @@ async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
 
 #[tokio::test]
 async fn the_code_view_lists_the_workspace_and_shows_what_the_agent_changed() {
+    // A webhook receiver: the notifications carry the code view's link.
+    let hooks = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let got = hooks.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let got = got.clone();
+            async move {
+                got.lock().unwrap().push(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let _reaper = BoxReaper(boxes_dir(dir.path()));
-    let (admin, _, tid) = handed_over(&app, dir.path(), AGENT, "Say hello", json!({})).await;
+    let (admin, _, tid) = handed_over(
+        &app,
+        dir.path(),
+        AGENT,
+        "Say hello",
+        json!({ "webhooks": [{ "url": hook_url, "secret": "s" }] }),
+    )
+    .await;
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(60)).await;
-    // The link is Apiary's code view of this task.
+    // The link is Apiary's code view of this task, in the panel and in the notification.
     let code_url = t["agent"]["code_url"].as_str().unwrap().to_string();
     assert!(
         code_url.ends_with(&format!("/tasks/{tid}/code")),
         "{code_url}"
     );
+    let start = Instant::now();
+    let spec_ready = loop {
+        let found = hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h["event"] == "SPEC_READY")
+            .cloned();
+        if let Some(h) = found {
+            break h;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no SPEC_READY webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(spec_ready["links"]["code"], code_url, "{spec_ready}");
     let (status, _) = admin
         .post(
             &format!("/api/v1/tasks/{tid}/agent/approve-spec"),

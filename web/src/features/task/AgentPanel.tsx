@@ -68,7 +68,10 @@ export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }
         <ul className="links">
           {links.map(([label, url]) => (
             <li key={label}>
-              <a href={url} target={url.startsWith(window.location.origin) ? undefined : "_blank"} rel="noreferrer">{label}</a>
+              {a.parked && label !== "Pull request"
+                // A parked box is stopped: its views come back with it.
+                ? <span className="muted" data-testid={`link-parked-${label.toLowerCase()}`}>{label}: parked — resumes on your next action</span>
+                : <a href={url} target={url.startsWith(window.location.origin) ? undefined : "_blank"} rel="noreferrer">{label}</a>}
             </li>
           ))}
         </ul>

@@ -4,10 +4,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Task } from "../../api/types";
 import { AgentPanel } from "./AgentPanel";
 
-function task(status: string): Task {
+function task(status: string, agent: Record<string, unknown> = {}): Task {
   return {
     id: "t1", project_id: "p1", title: "Say hello", description: "", status: "in_progress",
-    agent: { status, round: 1, parked: false, box_torn_down: false, fix_rounds: 0, checks: null },
+    agent: { status, round: 1, parked: false, box_torn_down: false, fix_rounds: 0, checks: null, ...agent },
   } as unknown as Task;
 }
 
@@ -16,7 +16,7 @@ function json(body: unknown, status = 200) {
 }
 
 /** The panel with a stubbed API: `message` answers the follow-up POST; the rest is empty. */
-function mount(status: string, canWrite: boolean, message: () => Response) {
+function mount(status: string, canWrite: boolean, message: () => Response, agent: Record<string, unknown> = {}) {
   const posts: { path: string; body: unknown }[] = [];
   vi.stubGlobal("fetch", vi.fn(async (path: string, init?: RequestInit) => {
     if (init?.method === "POST" && path.endsWith("/agent/message")) {
@@ -27,7 +27,7 @@ function mount(status: string, canWrite: boolean, message: () => Response) {
   }));
   render(
     <QueryClientProvider client={new QueryClient({ defaultOptions: { queries: { retry: false } } })}>
-      <AgentPanel task={task(status)} canWrite={canWrite} />
+      <AgentPanel task={task(status, agent)} canWrite={canWrite} />
     </QueryClientProvider>,
   );
   return posts;
@@ -71,5 +71,17 @@ describe("the follow-up message form", () => {
     await waitFor(() => expect(screen.getByRole("alert").textContent).toContain("the agent is not working on the task"));
     expect(screen.queryByText(/^Sent:/)).toBeNull();
     expect(box.value).toBe("Use tabs.");
+  });
+});
+
+describe("the box's links", () => {
+  it("open the code view of a running box, and say a parked one resumes on the next action", () => {
+    mount("pr_ready", true, () => json({}), { code_url: `${window.location.origin}/tasks/t1/code`, pr_url: "https://example.test/pr/1" });
+    expect(screen.getByRole("link", { name: "Code" }).getAttribute("href")).toBe(`${window.location.origin}/tasks/t1/code`);
+    cleanup();
+    mount("pr_ready", true, () => json({}), { parked: true, code_url: `${window.location.origin}/tasks/t1/code`, pr_url: "https://example.test/pr/1" });
+    expect(screen.queryByRole("link", { name: "Code" })).toBeNull();
+    expect(screen.getByTestId("link-parked-code").textContent).toBe("Code: parked — resumes on your next action");
+    expect(screen.getByRole("link", { name: "Pull request" })).toBeTruthy();
   });
 });

@@ -356,6 +356,9 @@ try {
     const files = page.getByRole("navigation", { name: "Files" });
     await files.getByRole("link", { name: "hello.txt" }).click();
     await page.getByTestId("code-text").filter({ hasText: "say goodbye too" }).waitFor();
+    // A JavaScript file is highlighted by its type.
+    await files.getByRole("link", { name: "greet.js" }).click();
+    await page.getByTestId("code-text").locator('span[class*="hljs-"]').first().waitFor();
     await page.screenshot({ path: join(shots, "code-view.png"), fullPage: true });
     await axe(page, "the code view");
     await page.goto(review);

@@ -1,8 +1,11 @@
 import { useQuery } from "@tanstack/react-query";
+import { Fragment, useMemo } from "react";
 import { api } from "../../api/client";
 import type { CodeFile, CodeTree, Task } from "../../api/types";
 import { ErrorBox, Loading } from "../../components/Feedback";
 import { Link, setSearch, useSearch } from "../../lib/router";
+import { Code } from "../review/DiffTable";
+import { useHighlighter } from "../review/useHighlighter";
 
 const CHANGE_LABEL: Record<string, string> = {
   branch: "changed on the branch",
@@ -28,6 +31,13 @@ export function CodePage({ taskId }: { taskId: string }) {
     enabled: !!path && !!task.data,
     retry: false,
   });
+  const hl = useHighlighter();
+  // Highlighted by the file's type when it is known (the review page's highlighter).
+  const lines = useMemo(() => {
+    const text = file.data?.text;
+    const language = file.data && hl?.languageOf(file.data.path);
+    return text && language ? hl!.highlightLines(text.split("\n"), language) : null;
+  }, [hl, file.data]);
   if (task.isPending) return <Loading what="the task" />;
   if (task.error) return <ErrorBox error={task.error} />;
   const changed = tree.data?.files.filter((f) => f.change).length ?? 0;
@@ -70,7 +80,11 @@ export function CodePage({ taskId }: { taskId: string }) {
                 </p>
                 {file.data.text === null || file.data.text === undefined
                   ? <p className="muted">A binary file.</p>
-                  : <pre className="mono code-text" data-testid="code-text">{file.data.text}</pre>}
+                  : (
+                    <pre className="mono code-text" data-testid="code-text">
+                      {lines ? lines.map((l, i) => <Fragment key={i}><Code line={l} />{"\n"}</Fragment>) : file.data.text}
+                    </pre>
+                  )}
               </>
             )}
           </section>

@@ -119,7 +119,8 @@ function mark(r: DiffRow | null): string {
   return r?.kind === "add" ? "+" : r?.kind === "del" ? "-" : "";
 }
 
-function Code({ line }: { line: HlLine }) {
+/** A highlighted line (highlight.js's scopes as spans; text stays text). */
+export function Code({ line }: { line: HlLine }) {
   return <>{line.map((n, i) => <Node key={i} node={n} />)}</>;
 }
 

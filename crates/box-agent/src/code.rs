@@ -174,3 +174,75 @@ pub async fn file(
     let change = changes(cfg, ws).await.get(rel).copied();
     Ok((text, meta.len(), truncated, change))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(box_dir: &Path) -> BoxAgentConfig {
+        let vars = std::collections::HashMap::from([
+            ("APIARY_URL", "http://127.0.0.1:9".to_string()),
+            ("APIARY_TASK_ID", "t1".to_string()),
+            ("APIARY_CALLBACK_TOKEN", "c".to_string()),
+            ("APIARY_CONTROL_TOKEN", "k".to_string()),
+            ("APIARY_REPO_URL", "https://example.test/r.git".to_string()),
+            ("APIARY_BASE_BRANCH", "main".to_string()),
+            ("APIARY_BRANCH", "apiary/t1".to_string()),
+            ("APIARY_AGENT_COMMAND", "true".to_string()),
+            ("APIARY_BOX_DIR", box_dir.display().to_string()),
+        ]);
+        BoxAgentConfig::from_vars(|k| vars.get(k).cloned()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_code_view_shows_workspace_files_and_nothing_through_a_link_or_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("workspace");
+        std::fs::create_dir_all(ws.join("src")).unwrap();
+        std::fs::create_dir_all(ws.join(".apiary")).unwrap();
+        std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+        std::fs::write(ws.join(".apiary/SPEC.md"), "# Spec\n").unwrap();
+        std::fs::write(ws.join("blob.bin"), [0xff, 0xfe, 0x00]).unwrap();
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, "box token").unwrap();
+        std::os::unix::fs::symlink(&secret, ws.join("leak")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), ws.join("up")).unwrap();
+        let cfg = cfg(dir.path());
+
+        let (files, truncated) = tree(&cfg, &ws).await;
+        assert!(!truncated);
+        let names: Vec<(&str, &str)> = files.iter().map(|f| (f.path.as_str(), f.kind)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("blob.bin", "file"),
+                ("leak", "link"),
+                ("src/main.rs", "file"),
+                ("up", "link")
+            ]
+        );
+
+        let (text, size, cut, _) = file(&cfg, &ws, "src/main.rs").await.unwrap();
+        assert_eq!(
+            (text.as_deref(), size, cut),
+            (Some("fn main() {}\n"), 13, false)
+        );
+        assert_eq!(
+            file(&cfg, &ws, "blob.bin").await.unwrap().0,
+            None,
+            "binary: no text"
+        );
+        for (bad, status) in [
+            ("leak", 400),
+            ("up/secret.txt", 400),
+            ("../secret.txt", 400),
+            ("/etc/passwd", 400),
+            ("src", 400),
+            ("nope.txt", 404),
+            ("", 400),
+        ] {
+            let got = file(&cfg, &ws, bad).await.unwrap_err();
+            assert_eq!(got.0, status, "{bad}: {got:?}");
+        }
+    }
+}

@@ -64,15 +64,7 @@ impl Engine {
         body: Option<reqwest::Body>,
         content_type: &str,
     ) -> Result<(StatusCode, Value), BoxError> {
-        // Podman's own API (`/libpod/…`) has versions of its own.
-        let version = if path.starts_with("/libpod/") {
-            "v4.0.0"
-        } else {
-            API
-        };
-        let mut req = self
-            .http
-            .request(method, format!("http://engine/{version}{path}"));
+        let mut req = self.http.request(method, url(path));
         if let Some(b) = body {
             req = req.header("Content-Type", content_type).body(b);
         }
@@ -357,17 +349,23 @@ impl Engine {
             "/containers/{}/logs?stdout=1&stderr=1&tail={lines}",
             enc(id)
         );
-        let Ok(resp) = self
-            .http
-            .get(format!("http://engine/{API}{path}"))
-            .send()
-            .await
-        else {
+        let Ok(resp) = self.http.get(url(&path)).send().await else {
             return String::new();
         };
         let bytes = resp.bytes().await.unwrap_or_default();
         demux(&bytes)
     }
+}
+
+/// A call's URL (the host is ignored on a Unix socket); Podman's own API (`/libpod/…`) has
+/// versions of its own.
+fn url(path: &str) -> String {
+    let version = if path.starts_with("/libpod/") {
+        "v4.0.0"
+    } else {
+        API
+    };
+    format!("http://engine/{version}{path}")
 }
 
 /// The engine's error message (`{"message": …}`), or the answer itself.

@@ -263,11 +263,15 @@ pub async fn box_call(
     let (Some(url), Some(token), false) = (&task.control_url, token, task.box_torn_down) else {
         return Err("the task has no box".into());
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
+    // One client (and connection pool) for every such call: the code view asks per page.
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .expect("http client")
+    });
     let url = format!("{}{path}", url.trim_end_matches('/'));
     let req = match body {
         Some(b) => client.post(url).json(&b),

@@ -11,8 +11,8 @@ use apiary_testkit::{bare_repo, box_engine, git, Client, ContainerReaper, TestAp
 use serde_json::{json, Value};
 
 use crate::{
-    configure, egress_report, egress_services, exe, project_with_agent, wait_for, write_script,
-    AGENT,
+    configure, egress_report, egress_services, exe, project_with_agent, review_and_merge, wait_for,
+    write_script, AGENT,
 };
 
 /// A test's app with container boxes: its folder's `scripts/` is mounted read-only into the
@@ -179,39 +179,7 @@ async fn container_loop(
     );
     assert_eq!(engine_left(provider, &tid).await, (1, true));
 
-    let (status, _) = admin
-        .post(
-            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    wait_for(&admin, &tid, "pr_ready", Duration::from_secs(90)).await;
-    let (_, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
-    assert!(
-        diff["diff"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("+hello from the agent"),
-        "{diff}"
-    );
-    let (status, _) = admin
-        .post(
-            &format!("/api/v1/tasks/{tid}/agent/request-changes"),
-            json!({ "comments": [{ "body": "also say goodbye", "path": "hello.txt", "line": 1 }] }),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(90)).await;
-    assert_eq!(t["agent"]["round"], 2);
-    let (status, body) = admin
-        .post(&format!("/api/v1/tasks/{tid}/agent/mark-merged"), json!({}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        git(&repo, &["show", "main:hello.txt"]),
-        "hello from the agent\nalso say goodbye\n"
-    );
+    review_and_merge(&admin, &tid, &repo).await;
 
     // Torn down: neither the container nor its volume is left on the engine, and the task
     // knows (the flag is set once the provider reports the box destroyed).

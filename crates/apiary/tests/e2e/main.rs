@@ -135,6 +135,54 @@ fn callback_token_of(pid: i32) -> String {
         .to_string()
 }
 
+/// From `spec_ready` with [`AGENT`]: approve → PR (its diff) → a review comment → round 2 acting
+/// on it → merged into the repository's main.
+pub(crate) async fn review_and_merge(admin: &Client, tid: &str, repo: &Path) {
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let t = wait_for(admin, tid, "pr_ready", Duration::from_secs(90)).await;
+    assert!(t["agent"]["pr_url"].as_str().unwrap().contains(tid));
+    let (status, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
+    assert_eq!(status, 200, "{diff}");
+    assert!(
+        diff["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+hello from the agent"),
+        "{diff}"
+    );
+
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/tasks/{tid}/agent/request-changes"),
+            json!({ "comments": [{ "body": "also say goodbye", "path": "hello.txt", "line": 1 }] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // request-changes moved it to changes_requested at once: the next pr_ready is round 2's.
+    let t = wait_for(admin, tid, "pr_ready", Duration::from_secs(90)).await;
+    assert_eq!(t["agent"]["round"], 2);
+    let (_, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
+    assert!(
+        diff["diff"].as_str().unwrap().contains("+also say goodbye"),
+        "the script acted on the comment: {diff}"
+    );
+
+    let (status, body) = admin
+        .post(&format!("/api/v1/tasks/{tid}/agent/mark-merged"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let log = git(repo, &["log", "--format=%s", "main"]);
+    assert!(log.contains("Merge apiary/"), "{log}");
+    let hello = git(repo, &["show", "main:hello.txt"]);
+    assert_eq!(hello, "hello from the agent\nalso say goodbye\n");
+}
+
 /// Hand over → spec → approve → PR (diff) → changes → PR round 2 → merged → box gone.
 async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
     let admin = app.admin().await;
@@ -160,49 +208,7 @@ async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
     let agent_pid = box_pid(boxes, &box_id);
     let token = callback_token_of(agent_pid);
 
-    let (status, _) = admin
-        .post(
-            &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
-    assert!(t["agent"]["pr_url"].as_str().unwrap().contains(&tid));
-    let (status, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
-    assert_eq!(status, 200, "{diff}");
-    assert!(
-        diff["diff"]
-            .as_str()
-            .unwrap()
-            .contains("+hello from the agent"),
-        "{diff}"
-    );
-
-    let (status, _) = admin
-        .post(
-            &format!("/api/v1/tasks/{tid}/agent/request-changes"),
-            json!({ "comments": [{ "body": "also say goodbye", "path": "hello.txt", "line": 1 }] }),
-        )
-        .await;
-    assert_eq!(status, 200);
-    // request-changes moved it to changes_requested at once: the next pr_ready is round 2's.
-    let t = wait_for(&admin, &tid, "pr_ready", Duration::from_secs(60)).await;
-    assert_eq!(t["agent"]["round"], 2);
-    let (_, diff) = admin.get(&format!("/api/v1/tasks/{tid}/agent/diff")).await;
-    assert!(
-        diff["diff"].as_str().unwrap().contains("+also say goodbye"),
-        "the script acted on the comment: {diff}"
-    );
-
-    let (status, body) = admin
-        .post(&format!("/api/v1/tasks/{tid}/agent/mark-merged"), json!({}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let log = git(&repo, &["log", "--format=%s", "main"]);
-    assert!(log.contains("Merge apiary/"), "{log}");
-    let hello = git(&repo, &["show", "main:hello.txt"]);
-    assert_eq!(hello, "hello from the agent\nalso say goodbye\n");
+    review_and_merge(&admin, &tid, &repo).await;
 
     // Within seconds: the box process is gone, its folder removed, its token dead (the
     // token is revoked right after the provider reports the box destroyed).

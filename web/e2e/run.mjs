@@ -40,6 +40,25 @@ writeFileSync(join(seed, "hello.txt"), "hello\n");
 git(seed, "add", "-A");
 git(seed, "commit", "-q", "-m", "initial");
 git(seed, "push", "-q", repo, "main");
+// The site preview: the workspace's hello.txt as a page, under the base Apiary gives it.
+const preview = join(work, "preview.py");
+writeFileSync(preview, `import html, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+BASE = os.environ["APIARY_SITE_BASE"]
+class Site(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if not self.path.startswith(BASE):
+            self.send_error(404)
+            return
+        text = open("hello.txt").read() if os.path.exists("hello.txt") else ""
+        body = ("<!doctype html><html lang=en><title>Greeter</title><main><h1>Greeter preview</h1><pre>%s</pre></main>" % html.escape(text)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Site).serve_forever()
+`);
 const agent = join(work, "agent.sh");
 writeFileSync(agent, `#!/bin/sh
 set -eu
@@ -54,6 +73,8 @@ esac
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
+// Site previews have an origin of their own; it stays across the server's restarts.
+const sitePort = await freePort();
 let server = null;
 let demo = null;
 function serve(bind, dataDir, extra = []) {
@@ -65,7 +86,7 @@ function serve(bind, dataDir, extra = []) {
   });
 }
 function startServer() {
-  server = serve(`127.0.0.1:${port}`, join(work, "data"));
+  server = serve(`127.0.0.1:${port}`, join(work, "data"), ["--site-bind", `127.0.0.1:${sitePort}`]);
 }
 async function waitHealthy(url = base) {
   for (let i = 0; i < 200; i++) {
@@ -173,6 +194,7 @@ try {
     // Checks run in the box after each round; this one passes only once the reviewer's wave is in.
     // (It names the text through a variable: the fix round's comment quotes the command.)
     await page.getByLabel("Check command").fill("w=wave; grep -q \"$w as well\" hello.txt || { echo 'hello.txt does not wave yet'; exit 1; }");
+    await page.getByLabel("Site preview command").fill(`exec python3 ${preview}`);
     await page.getByRole("textbox", { name: "changes prompt" }).fill("Review:\n{% for c in comments %}- {{ c.body }}\n{% endfor %}");
     await page.getByRole("button", { name: "Save agent settings" }).click();
     await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
@@ -361,6 +383,18 @@ try {
     await page.getByTestId("code-text").locator('span[class*="hljs-"]').first().waitFor();
     await page.screenshot({ path: join(shots, "code-view.png"), fullPage: true });
     await axe(page, "the code view");
+    // The Site link: the agent's app, in a tab of its own, from the site origin.
+    await page.goto(taskUrl);
+    const [site] = await Promise.all([
+      page.waitForEvent("popup"),
+      page.getByRole("region", { name: "Agent" }).getByRole("link", { name: "Site" }).click(),
+    ]);
+    await site.getByRole("heading", { name: "Greeter preview" }).waitFor();
+    await site.getByText("say goodbye too").waitFor();
+    assert.equal(new URL(site.url()).port, String(sitePort), `served from the site origin: ${site.url()}`);
+    assert.ok(!site.url().includes("apiary_ticket"), site.url());
+    await site.screenshot({ path: join(shots, "site-preview.png"), fullPage: true });
+    await site.close();
     await page.goto(review);
     await page.getByRole("heading", { name: /Review:/ }).waitFor();
   });
@@ -393,7 +427,7 @@ try {
   await step("the demo: three seeded tasks, one handed over", async () => {
     const port2 = await freePort();
     const base2 = `http://127.0.0.1:${port2}`;
-    demo = serve(`127.0.0.1:${port2}`, join(work, "demo-data"), ["--demo"]);
+    demo = serve(`127.0.0.1:${port2}`, join(work, "demo-data"), ["--demo", "--site-bind", "127.0.0.1:0"]);
     await waitHealthy(base2);
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const other = await ctx.newPage();

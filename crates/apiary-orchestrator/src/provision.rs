@@ -189,6 +189,18 @@ async fn boot_box(
             orch.public_url().await.map_err(|e| e.to_string())?
         )),
     };
+    // The site preview through Apiary, when the project runs one.
+    let site_url = match (
+        &info.site_url,
+        project.agent.preview_command.trim().is_empty(),
+    ) {
+        (Some(url), _) => Some(url.clone()),
+        (None, true) => None,
+        (None, false) => Some(format!(
+            "{}/tasks/{task_id}/site/",
+            orch.public_url().await.map_err(|e| e.to_string())?
+        )),
+    };
     store
         .set_box_address(
             task_id,
@@ -196,7 +208,7 @@ async fn boot_box(
                 box_id: info.id.clone(),
                 control_url: info.control_url.clone(),
                 code_url,
-                site_url: info.site_url.clone(),
+                site_url,
             },
         )
         .await

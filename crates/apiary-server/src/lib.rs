@@ -48,6 +48,10 @@ pub struct ServerConfig {
     /// Apiary's data folder: its `repos/` is an allowed root for local repositories, and no
     /// project may point at the folder itself or anything else inside it.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Where viewers reach site previews (`--site-url`, or the site listener's address): an
+    /// origin other than Apiary's, so a preview's scripts never act as the viewer. Unset:
+    /// previews are off.
+    pub site_origin: std::sync::OnceLock<String>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +63,7 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             metrics_token: None,
             data_dir: None,
+            site_origin: Default::default(),
         }
     }
 }
@@ -195,6 +200,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(gateway)
+        .route("/tasks/{id}/site", get(routes::site::enter))
+        .route("/tasks/{id}/site/", get(routes::site::enter))
+        .route("/tasks/{id}/site/{*rest}", get(routes::site::enter))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(ui::serve_ui)
@@ -207,9 +215,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The site origin's routes: only task sites (no API, no UI, no cookie of Apiary's).
+fn site_router(state: AppState) -> Router {
+    Router::new()
+        .route("/tasks/{id}/site", any(routes::site::serve))
+        .route("/tasks/{id}/site/", any(routes::site::serve))
+        .route("/tasks/{id}/site/{*rest}", any(routes::site::serve))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(routes::site::MAX_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 /// A bound, not yet serving, HTTP server; `addr()` tells the port when bound to port 0.
 pub struct HttpServer {
     listener: tokio::net::TcpListener,
+    /// The site origin's listener (site previews), when bound.
+    site: Option<tokio::net::TcpListener>,
     app: Router,
     state: AppState,
 }
@@ -219,9 +241,28 @@ impl HttpServer {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         Ok(HttpServer {
             listener,
+            site: None,
             app: router(state.clone()),
             state,
         })
+    }
+
+    /// Also listens on `addr` for site previews; their origin is `public` when given (the
+    /// address viewers reach, behind a proxy), else this listener's own address.
+    pub async fn bind_site(
+        &mut self,
+        addr: SocketAddr,
+        public: Option<&str>,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let origin = match public.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => p.trim_end_matches('/').to_string(),
+            None => format!("http://{bound}"),
+        };
+        let _ = self.state.config.site_origin.set(origin);
+        self.site = Some(listener);
+        Ok(bound)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -244,7 +285,19 @@ impl HttpServer {
             let _ = tcp.set_nodelay(true);
         });
         // Telegram's updates by long polling, while the settings ask for it.
-        let poller = tokio::spawn(routes::telegram::poll(self.state));
+        let poller = tokio::spawn(routes::telegram::poll(self.state.clone()));
+        let (stop_site, site_stopped) = tokio::sync::watch::channel(false);
+        let site = self.site.map(|l| {
+            let app = site_router(self.state.clone());
+            tokio::spawn(async move {
+                let mut stopped = site_stopped;
+                let _ = axum::serve(l, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+            })
+        });
         let served = axum::serve(
             listener,
             self.app
@@ -253,6 +306,10 @@ impl HttpServer {
         .with_graceful_shutdown(shutdown)
         .await;
         poller.abort();
+        stop_site.send_replace(true);
+        if let Some(site) = site {
+            let _ = site.await;
+        }
         served
     }
 }

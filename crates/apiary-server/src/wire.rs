@@ -83,6 +83,12 @@ pub struct ProjectAgentOut {
     /// Run in the box after each round, before the PR (e.g. `make test`); a failure starts
     /// an automatic fix round. Blank: none. Admins set it.
     pub check_command: String,
+    /// Serves the project's site in the box after each round, on `$PORT`, under
+    /// `$APIARY_SITE_BASE` (e.g. `npm run dev -- --port $PORT --base $APIARY_SITE_BASE`); the
+    /// task's Site link shows it. Blank: no preview. Admins set it.
+    pub preview_command: String,
+    /// The path (under the site's base) that answers once the preview is up; default `/`.
+    pub preview_ready_path: String,
     /// The GitHub issue label that makes an issue a task of this project.
     pub trigger_label: String,
     /// The project's own GitHub webhook secret: write-only, read back as `{"set": bool}`.
@@ -134,6 +140,8 @@ impl ProjectOut {
                     set: a.forge_token_set,
                 },
                 check_command: a.check_command,
+                preview_command: a.preview_command,
+                preview_ready_path: a.preview_ready_path,
                 trigger_label: a.trigger_label,
                 github_webhook_secret: crate::routes::settings::SecretState {
                     set: a.webhook_secret_set,
@@ -217,6 +225,8 @@ pub struct ProjectAgentPatch {
     #[schema(value_type = Option<String>, nullable)]
     pub github_token: Option<Option<String>>,
     pub check_command: Option<String>,
+    pub preview_command: Option<String>,
+    pub preview_ready_path: Option<String>,
     pub trigger_label: Option<String>,
     /// The project's own GitHub webhook secret; `""` or absent keeps, `null` clears.
     #[serde(default, deserialize_with = "explicit_null")]
@@ -268,6 +278,8 @@ impl From<ProjectPatchIn> for store::ProjectPatch {
             prompt_changes: pr.changes,
             prompt_revise: pr.revise,
             check_command: a.check_command,
+            preview_command: a.preview_command,
+            preview_ready_path: a.preview_ready_path,
             trigger_label: a.trigger_label,
             board_follows_agent: p.board_follows_agent,
         }

@@ -76,6 +76,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_board_follows_agent.sql"),
         include_str!("../migrations/postgres/0011_board_follows_agent.sql"),
     ),
+    (
+        12,
+        "site preview",
+        include_str!("../migrations/sqlite/0012_site_preview.sql"),
+        include_str!("../migrations/postgres/0012_site_preview.sql"),
+    ),
 ];
 
 /// The embedded migrations of one backend.

@@ -23,6 +23,10 @@ pub struct ProjectAgent {
     /// Run in the box after each implement/changes round, before the PR is submitted; a
     /// failure starts an automatic fix round. Blank: no checks.
     pub check_command: String,
+    /// Serves the project's site in the box after each round (`$PORT`); blank: no preview.
+    pub preview_command: String,
+    /// The path under the site's base that answers once the preview is up.
+    pub preview_ready_path: String,
     /// The GitHub issue label that turns an issue into a task of this project.
     pub trigger_label: String,
     /// Whether the project has a webhook secret of its own.
@@ -60,6 +64,8 @@ struct ProjectRow {
     prompt_revise: String,
     forge_token_secret: Option<String>,
     check_command: String,
+    preview_command: String,
+    preview_ready_path: String,
     trigger_label: String,
     webhook_secret_id: Option<String>,
     board_follows_agent: i64,
@@ -83,6 +89,8 @@ from_row!(ProjectRow {
     prompt_revise,
     forge_token_secret,
     check_command,
+    preview_command,
+    preview_ready_path,
     trigger_label,
     webhook_secret_id,
     board_follows_agent,
@@ -112,6 +120,8 @@ impl From<ProjectRow> for Project {
                 },
                 forge_token_set: r.forge_token_secret.is_some(),
                 check_command: r.check_command,
+                preview_command: r.preview_command,
+                preview_ready_path: r.preview_ready_path,
                 trigger_label: r.trigger_label,
                 webhook_secret_set: r.webhook_secret_id.is_some(),
             },
@@ -124,7 +134,8 @@ impl From<ProjectRow> for Project {
 
 const PROJECT_COLS: &str = "id, name, description, agent_enabled, repo_url, base_branch, template, \
     preset, command, forge, prompt_spec, prompt_implement, prompt_changes, prompt_revise, forge_token_secret, \
-    check_command, trigger_label, webhook_secret_id, board_follows_agent, created_at, updated_at";
+    check_command, preview_command, preview_ready_path, trigger_label, webhook_secret_id, \
+    board_follows_agent, created_at, updated_at";
 
 /// A new project's name and description.
 #[derive(Debug, Clone)]
@@ -150,6 +161,8 @@ pub struct ProjectPatch {
     pub prompt_changes: Option<String>,
     pub prompt_revise: Option<String>,
     pub check_command: Option<String>,
+    pub preview_command: Option<String>,
+    pub preview_ready_path: Option<String>,
     pub trigger_label: Option<String>,
     pub board_follows_agent: Option<bool>,
 }
@@ -188,6 +201,7 @@ impl ProjectPatch {
             ("template", &self.template),
             ("command", &self.command),
             ("check_command", &self.check_command),
+            ("preview_command", &self.preview_command),
         ] {
             if let Some(v) = v {
                 check_len(field, v, 0, 2_000)?;
@@ -211,6 +225,15 @@ impl ProjectPatch {
                 return Err(StoreError::invalid(
                     "preset",
                     format!("must be one of {}", PRESETS.join(", ")),
+                ));
+            }
+        }
+        if let Some(v) = &self.preview_ready_path {
+            check_len("preview_ready_path", v, 1, 500)?;
+            if !v.starts_with('/') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(StoreError::invalid(
+                    "preview_ready_path",
+                    "must be a path starting with / and without spaces",
                 ));
             }
         }
@@ -307,7 +330,8 @@ impl Store {
             "UPDATE projects SET name = $1, description = $2, agent_enabled = $3, repo_url = $4, \
              base_branch = $5, template = $6, preset = $7, command = $8, forge = $9, prompt_spec = $10, \
              prompt_implement = $11, prompt_changes = $12, prompt_revise = $13, updated_at = $14, \
-             check_command = $16, trigger_label = $17, board_follows_agent = $18 WHERE id = $15",
+             check_command = $16, trigger_label = $17, board_follows_agent = $18, \
+             preview_command = $19, preview_ready_path = $20 WHERE id = $15",
         )
         .bind(pick(&patch.name, &current.name).trim().to_string())
         .bind(pick(&patch.description, &current.description))
@@ -335,6 +359,8 @@ impl Store {
                 .board_follows_agent
                 .unwrap_or(current.board_follows_agent),
         ))
+        .bind(pick(&patch.preview_command, &a.preview_command))
+        .bind(pick(&patch.preview_ready_path, &a.preview_ready_path))
         .execute(&self.pool)
         .await?;
         self.get_project(id).await

@@ -22,6 +22,18 @@ impl std::fmt::Debug for SecretKey {
 }
 
 impl SecretKey {
+    /// A key for `purpose` (signing site-preview links, say) derived from this one, so the
+    /// secrets key itself is never used for anything but secrets.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"apiary-derived-key\0");
+        h.update(purpose.as_bytes());
+        h.update(b"\0");
+        h.update(self.0);
+        h.finalize().into()
+    }
+
     /// A random key (tests, and the first start without a key file).
     pub fn generate() -> Self {
         let mut k = [0u8; 32];
@@ -68,6 +80,11 @@ impl SecretKey {
 }
 
 impl Store {
+    /// A key for `purpose`, the same on every replica that shares the secrets key.
+    pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        self.key.derive(purpose)
+    }
+
     /// Encrypts and stores a secret inside `tx`; returns its id (the "secret ref").
     pub(crate) async fn put_secret_in(&self, tx: &mut Tx, plaintext: &str) -> StoreResult<String> {
         let id = new_id();

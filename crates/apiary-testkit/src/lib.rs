@@ -229,9 +229,13 @@ impl TestApp {
             }),
             limits: Arc::new(apiary_server::limits::Limits::default()),
         };
-        let server = HttpServer::bind("127.0.0.1:0".parse().unwrap(), state)
+        let mut server = HttpServer::bind("127.0.0.1:0".parse().unwrap(), state)
             .await
             .expect("bind");
+        server
+            .bind_site("127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .expect("bind the site origin");
         let base = format!("http://{}", server.addr());
         orch.set_apiary_url(&base);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

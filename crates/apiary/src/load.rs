@@ -216,6 +216,8 @@ pub async fn run(args: LoadArgs) -> Result<()> {
             "serve",
             "--bind",
             &format!("127.0.0.1:{port}"),
+            "--site-bind",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(&data)

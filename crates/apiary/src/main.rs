@@ -59,6 +59,14 @@ enum Command {
         /// Require `Authorization: Bearer <token>` on /metrics (open when unset).
         #[arg(long, env = "APIARY_METRICS_TOKEN", hide_env_values = true)]
         metrics_token: Option<String>,
+        /// Address the site previews are served on: an origin of their own, so a preview's
+        /// scripts never act as the viewer on Apiary's. `off` serves none.
+        #[arg(long, env = "APIARY_SITE_BIND", default_value = "127.0.0.1:7881")]
+        site_bind: String,
+        /// The site origin as viewers reach it (e.g. `https://preview.apiary.example.com`,
+        /// behind a reverse proxy); default: `http://<site-bind>`.
+        #[arg(long, env = "APIARY_SITE_URL")]
+        site_url: Option<String>,
         #[command(flatten)]
         boxes: BoxArgs,
         /// On first start, set up a demo project with a local repository and a bundled agent script.
@@ -85,11 +93,15 @@ enum Command {
     /// command runs (the box agent starts this; not for people).
     #[command(hide = true)]
     EgressRelay {
-        listen: String,
-        socket: PathBuf,
+        listen: Option<String>,
+        socket: Option<PathBuf>,
         /// Further `LISTEN=SOCKET` pairs to relay (the model gateway).
         #[arg(long = "also")]
         also: Vec<String>,
+        /// `SOCKET=ADDRESS` pairs relayed inwards: a connection to SOCKET goes to ADDRESS inside
+        /// the namespace (the site preview).
+        #[arg(long = "serve")]
+        serve: Vec<String>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -417,6 +429,7 @@ async fn serve(
     db: DbArgs,
     bind: SocketAddr,
     config: ServerConfig,
+    site: Option<(SocketAddr, Option<String>)>,
     boxes: BoxArgs,
     demo: bool,
 ) -> Result<()> {
@@ -454,10 +467,17 @@ async fn serve(
         limits: Arc::new(apiary_server::limits::Limits::default()),
         config: Arc::new(config),
     };
-    let server = HttpServer::bind(bind, state)
+    let mut server = HttpServer::bind(bind, state)
         .await
         .with_context(|| format!("binding {bind}"))?;
     println!("Apiary is listening on http://{}", server.addr());
+    if let Some((addr, public)) = site {
+        let bound = server
+            .bind_site(addr, public.as_deref())
+            .await
+            .with_context(|| format!("binding the site previews' listener {addr} (--site-bind)"))?;
+        println!("Site previews are served on http://{bound}");
+    }
     orch.set_apiary_url(&format!("http://{}", server.addr()));
     // Tasks queued before a restart get their turn.
     orch.request_drain().await?;
@@ -552,6 +572,8 @@ async fn main() -> Result<()> {
             secure_cookies,
             trust_forwarded_for,
             metrics_token,
+            site_bind,
+            site_url,
             boxes,
             demo,
         } => {
@@ -562,7 +584,16 @@ async fn main() -> Result<()> {
                 data_dir: Some(db.data_dir.clone()),
                 ..ServerConfig::default()
             };
-            serve(db, bind, config, boxes, demo).await
+            let site = match site_bind.trim() {
+                "off" | "" => None,
+                addr => Some((
+                    addr.parse::<SocketAddr>().with_context(|| {
+                        format!("--site-bind must be host:port or off, not {addr:?}")
+                    })?,
+                    site_url,
+                )),
+            };
+            serve(db, bind, config, site, boxes, demo).await
         }
         Command::Boxd {
             bind,
@@ -575,16 +606,24 @@ async fn main() -> Result<()> {
             listen,
             socket,
             also,
+            serve,
             command,
         } => {
-            let mut pairs = vec![(listen, socket)];
+            let mut pairs: Vec<(String, PathBuf)> = listen.into_iter().zip(socket).collect();
             for pair in also {
                 let (l, s) = pair
                     .split_once('=')
                     .ok_or_else(|| anyhow::anyhow!("--also takes LISTEN=SOCKET, not {pair:?}"))?;
                 pairs.push((l.to_string(), PathBuf::from(s)));
             }
-            let code = apiary_box_agent::egress::relay(&pairs, &command).await?;
+            let mut inwards = Vec::new();
+            for pair in serve {
+                let (s, a) = pair
+                    .rsplit_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--serve takes SOCKET=ADDRESS, not {pair:?}"))?;
+                inwards.push((PathBuf::from(s), a.to_string()));
+            }
+            let code = apiary_box_agent::egress::relay(&pairs, &inwards, &command).await?;
             std::process::exit(code);
         }
         Command::Openapi => {

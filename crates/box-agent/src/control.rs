@@ -2,7 +2,8 @@
 //! `/changes/apply`, `/spec/revise`, each behind the control token; work starts in the
 //! background and the request answers 202 at once (409 while another run goes on).
 //! `/message` hands the agent a reviewer's follow-up at its next turn; `/code/tree` and
-//! `/code/file` show the workspace read-only (the code view).
+//! `/code/file` show the workspace read-only (the code view); `/site/…` forwards to the site
+//! preview and `/preview` says what it is doing.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -216,6 +217,30 @@ async fn code_file(
     }
 }
 
+/// A viewer's request for the site preview (Apiary forwards it here, control token and all;
+/// the preview gets it without the token).
+async fn site(State(agent): State<Arc<Agent>>, req: Request) -> Response {
+    let rest = req
+        .uri()
+        .path()
+        .strip_prefix("/site")
+        .unwrap_or("")
+        .to_string();
+    agent.preview.forward(req, &rest).await
+}
+
+/// What the preview is doing: `off`, `starting`, `ready` or `down` (with why).
+async fn preview_state(State(agent): State<Arc<Agent>>) -> Json<serde_json::Value> {
+    use crate::preview::State as S;
+    let (state, detail) = match agent.preview.state() {
+        S::Off => ("off", String::new()),
+        S::Starting => ("starting", String::new()),
+        S::Ready => ("ready", String::new()),
+        S::Down(why) => ("down", why),
+    };
+    Json(json!({ "state": state, "detail": detail }))
+}
+
 /// The control plane over one agent.
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
@@ -226,6 +251,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/message", post(message))
         .route("/code/tree", get(code_tree))
         .route("/code/file", get(code_file))
+        .route("/preview", get(preview_state))
+        .route("/site", any(site))
+        .route("/site/", any(site))
+        .route("/site/{*rest}", any(site))
         .layer(middleware::from_fn_with_state(agent.clone(), require_token))
         .with_state(agent)
 }

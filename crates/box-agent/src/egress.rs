@@ -284,6 +284,25 @@ pub fn bind_unix(socket: &Path) -> std::io::Result<(UnixListener, Option<std::fs
     Ok((UnixListener::bind(short)?, Some(dir)))
 }
 
+/// Connects to a Unix socket, through `/proc/self/fd/<its folder>/…` when its path is too long
+/// for a socket address.
+pub async fn connect_unix(socket: &Path) -> std::io::Result<UnixStream> {
+    if socket.as_os_str().len() < MAX_SOCKET_PATH {
+        return UnixStream::connect(socket).await;
+    }
+    let (Some(parent), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return Err(std::io::Error::other(
+            "a socket path needs a folder and a name",
+        ));
+    };
+    let dir = std::fs::File::open(parent)?;
+    use std::os::fd::AsRawFd;
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    UnixStream::connect(short).await
+}
+
 /// Serves the proxy on `socket` (made anew) until the task is dropped; refusals go to the
 /// task's log. `upstream` (`host:port`) is where allowed connections go when the box has no
 /// direct way out.
@@ -354,12 +373,33 @@ pub fn serve_gate(listener: TcpListener, lookup: Lookup) -> tokio::task::JoinHan
 }
 
 /// Inside the agent's namespace: relays each `(listen, socket)` pair (the egress proxy, the
-/// model gateway) while `command` runs; returns the command's exit code (128 + signal when
-/// killed).
-pub async fn relay(pairs: &[(String, std::path::PathBuf)], command: &[String]) -> Result<i32> {
+/// model gateway) out, and each `(socket, address)` pair of `serve` in (the box agent reaching
+/// the site preview), while `command` runs; returns the command's exit code (128 + signal
+/// when killed).
+pub async fn relay(
+    pairs: &[(String, std::path::PathBuf)],
+    serve: &[(std::path::PathBuf, String)],
+    command: &[String],
+) -> Result<i32> {
     let Some((program, args)) = command.split_first() else {
         bail!("egress-relay needs a command to run");
     };
+    for (socket, addr) in serve {
+        let (listener, dir) = bind_unix(socket)
+            .with_context(|| format!("listening on {} inside the sandbox", socket.display()))?;
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let _dir = dir;
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let addr = addr.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&addr).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        });
+    }
     let mut listeners = Vec::new();
     for (listen, socket) in pairs {
         // `localhost:PORT` listens on both loopback addresses (IPv6 where the namespace has it).

@@ -32,6 +32,7 @@ mod logs;
 mod orphan;
 mod phases;
 mod presets;
+mod preview;
 mod prompts;
 mod runner;
 mod spec;
@@ -98,6 +99,8 @@ pub async fn run_until(
         .with_graceful_shutdown(stop)
         .await
         .context("serving the control plane")?;
+    // However the box ends, its preview ends with it.
+    agent.preview.stop(&agent.logs()).await;
     if let Ok(why) = why_rx.await {
         tracing::warn!(reason = %why, "the box's Apiary is gone: stopping the agent, emptying the box, exiting");
         agent.stop().await;

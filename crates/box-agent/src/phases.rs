@@ -94,6 +94,8 @@ pub struct Agent {
     /// Set when the box shuts down for good: a run in progress is dropped (its process group
     /// killed) and reports nothing.
     stopping: watch::Sender<bool>,
+    /// The site preview, run between rounds.
+    pub preview: crate::preview::Preview,
 }
 
 impl Agent {
@@ -110,6 +112,7 @@ impl Agent {
             busy: AtomicBool::new(false),
             follow_ups: std::sync::Mutex::new(Vec::new()),
             stopping: watch::channel(false).0,
+            preview: Default::default(),
         })
     }
 
@@ -136,6 +139,7 @@ impl Agent {
     /// Stops any run (killing the agent's process group) and waits, up to 10 s, until it ended.
     pub async fn stop(&self) {
         self.stopping.send_replace(true);
+        self.preview.stop(&self.logs).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.busy() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -227,6 +231,10 @@ impl Agent {
             "speccing" => Some(Phase::Spec),
             _ => None,
         };
+        // A box resumed with a pull request open serves its site again.
+        if phase.is_none() && view["task"]["agent"]["pr_url"].is_string() {
+            self.restart_preview(&view).await;
+        }
         if let Some(phase) = phase {
             if self.try_begin() {
                 self.run(phase, Input::default()).await;
@@ -335,6 +343,18 @@ impl Agent {
         }))
     }
 
+    /// Starts the project's site preview on the workspace as it is now (when it sets one).
+    async fn restart_preview(&self, view: &Value) {
+        match crate::preview::PreviewSpec::from_view(view, &self.cfg.task_id) {
+            Some(spec) => {
+                self.preview
+                    .start(&self.cfg, spec, &self.workspace, &self.logs)
+                    .await
+            }
+            None => self.preview.stop(&self.logs).await,
+        }
+    }
+
     async fn run_phase(&self, phase: Phase, input: Input) -> Result<()> {
         // A fresh GitHub token for this round replaces the box's own (which may have expired).
         let renewed;
@@ -349,6 +369,10 @@ impl Agent {
             None => &self.cfg,
         };
         let view: Value = self.cb.task_view().await.context("reading the task")?;
+        // The agent works on the files the preview serves: it waits for the round's end.
+        if matches!(phase, Phase::Implement | Phase::Changes) {
+            self.preview.stop(&self.logs).await;
+        }
         let kind = phase.kind();
         let ctx = prompts::context(&view, &input, &cfg.task_id, &cfg.branch);
         let mut prompt = prompts::render(&view, kind, &ctx)?;
@@ -453,6 +477,7 @@ impl Agent {
                 let url = forge::pr_url(cfg, title, &forge::pr_body(cfg, &ctx.spec, issue))
                     .await
                     .context("opening the pull request")?;
+                self.restart_preview(&view).await;
                 self.logs.line(format!("pull request: {url} (head {head})"));
                 self.logs.flush().await;
                 self.cb

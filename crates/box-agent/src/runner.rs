@@ -133,8 +133,9 @@ impl Drop for Group {
 fn agent_command(
     cfg: &BoxAgentConfig,
     command: &str,
-    prompt_file: &Path,
+    prompt_file: Option<&Path>,
     workspace: &Path,
+    inbound: Option<&Inbound>,
 ) -> tokio::process::Command {
     if cfg.sandbox == AgentSandbox::None {
         let mut cmd = tokio::process::Command::new("sh");
@@ -143,7 +144,6 @@ fn agent_command(
     }
     // Its own network namespace: only its loopback, and the egress proxy through it.
     let ws = workspace.display().to_string();
-    let prompt = prompt_file.display().to_string();
     let mut cmd = tokio::process::Command::new(&cfg.bwrap);
     cmd.args([
         "--ro-bind",
@@ -182,12 +182,37 @@ fn agent_command(
         let g = git_dir.display().to_string();
         cmd.args(["--ro-bind", &g, &g]);
     }
-    cmd.args(["--ro-bind", &prompt, &prompt, "--chdir", &ws]);
+    if let Some(prompt) = prompt_file {
+        let prompt = prompt.display().to_string();
+        cmd.args(["--ro-bind", &prompt, &prompt]);
+    }
+    cmd.args(["--chdir", &ws]);
     cmd.args(["--setenv", "HOME", &home, "--setenv", "TMPDIR", &tmp]);
+    // The way in to a server the command runs (the site preview): the relay listens on a
+    // socket in a folder shared with the box agent and connects inside the namespace.
+    let mut serve = Vec::new();
+    if let Some(inbound) = inbound {
+        let dir = inbound
+            .socket
+            .parent()
+            .unwrap_or(workspace)
+            .display()
+            .to_string();
+        cmd.args(["--bind", &dir, &dir]);
+        serve.push(format!(
+            "--serve={}=127.0.0.1:{}",
+            inbound.socket.display(),
+            inbound.port
+        ));
+    }
     let relay = std::env::current_exe()
         .ok()
-        .filter(|_| cfg.egress.is_some());
+        .filter(|_| cfg.egress.is_some() || inbound.is_some());
     match relay {
+        Some(exe) if cfg.egress.is_none() => {
+            cmd.arg("--").arg(exe).arg("egress-relay").args(&serve);
+            cmd.args(["--", "sh", "-c", command]);
+        }
         Some(exe) => {
             let sock = egress_socket(&cfg.box_dir).display().to_string();
             cmd.args(["--bind", &sock, &sock]);
@@ -234,6 +259,7 @@ fn agent_command(
                     "--also={}={gw_reach}",
                     crate::gateway::GATEWAY_ADDR
                 ))
+                .args(&serve)
                 .arg("--");
             cmd.args(["sh", "-c", command]);
         }
@@ -297,6 +323,41 @@ fn programs_under_tmp() -> Vec<String> {
     tops.sort();
     tops.dedup();
     tops
+}
+
+/// Where a server the sandboxed command runs is reached from the box agent: the relay inside
+/// the sandbox listens on `socket` and connects to `127.0.0.1:port` in the sandbox's network.
+pub struct Inbound {
+    pub socket: std::path::PathBuf,
+    pub port: u16,
+}
+
+/// The site preview's command, under the agent's sandbox rules (its workspace, home, network
+/// and egress), in a process group of its own; `PORT` and `HOST` say where to listen and the
+/// box's secrets are kept out of its environment as out of the agent's.
+pub fn preview_command(
+    cfg: &BoxAgentConfig,
+    command: &str,
+    workspace: &Path,
+    inbound: &Inbound,
+    env: &[(&str, String)],
+) -> Result<tokio::process::Command> {
+    let home = agent_home(&cfg.box_dir);
+    std::fs::create_dir_all(&home).context("making the agent's home")?;
+    let mut cmd = agent_command(cfg, command, None, workspace, Some(inbound));
+    cmd.current_dir(workspace)
+        .env("HOME", &home)
+        .envs(&cfg.agent_env)
+        .env("PORT", inbound.port.to_string())
+        .env("HOST", "127.0.0.1")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cfg.scrub_env(&mut cmd);
+    Ok(cmd)
 }
 
 /// The egress proxy's socket in the box's folder.
@@ -404,7 +465,13 @@ async fn execute(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
     for (rel, content) in &preset.home_files {
         write_home_file(&home, rel, content)?;
     }
-    let mut cmd = agent_command(cfg, &preset.command, run.prompt_file, run.workspace);
+    let mut cmd = agent_command(
+        cfg,
+        &preset.command,
+        Some(run.prompt_file),
+        run.workspace,
+        None,
+    );
     cmd.current_dir(run.workspace)
         .env("APIARY_PROMPT_FILE", run.prompt_file)
         .env("APIARY_PHASE", run.phase)

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod projects;
 pub mod prompts;
 pub mod settings;
+pub mod site;
 pub mod slack;
 pub mod tasks;
 pub mod telegram;

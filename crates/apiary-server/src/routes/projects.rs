@@ -139,6 +139,11 @@ async fn check_host_fields(
             &a.check_command,
             &before.agent.check_command,
         ),
+        (
+            "agent.preview_command",
+            &a.preview_command,
+            &before.agent.preview_command,
+        ),
     ] {
         if !admin && changed(new, old) {
             return Err(ApiError::forbidden_field(

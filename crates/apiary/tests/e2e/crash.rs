@@ -28,6 +28,8 @@ pub(crate) fn start(data: &Path, database_url: Option<&str>, port: u16, wrapper:
         "serve",
         "--bind",
         &format!("127.0.0.1:{port}"),
+        "--site-bind",
+        "127.0.0.1:0",
         "--data-dir",
     ])
     .arg(data);

@@ -11,6 +11,7 @@ mod crash;
 mod github;
 mod orphan;
 mod real_agents;
+mod site;
 
 use apiary_testkit::{bare_repo, boxes_dir, git, BoxReaper, Client, TestApp};
 use serde_json::{json, Value};
@@ -40,7 +41,7 @@ pub(crate) fn write_script(dir: &Path, name: &str, body: &str) -> String {
 }
 
 /// Orchestration on, short budgets for the timeout test.
-async fn configure(admin: &Client, extra: Value) {
+pub(crate) async fn configure(admin: &Client, extra: Value) {
     let mut body = json!({ "agent_orchestration_enabled": true });
     body.as_object_mut()
         .unwrap()
@@ -49,11 +50,14 @@ async fn configure(admin: &Client, extra: Value) {
     assert_eq!(status, 200, "{s}");
 }
 
-async fn project_with_agent(admin: &Client, repo: &Path, command: &str) -> String {
+pub(crate) async fn project_with_agent(admin: &Client, repo: &Path, command: &str) -> String {
     let (_, p) = admin
         .post("/api/v1/projects", json!({ "name": "E2E" }))
         .await;
-    let pid = p["id"].as_str().unwrap().to_string();
+    let pid = p["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{p}"))
+        .to_string();
     let (status, body) = admin
         .patch(
             &format!("/api/v1/projects/{pid}"),
@@ -100,7 +104,7 @@ async fn handed_over(
     (admin, repo, tid)
 }
 
-async fn wait_for(admin: &Client, tid: &str, want: &str, limit: Duration) -> Value {
+pub(crate) async fn wait_for(admin: &Client, tid: &str, want: &str, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
         let (_, t) = admin.get(&format!("/api/v1/tasks/{tid}")).await;

@@ -1274,6 +1274,14 @@ export interface components {
             /** @description The project's own GitHub webhook secret: write-only, read back as `{"set": bool}`. */
             github_webhook_secret: components["schemas"]["SecretState"];
             preset: string;
+            /**
+             * @description Serves the project's site in the box after each round, on `$PORT`, under
+             *     `$APIARY_SITE_BASE` (e.g. `npm run dev -- --port $PORT --base $APIARY_SITE_BASE`); the
+             *     task's Site link shows it. Blank: no preview. Admins set it.
+             */
+            preview_command: string;
+            /** @description The path (under the site's base) that answers once the preview is up; default `/`. */
+            preview_ready_path: string;
             prompts: components["schemas"]["PromptsIo"];
             repo_url: string;
             template: string;
@@ -1291,6 +1299,8 @@ export interface components {
             /** @description The project's own GitHub webhook secret; `""` or absent keeps, `null` clears. */
             github_webhook_secret?: string | null;
             preset?: string | null;
+            preview_command?: string | null;
+            preview_ready_path?: string | null;
             prompts?: null | components["schemas"]["PromptsPatch"];
             repo_url?: string | null;
             template?: string | null;

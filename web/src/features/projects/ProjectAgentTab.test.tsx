@@ -7,7 +7,7 @@ const project = {
   id: "p1", name: "Site", description: "", access: "write", created_at: "", updated_at: "", board_follows_agent: false,
   agent: {
     enabled: true, repo_url: "/srv/git/site.git", base_branch: "main", template: "big", preset: "script",
-    command: "sh /opt/agent.sh", forge: "local", github_token: { set: false }, github_webhook_secret: { set: false }, check_command: "make test", trigger_label: "apiary",
+    command: "sh /opt/agent.sh", forge: "local", github_token: { set: false }, github_webhook_secret: { set: false }, check_command: "make test", preview_command: "", preview_ready_path: "/", trigger_label: "apiary",
     prompts: { spec: "", implement: "", changes: "", revise: "" },
   },
 };
@@ -52,6 +52,7 @@ describe("ProjectAgentTab", () => {
     expect(agent).not.toHaveProperty("command");
     expect(agent).not.toHaveProperty("template");
     expect(agent).not.toHaveProperty("check_command");
+    expect(agent).not.toHaveProperty("preview_command");
   });
 
   it("shows members the check command read-only, with a hint", async () => {

@@ -61,7 +61,7 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
   const submit = (e: FormEvent) => {
     e.preventDefault();
     setClientError(null);
-    const { enabled, repo_url, base_branch, template, preset, command, forge, check_command } = a;
+    const { enabled, repo_url, base_branch, template, preset, command, forge, check_command, preview_command, preview_ready_path } = a;
     // The label only matters (and is only shown) for the github forge.
     let github = {};
     if (forge === "github") {
@@ -73,8 +73,8 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
       }
     }
     // Members leave the admin-only fields out (the server would refuse a change to them).
-    const hostLevel = admin ? { template, command, check_command } : {};
-    save.mutate({ board_follows_agent: follows ?? undefined, agent: { enabled, repo_url, base_branch, preset, forge, ...github, ...hostLevel, prompts: a.prompts, github_token: token, github_webhook_secret: hookSecret } });
+    const hostLevel = admin ? { template, command, check_command, preview_command } : {};
+    save.mutate({ board_follows_agent: follows ?? undefined, agent: { enabled, repo_url, base_branch, preset, forge, ...github, ...hostLevel, preview_ready_path, prompts: a.prompts, github_token: token, github_webhook_secret: hookSecret } });
   };
   const fallback = (k: Kind) => {
     const g = (defaults.data?.global as Record<Kind, string> | undefined)?.[k];
@@ -107,6 +107,17 @@ export function ProjectAgentTab({ projectId, admin }: { projectId: string; admin
           <p id="check-command-hint" className="hint">
             Runs in the box after every implement or changes round, before the pull request; a failure starts an automatic fix round. Blank: no check.
             {!admin && " Only admins may change it."}
+          </p>
+          <label>Site preview command
+            <input className="mono" value={a.preview_command} readOnly={!admin} placeholder={admin ? "e.g. npm run dev -- --port $PORT --base $APIARY_SITE_BASE" : "none"}
+              onChange={(e) => upd({ preview_command: e.target.value })} aria-describedby="preview-command-hint" />
+          </label>
+          <label>Preview readiness path
+            <input className="mono" value={a.preview_ready_path} onChange={(e) => upd({ preview_ready_path: e.target.value })} aria-describedby="preview-command-hint" />
+          </label>
+          <p id="preview-command-hint" className="hint">
+            Serves the site on <code>$PORT</code> in the box after every round, under the sandbox&apos;s rules; the task&apos;s Site link shows it once the readiness path answers. Requests keep their path under <code>$APIARY_SITE_BASE</code>. Blank: no preview.
+            {!admin && " Only admins may change the command."}
           </p>
           <label>Forge
             <select value={a.forge} onChange={(e) => upd({ forge: e.target.value })}>

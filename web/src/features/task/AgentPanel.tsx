@@ -71,7 +71,8 @@ export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }
               {a.parked && label !== "Pull request"
                 // A parked box is stopped: its views come back with it.
                 ? <span className="muted" data-testid={`link-parked-${label.toLowerCase()}`}>{label}: parked — resumes on your next action</span>
-                : <a href={url} target={url.startsWith(window.location.origin) ? undefined : "_blank"} rel="noreferrer">{label}</a>}
+                // The site is the agent's app, served from an origin of its own: a tab of its own.
+                : <a href={url} target={label === "Site" || !url.startsWith(window.location.origin) ? "_blank" : undefined} rel="noreferrer">{label}</a>}
             </li>
           ))}
         </ul>

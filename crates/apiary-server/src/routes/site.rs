@@ -1,0 +1,415 @@
+//! The site preview through Apiary (issue 19): `/tasks/{id}/site/…` forwards a viewer to the
+//! preview server in the task's box, WebSockets included.
+//!
+//! The preview is code the agent wrote: it must never run with Apiary's origin, or its scripts
+//! could call Apiary's API as the viewer. So it is served from an origin of its own (the
+//! *site origin*: another port or host name, `--site-bind` / `--site-url`). The Site link on
+//! Apiary's origin checks the viewer (403 without read access to the project) and sends them
+//! to the site origin with a ticket (signed, bound to the task and the viewer, valid 60 s);
+//! the site origin trades it for a cookie scoped to that task's path (12 h) and checks the
+//! viewer's access again on every request. API clients may send their bearer token to the site
+//! origin instead. Apiary's own cookies and the viewer's token are stripped before the request
+//! goes on; the box's control token is added for the hop to the box.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::auth::{cookie, Caller, SESSION_COOKIE};
+use crate::AppState;
+
+/// The site origin's cookie: who the viewer is, for one task's site.
+pub const SITE_COOKIE: &str = "apiary_site";
+/// The query parameter that carries a ticket from Apiary's origin to the site origin.
+const TICKET_PARAM: &str = "apiary_ticket";
+const TICKET_TTL_MS: i64 = 60_000;
+const COOKIE_TTL_MS: i64 = 12 * 3600 * 1000;
+/// Largest request body forwarded to a preview (a form's upload, say).
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// How long the box's preview has to answer a request's head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(150);
+
+fn page(status: StatusCode, text: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{text}\n"),
+    )
+        .into_response()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Signs `<kind>.<task>.<user>.<expires>`: a ticket or a cookie, only for that task.
+fn sign(state: &AppState, kind: &str, task: &str, user: &str, ttl_ms: i64) -> String {
+    let body = format!("{kind}.{task}.{user}.{}", now_ms() + ttl_ms);
+    let mut mac = Hmac::<Sha256>::new_from_slice(&state.store.derived_key("site-preview"))
+        .expect("any key length");
+    mac.update(body.as_bytes());
+    format!("{body}.{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The user a ticket or cookie of `kind` names, if it is genuine, for `task`, and unexpired.
+fn verify(state: &AppState, kind: &str, task: &str, token: &str) -> Option<String> {
+    let (body, sig) = token.rsplit_once('.')?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&state.store.derived_key("site-preview"))
+        .expect("any key length");
+    mac.update(body.as_bytes());
+    mac.verify_slice(&hex::decode(sig).ok()?).ok()?;
+    let mut parts = body.split('.');
+    let (k, t, user, expires) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let fresh = expires.parse::<i64>().ok()? > now_ms();
+    (parts.next().is_none() && k == kind && t == task && fresh).then(|| user.to_string())
+}
+
+/// The site origin, without a trailing slash.
+fn site_origin(state: &AppState) -> Option<String> {
+    state
+        .config
+        .site_origin
+        .get()
+        .map(|o| o.trim_end_matches('/').to_string())
+}
+
+/// The Site link on Apiary's own origin: checks the viewer and sends them, with a ticket, to
+/// the same path on the site origin.
+pub async fn enter(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(params): Path<Vec<(String, String)>>,
+    uri: Uri,
+) -> Response {
+    let Some(id) = params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+    else {
+        return page(StatusCode::NOT_FOUND, "no such task");
+    };
+    let Ok(task) = state.store.get_task(&id).await else {
+        return page(StatusCode::NOT_FOUND, "no such task");
+    };
+    if caller
+        .readable_project(&state, &task.project_id)
+        .await
+        .is_err()
+    {
+        return page(
+            StatusCode::FORBIDDEN,
+            "you have no read access to this task's project",
+        );
+    }
+    let Some(origin) = site_origin(&state) else {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "site previews are off: Apiary serves them only from an origin of their own (--site-bind)",
+        );
+    };
+    let ticket = sign(&state, "ticket", &task.id, &caller.user.id, TICKET_TTL_MS);
+    let query = match uri.query() {
+        Some(q) => format!("?{q}&{TICKET_PARAM}={ticket}"),
+        None => format!("?{TICKET_PARAM}={ticket}"),
+    };
+    let to = format!("{origin}{}{query}", uri.path());
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, to),
+            (header::REFERRER_POLICY, "no-referrer".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// The query without the ticket.
+fn without_ticket(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|kv| !kv.starts_with(&format!("{TICKET_PARAM}=")) && !kv.is_empty())
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The Cookie header without Apiary's own cookies (the site's own pass).
+fn foreign_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
+    let kept: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|kv| {
+            let name = kv.split('=').next().unwrap_or("");
+            !kv.is_empty() && name != SESSION_COOKIE && name != SITE_COOKIE
+        })
+        .collect();
+    (!kept.is_empty())
+        .then(|| HeaderValue::from_str(&kept.join("; ")).ok())
+        .flatten()
+}
+
+/// Whether the request came over https (directly or through a proxy that says so).
+fn https(state: &AppState, headers: &HeaderMap) -> bool {
+    state.config.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// Every request on the site origin: the viewer checked, the request forwarded to the box.
+pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response {
+    // `/tasks/{id}/site[/rest]`: the router only sends such paths here.
+    let path = req.uri().path().to_string();
+    let Some((id, rest)) = path
+        .strip_prefix("/tasks/")
+        .and_then(|p| p.split_once("/site"))
+        .map(|(id, rest)| (id.to_string(), rest.to_string()))
+    else {
+        return page(StatusCode::NOT_FOUND, "not found");
+    };
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return page(StatusCode::NOT_FOUND, "not found");
+    }
+    let Ok(task) = state.store.get_task(&id).await else {
+        return page(StatusCode::NOT_FOUND, "no such task");
+    };
+    let cookie_path = format!("/tasks/{id}/site/");
+    let query = req.uri().query().unwrap_or("").to_string();
+    // A ticket from Apiary's origin: traded for this task's cookie, then the clean URL.
+    if let Some(ticket) = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{TICKET_PARAM}=")))
+    {
+        let Some(user) = verify(&state, "ticket", &id, ticket) else {
+            return page(
+                StatusCode::FORBIDDEN,
+                "this link has expired: open the task's Site link in Apiary again",
+            );
+        };
+        let value = sign(&state, "cookie", &id, &user, COOKIE_TTL_MS);
+        let secure = if https(&state, req.headers()) {
+            "; Secure"
+        } else {
+            ""
+        };
+        let set = format!(
+            "{SITE_COOKIE}={value}; Path={cookie_path}; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            COOKIE_TTL_MS / 1000
+        );
+        let rest_q = without_ticket(&query);
+        let to = if rest_q.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}?{rest_q}")
+        };
+        return (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, set),
+                (header::LOCATION, to),
+                (header::REFERRER_POLICY, "no-referrer".to_string()),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+        )
+            .into_response();
+    }
+    // Who: this task's cookie, or a personal token.
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let user = match (bearer, cookie(req.headers(), SITE_COOKIE)) {
+        (Some(token), _) => state.store.api_token_user(&token).await.ok().flatten(),
+        (None, Some(c)) => match verify(&state, "cookie", &id, &c) {
+            Some(uid) => state.store.get_user(&uid).await.ok(),
+            None => None,
+        },
+        (None, None) => None,
+    };
+    let Some(user) = user else {
+        // A browser without this task's cookie goes through the Site link to get one.
+        if req.method() == Method::GET {
+            if let Ok(base) = state.orch.public_url().await {
+                let q = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
+                return (
+                    StatusCode::FOUND,
+                    [(header::LOCATION, format!("{base}{path}{q}"))],
+                )
+                    .into_response();
+            }
+        }
+        return page(
+            StatusCode::UNAUTHORIZED,
+            "sign in to Apiary and open the task's Site link",
+        );
+    };
+    match state.store.project_access(&task.project_id, &user).await {
+        Ok(Some(_)) => {}
+        _ => {
+            return page(
+                StatusCode::FORBIDDEN,
+                "you have no read access to this task's project",
+            )
+        }
+    }
+    if task.parked {
+        return page(
+            StatusCode::CONFLICT,
+            "the box is parked — it resumes on your next action",
+        );
+    }
+    let (Some(control), false) = (&task.control_url, task.box_torn_down) else {
+        return page(
+            StatusCode::CONFLICT,
+            "the task has no box now (not started yet, or torn down)",
+        );
+    };
+    let Ok(Some(token)) = state.store.control_token(&task.id).await else {
+        return page(StatusCode::CONFLICT, "the task has no box now");
+    };
+    let Some(addr) = control
+        .parse::<Uri>()
+        .ok()
+        .filter(|u| u.scheme_str() == Some("http"))
+        .and_then(|u| Some(format!("{}:{}", u.host()?, u.port_u16().unwrap_or(80))))
+    else {
+        return page(
+            StatusCode::BAD_GATEWAY,
+            "the box's control plane is not plain http: the preview cannot be reached",
+        );
+    };
+    // The request as the box takes it.
+    let host = req.headers().get(header::HOST).cloned();
+    let forwarded_proto = if https(&state, req.headers()) {
+        "https"
+    } else {
+        "http"
+    };
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let Ok(uri) = format!("/site{rest}{q}").parse::<Uri>() else {
+        return page(StatusCode::BAD_REQUEST, "the path is not a valid URI");
+    };
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    let cookies = foreign_cookies(headers);
+    headers.remove(header::COOKIE);
+    if let Some(c) = cookies {
+        headers.insert(header::COOKIE, c);
+    }
+    for name in [
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+        "x-csrf-token",
+    ] {
+        headers.remove(name);
+    }
+    if let Some(host) = host {
+        headers.insert("x-forwarded-host", host);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(forwarded_proto),
+    );
+    if let Ok(prefix) = HeaderValue::from_str(cookie_path.trim_end_matches('/')) {
+        headers.insert("x-forwarded-prefix", prefix);
+    }
+    match HeaderValue::from_str(&format!("Bearer {token}")) {
+        Ok(v) => headers.insert(header::AUTHORIZATION, v),
+        Err(_) => return page(StatusCode::BAD_GATEWAY, "the box's token is unusable"),
+    };
+    if let Ok(h) = HeaderValue::from_str(&addr) {
+        headers.insert(header::HOST, h);
+    }
+    let io = match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    {
+        Ok(Ok(io)) => io,
+        _ => {
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "the box does not answer (it may be restarting)",
+            )
+        }
+    };
+    let mut resp = match apiary_proxy::forward(req, io, HEAD_TIMEOUT).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_GATEWAY,
+                &format!("the box did not answer: {e}"),
+            )
+        }
+    };
+    // The site may set its own cookies, never Apiary's.
+    let kept: Vec<HeaderValue> = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let name = v
+                .to_str()
+                .unwrap_or("")
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            name != SESSION_COOKIE && name != SITE_COOKIE
+        })
+        .cloned()
+        .collect();
+    resp.headers_mut().remove(header::SET_COOKIE);
+    for v in kept {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apiarys_cookies_never_pass_and_the_sites_own_do() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "apiary_session=s1; theme=dark; apiary_site=x.y; csrftoken=abc"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(foreign_cookies(&h).unwrap(), "theme=dark; csrftoken=abc");
+        let mut only = HeaderMap::new();
+        only.insert(header::COOKIE, "apiary_session=s1".parse().unwrap());
+        assert!(foreign_cookies(&only).is_none());
+    }
+
+    #[test]
+    fn the_ticket_leaves_the_query_and_the_rest_stays() {
+        assert_eq!(without_ticket("a=1&apiary_ticket=t.x&b=2"), "a=1&b=2");
+        assert_eq!(without_ticket("apiary_ticket=t"), "");
+    }
+}

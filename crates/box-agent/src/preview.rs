@@ -1,0 +1,394 @@
+//! The site preview: the project's preview command, run in the workspace after each implement
+//! or changes round (stopped while the next round works, restarted after it), under the
+//! agent's sandbox rules, its output in the task's log with a `[preview]` prefix. The control
+//! plane's `/site/…` forwards viewers to it, WebSockets included (DESIGN §3).
+//!
+//! It listens on `127.0.0.1:$PORT` inside the agent's network namespace; the relay there
+//! serves a socket in the box's folder that the box agent connects to. Without a sandbox it
+//! listens on the box's own loopback.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::sync::{watch, Mutex};
+
+use crate::config::{AgentSandbox, BoxAgentConfig};
+use crate::logs::{LogStream, MAX_LINE};
+use crate::runner::{self, Inbound};
+
+/// How long the preview has to answer its readiness path after it starts.
+const READY_WITHIN: Duration = Duration::from_secs(120);
+/// How long a viewer's request waits for a preview that is starting.
+const VIEWER_WAITS: Duration = Duration::from_secs(20);
+/// How long the preview has to answer a request's head (a dev server compiles on demand).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The project's preview setting, from the task's view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewSpec {
+    /// A shell command that serves the site on `$PORT` (e.g. `npm run dev -- --port $PORT`).
+    pub command: String,
+    /// The path (under the site's base) that answers once the site is up, e.g. `/`.
+    pub ready_path: String,
+    /// Where viewers see the site, e.g. `/tasks/<id>/site/`: the preview is told this base
+    /// (`$APIARY_SITE_BASE`) and gets requests with their full path.
+    pub base: String,
+    /// The whole link (`$APIARY_SITE_URL`).
+    pub url: String,
+}
+
+impl PreviewSpec {
+    /// The preview of the task's project, or `None` when it sets none.
+    pub fn from_view(view: &Value, task_id: &str) -> Option<Self> {
+        let agent = &view["project"]["agent"];
+        let command = agent["preview_command"].as_str()?.trim();
+        if command.is_empty() {
+            return None;
+        }
+        let ready = agent["preview_ready_path"].as_str().unwrap_or("/").trim();
+        let url = view["task"]["agent"]["site_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // The path part of the link: after the scheme and host.
+        let base = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+            .unwrap_or_else(|| format!("/tasks/{task_id}/site/"));
+        let base = if base.ends_with('/') {
+            base
+        } else {
+            format!("{base}/")
+        };
+        Some(PreviewSpec {
+            command: command.to_string(),
+            ready_path: ready.trim_start_matches('/').to_string(),
+            base,
+            url,
+        })
+    }
+}
+
+/// Where the preview is, seen from the box agent.
+#[derive(Debug, Clone)]
+enum Target {
+    /// The relay's socket in the box's folder (a sandboxed preview).
+    Unix(PathBuf),
+    /// The box's own loopback (no sandbox).
+    Tcp(u16),
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+impl Target {
+    async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
+        Ok(match self {
+            Target::Unix(path) => Box::new(crate::egress::connect_unix(path).await?),
+            Target::Tcp(port) => {
+                Box::new(tokio::net::TcpStream::connect(("127.0.0.1", *port)).await?)
+            }
+        })
+    }
+}
+
+/// What the preview is doing, as the viewer is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// None runs: the project sets none, or the box is between rounds.
+    Off,
+    Starting,
+    Ready,
+    /// It exited or never answered; why.
+    Down(String),
+}
+
+struct Running {
+    group: i32,
+    port: u16,
+    target: Target,
+    spec: PreviewSpec,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+/// The box's preview: at most one runs.
+pub struct Preview {
+    running: Mutex<Option<Running>>,
+    state: watch::Sender<State>,
+}
+
+impl Default for Preview {
+    fn default() -> Self {
+        Preview {
+            running: Mutex::new(None),
+            state: watch::channel(State::Off).0,
+        }
+    }
+}
+
+/// A free port on the loopback (in a sandbox's own namespace any port is free, but the same
+/// pick serves both).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Streams a preview's output to the task's log, each line prefixed.
+fn pump(
+    reader: impl AsyncRead + Unpin + Send + 'static,
+    logs: LogStream,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    logs.line(format!("[preview] {}", text.trim_end_matches(['\n', '\r'])));
+                }
+            }
+        }
+    })
+}
+
+use tokio::io::AsyncReadExt;
+
+impl Preview {
+    /// What it is doing now.
+    pub fn state(&self) -> State {
+        self.state.borrow().clone()
+    }
+
+    /// Stops the running preview, if any: its whole process group, waited for.
+    pub async fn stop(&self, logs: &LogStream) {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.take() {
+            // SAFETY: kill(2) has no memory effects; a negative pid names a process group.
+            if r.group > 0 {
+                unsafe { libc::kill(-r.group, libc::SIGKILL) };
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), r.supervisor).await;
+            logs.line("[preview] stopped");
+        }
+        self.state.send_replace(State::Off);
+    }
+
+    /// (Re)starts the preview for `spec` in `workspace`; it becomes ready in the background
+    /// (the log says when, or why not). A preview that cannot start at all is said in the log.
+    pub async fn start(
+        &self,
+        cfg: &BoxAgentConfig,
+        spec: PreviewSpec,
+        workspace: &Path,
+        logs: &LogStream,
+    ) {
+        self.stop(logs).await;
+        if let Err(e) = self.spawn(cfg, spec, workspace, logs).await {
+            let why = format!("the preview did not start: {e:#}");
+            logs.line(format!("[preview] {why}"));
+            self.state.send_replace(State::Down(why));
+        }
+    }
+
+    async fn spawn(
+        &self,
+        cfg: &BoxAgentConfig,
+        spec: PreviewSpec,
+        workspace: &Path,
+        logs: &LogStream,
+    ) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let mut running = self.running.lock().await;
+        let port = free_port().context("picking a port")?;
+        let dir = cfg.box_dir.join("preview");
+        std::fs::create_dir_all(&dir).context("making the preview's folder")?;
+        let socket = dir.join("site.sock");
+        let _ = std::fs::remove_file(&socket);
+        let target = match cfg.sandbox {
+            AgentSandbox::Bwrap => Target::Unix(socket.clone()),
+            AgentSandbox::None => Target::Tcp(port),
+        };
+        let inbound = Inbound { socket, port };
+        let env = [
+            ("APIARY_SITE_BASE", spec.base.clone()),
+            ("APIARY_SITE_URL", spec.url.clone()),
+        ];
+        let mut cmd = runner::preview_command(cfg, &spec.command, workspace, &inbound, &env)?;
+        logs.line(format!(
+            "[preview] starting on port {port}: {}",
+            spec.command
+        ));
+        let mut child = cmd.spawn().context("starting the preview's command")?;
+        let group = child.id().map_or(0, |id| id as i32);
+        let out = pump(child.stdout.take().expect("piped"), logs.clone());
+        let err = pump(child.stderr.take().expect("piped"), logs.clone());
+        self.state.send_replace(State::Starting);
+        let state = self.state.clone();
+        let probe_target = target.clone();
+        let ready_uri = format!("{}{}", spec.base, spec.ready_path);
+        let log = logs.clone();
+        let supervisor = tokio::spawn(async move {
+            let ready = async {
+                let deadline = tokio::time::Instant::now() + READY_WITHIN;
+                while tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    if probe(&probe_target, &ready_uri, port).await {
+                        return true;
+                    }
+                }
+                false
+            };
+            let mut readiness = Box::pin(ready);
+            let mut exited = Box::pin(child.wait());
+            let status = tokio::select! {
+                status = &mut exited => Some(status),
+                ready = &mut readiness => {
+                    if ready {
+                        log.line(format!("[preview] ready: {ready_uri} answers"));
+                        state.send_replace(State::Ready);
+                    } else {
+                        let why = format!("the preview did not answer {ready_uri} within {} s", READY_WITHIN.as_secs());
+                        log.line(format!("[preview] {why}"));
+                        state.send_replace(State::Down(why));
+                    }
+                    None
+                }
+            };
+            let status = match status {
+                Some(s) => s,
+                None => exited.await,
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), out).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), err).await;
+            let why = match status {
+                Ok(s) => format!("the preview exited ({s})"),
+                Err(e) => format!("the preview could not be waited for: {e}"),
+            };
+            log.line(format!("[preview] {why}"));
+            state.send_replace(State::Down(why));
+        });
+        *running = Some(Running {
+            group,
+            port,
+            target,
+            spec,
+            supervisor,
+        });
+        Ok(())
+    }
+
+    /// Forwards a viewer's request for `rest` (the path under the site's base) to the preview;
+    /// while it starts, the request waits a little; when none answers, a 503 says why.
+    pub async fn forward(&self, mut req: Request<Body>, rest: &str) -> Response<Body> {
+        let mut state = self.state.subscribe();
+        let _ = tokio::time::timeout(VIEWER_WAITS, state.wait_for(|s| *s != State::Starting)).await;
+        let now = state.borrow().clone();
+        let (target, port, base) = match (&now, &*self.running.lock().await) {
+            (State::Ready, Some(r)) => (r.target.clone(), r.port, r.spec.base.clone()),
+            (State::Starting, _) => return unavailable("the preview is still starting; try again in a moment"),
+            (State::Down(why), _) => return unavailable(why),
+            _ => return unavailable("no preview runs now: the project sets none, or the agent is working on the next round"),
+        };
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let path = format!("{base}{}{query}", rest.trim_start_matches('/'));
+        let Ok(uri) = path.parse::<Uri>() else {
+            return unavailable_with(StatusCode::BAD_REQUEST, "the path is not a valid URI");
+        };
+        *req.uri_mut() = uri;
+        // The control token is Apiary's key to this box: never the preview's to see.
+        req.headers_mut().remove(header::AUTHORIZATION);
+        if let Ok(host) = HeaderValue::from_str(&format!("127.0.0.1:{port}")) {
+            req.headers_mut().insert(header::HOST, host);
+        }
+        let io = match target.connect().await {
+            Ok(io) => io,
+            Err(e) => {
+                return unavailable_with(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the preview refused the connection: {e}"),
+                )
+            }
+        };
+        match apiary_proxy::forward(req, io, HEAD_TIMEOUT).await {
+            Ok(resp) => resp,
+            Err(e) => unavailable_with(
+                StatusCode::BAD_GATEWAY,
+                &format!("the preview did not answer: {e}"),
+            ),
+        }
+    }
+}
+
+/// Whether the preview answers `uri` with anything but a server error.
+async fn probe(target: &Target, uri: &str, port: u16) -> bool {
+    let Ok(io) = target.connect().await else {
+        return false;
+    };
+    let Ok(req) = Request::get(uri)
+        .header(header::HOST, format!("127.0.0.1:{port}"))
+        .body(Body::empty())
+    else {
+        return false;
+    };
+    match apiary_proxy::forward(req, io, Duration::from_secs(10)).await {
+        Ok(resp) => resp.status().as_u16() < 500,
+        Err(_) => false,
+    }
+}
+
+fn unavailable(why: &str) -> Response<Body> {
+    unavailable_with(StatusCode::SERVICE_UNAVAILABLE, why)
+}
+
+fn unavailable_with(status: StatusCode, why: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(format!("{why}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert("x-apiary-preview", HeaderValue::from_static("unavailable"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_spec_comes_from_the_project_and_the_base_from_the_site_link() {
+        let view = json!({
+            "project": {"agent": {"preview_command": " python3 serve.py ", "preview_ready_path": "/health"}},
+            "task": {"agent": {"site_url": "https://a.test/apiary/tasks/t1/site/"}},
+        });
+        let spec = PreviewSpec::from_view(&view, "t1").unwrap();
+        assert_eq!(spec.command, "python3 serve.py");
+        assert_eq!(spec.ready_path, "health");
+        assert_eq!(spec.base, "/apiary/tasks/t1/site/");
+        let none = json!({"project": {"agent": {"preview_command": "  "}}});
+        assert_eq!(PreviewSpec::from_view(&none, "t1"), None);
+        let bare = json!({"project": {"agent": {"preview_command": "x"}}, "task": {"agent": {}}});
+        assert_eq!(
+            PreviewSpec::from_view(&bare, "t9").unwrap().base,
+            "/tasks/t9/site/"
+        );
+    }
+}

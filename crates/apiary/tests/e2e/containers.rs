@@ -11,8 +11,8 @@ use apiary_testkit::{bare_repo, box_engine, git, Client, ContainerReaper, TestAp
 use serde_json::{json, Value};
 
 use crate::{
-    configure, egress_report, egress_services, exe, project_with_agent, review_and_merge, wait_for,
-    write_script, AGENT,
+    approve_to_pr, changes_and_merge, configure, egress_report, egress_services, exe,
+    project_with_agent, wait_for, write_script, AGENT,
 };
 
 /// A test's app with container boxes: its folder's `scripts/` is mounted read-only into the
@@ -58,7 +58,25 @@ fn shared_repo(dir: &Path) -> PathBuf {
 }
 
 async fn hand_over(admin: &Client, repo: &Path, command: &str, title: &str) -> String {
+    hand_over_with(admin, repo, command, title, json!({})).await
+}
+
+/// As [`hand_over`], the project's agent settings patched with `agent` first.
+async fn hand_over_with(
+    admin: &Client,
+    repo: &Path,
+    command: &str,
+    title: &str,
+    agent: Value,
+) -> String {
     let pid = project_with_agent(admin, repo, command).await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": agent }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (_, task) = admin
         .post(
             &format!("/api/v1/projects/{pid}/tasks"),
@@ -142,7 +160,16 @@ async fn container_loop(
         json!({ "box_limits": { "memory_mb": 512, "cpu_millis": 1000, "pids": 256 } }),
     )
     .await;
-    let tid = hand_over(&admin, &repo, &command, "Say hello").await;
+    // The site preview: the README's static-folder recipe, serving the workspace.
+    let preview = r#"mkdir -p "$TMPDIR/www${APIARY_SITE_BASE%/*/}" && ln -sfn "$PWD" "$TMPDIR/www${APIARY_SITE_BASE%/}" && exec python3 -m http.server $PORT --bind 127.0.0.1 --directory "$TMPDIR/www""#;
+    let tid = hand_over_with(
+        &admin,
+        &repo,
+        &command,
+        "Say hello",
+        json!({ "preview_command": preview }),
+    )
+    .await;
 
     let t = wait_for(&admin, &tid, "spec_ready", Duration::from_secs(90)).await;
     assert_eq!(t["agent"]["spec"], "# Spec\n\nWrite hello.txt.\n");
@@ -179,7 +206,29 @@ async fn container_loop(
     );
     assert_eq!(engine_left(provider, &tid).await, (1, true));
 
-    review_and_merge(&admin, &tid, &repo).await;
+    approve_to_pr(&admin, &tid).await;
+    // The preview in the container answers through Apiary's site origin.
+    let site_url = app.store.get_task(&tid).await.unwrap().site_url.unwrap();
+    let admin_user = app
+        .store
+        .verify_password(apiary_testkit::ADMIN_EMAIL, apiary_testkit::ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .unwrap();
+    let (session, _) = app
+        .store
+        .create_session(&admin_user.id, 3_600_000)
+        .await
+        .unwrap();
+    let (cookie, origin) =
+        crate::site::site_cookie(&format!("apiary_session={session}"), &site_url).await;
+    crate::site::page_showing(
+        &cookie,
+        &format!("{origin}/tasks/{tid}/site/hello.txt"),
+        "hello from the agent",
+    )
+    .await;
+    changes_and_merge(&admin, &tid, &repo).await;
 
     // Torn down: neither the container nor its volume is left on the engine, and the task
     // knows (the flag is set once the provider reports the box destroyed).

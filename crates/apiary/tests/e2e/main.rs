@@ -142,6 +142,12 @@ fn callback_token_of(pid: i32) -> String {
 /// From `spec_ready` with [`AGENT`]: approve → PR (its diff) → a review comment → round 2 acting
 /// on it → merged into the repository's main.
 pub(crate) async fn review_and_merge(admin: &Client, tid: &str, repo: &Path) {
+    approve_to_pr(admin, tid).await;
+    changes_and_merge(admin, tid, repo).await;
+}
+
+/// Approve the spec; the PR arrives with the agent's line in its diff.
+pub(crate) async fn approve_to_pr(admin: &Client, tid: &str) {
     let (status, _) = admin
         .post(
             &format!("/api/v1/tasks/{tid}/agent/approve-spec"),
@@ -160,7 +166,10 @@ pub(crate) async fn review_and_merge(admin: &Client, tid: &str, repo: &Path) {
             .contains("+hello from the agent"),
         "{diff}"
     );
+}
 
+/// Request changes on the PR; round 2's PR acts on them; mark merged.
+pub(crate) async fn changes_and_merge(admin: &Client, tid: &str, repo: &Path) {
     let (status, _) = admin
         .post(
             &format!("/api/v1/tasks/{tid}/agent/request-changes"),

@@ -65,7 +65,7 @@ esac
 "#;
 
 /// The processes whose command line holds `marker`.
-fn processes_with(marker: &str) -> Vec<i32> {
+pub(crate) fn processes_with(marker: &str) -> Vec<i32> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -89,7 +89,7 @@ fn no_redirects() -> reqwest::Client {
 
 /// The site origin's cookie for the task, the way a browser gets it: the Site link on
 /// Apiary's origin (signed in), its ticket, traded on the site origin.
-async fn site_cookie(session: &str, site_url: &str) -> (String, String) {
+pub(crate) async fn site_cookie(session: &str, site_url: &str) -> (String, String) {
     let http = no_redirects();
     let r = http
         .get(site_url)
@@ -122,7 +122,7 @@ async fn site_cookie(session: &str, site_url: &str) -> (String, String) {
 }
 
 /// The page at `url` with `cookie`, once it shows `want` (the preview restarts between rounds).
-async fn page_showing(cookie: &str, url: &str, want: &str) -> String {
+pub(crate) async fn page_showing(cookie: &str, url: &str, want: &str) -> String {
     let http = no_redirects();
     let start = Instant::now();
     loop {

@@ -81,7 +81,12 @@ pub struct AppState {
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    // No page may frame Apiary (a site preview on a sibling origin least of all): clicks on
+    // Approve or Merge are the viewer's own.
+    let h = resp.headers_mut();
+    h.entry(axum::http::header::X_FRAME_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("DENY"));
     state
         .orch
         .metrics
@@ -222,7 +227,9 @@ fn site_router(state: AppState) -> Router {
         .route("/tasks/{id}/site/", any(routes::site::serve))
         .route("/tasks/{id}/site/{*rest}", any(routes::site::serve))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(routes::site::MAX_BODY))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            routes::site::MAX_BODY,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

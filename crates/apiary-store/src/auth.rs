@@ -126,6 +126,35 @@ impl Store {
         Ok(row.map(UserRow::into_user))
     }
 
+    /// The user behind a credential named by its hash (`s<hash>`: a live session, `t<hash>`: a
+    /// personal token not revoked), so what was handed out on its strength (a site preview's
+    /// cookie) ends with it.
+    pub async fn credential_user(&self, grant: &str) -> StoreResult<Option<User>> {
+        let row: Option<(String,)> =
+            match grant.split_at_checked(1) {
+                Some(("s", hash)) => {
+                    sqlx::query_as(
+                        "SELECT user_id FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(hash)
+                    .bind(self.now())
+                    .fetch_optional(&self.pool)
+                    .await?
+                }
+                Some(("t", hash)) => sqlx::query_as(
+                    "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
+                _ => None,
+            };
+        match row {
+            Some((user_id,)) => Ok(Some(self.get_user(&user_id).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Revokes a personal token by id.
     pub async fn revoke_api_token(&self, id: &str) -> StoreResult<()> {
         let done = sqlx::query(

@@ -284,25 +284,6 @@ pub fn bind_unix(socket: &Path) -> std::io::Result<(UnixListener, Option<std::fs
     Ok((UnixListener::bind(short)?, Some(dir)))
 }
 
-/// Connects to a Unix socket, through `/proc/self/fd/<its folder>/…` when its path is too long
-/// for a socket address.
-pub async fn connect_unix(socket: &Path) -> std::io::Result<UnixStream> {
-    if socket.as_os_str().len() < MAX_SOCKET_PATH {
-        return UnixStream::connect(socket).await;
-    }
-    let (Some(parent), Some(name)) = (socket.parent(), socket.file_name()) else {
-        return Err(std::io::Error::other(
-            "a socket path needs a folder and a name",
-        ));
-    };
-    let dir = std::fs::File::open(parent)?;
-    use std::os::fd::AsRawFd;
-    let short = Path::new("/proc/self/fd")
-        .join(dir.as_raw_fd().to_string())
-        .join(name);
-    UnixStream::connect(short).await
-}
-
 /// Serves the proxy on `socket` (made anew) until the task is dropped; refusals go to the
 /// task's log. `upstream` (`host:port`) is where allowed connections go when the box has no
 /// direct way out.

@@ -8,6 +8,8 @@
 //! listens on the box's own loopback.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -34,8 +36,8 @@ pub struct PreviewSpec {
     pub command: String,
     /// The path (under the site's base) that answers once the site is up, e.g. `/`.
     pub ready_path: String,
-    /// Where viewers see the site, e.g. `/tasks/<id>/site/`: the preview is told this base
-    /// (`$APIARY_SITE_BASE`) and gets requests with their full path.
+    /// Where viewers see the site on the site origin, `/tasks/<id>/site/`: the preview is told
+    /// this base (`$APIARY_SITE_BASE`) and gets requests with their full path.
     pub base: String,
     /// The whole link (`$APIARY_SITE_URL`).
     pub url: String,
@@ -54,16 +56,9 @@ impl PreviewSpec {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        // The path part of the link: after the scheme and host.
-        let base = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
-            .unwrap_or_else(|| format!("/tasks/{task_id}/site/"));
-        let base = if base.ends_with('/') {
-            base
-        } else {
-            format!("{base}/")
-        };
+        // The site origin serves every preview at this path, whatever prefix Apiary's own
+        // URL has.
+        let base = format!("/tasks/{task_id}/site/");
         Some(PreviewSpec {
             command: command.to_string(),
             ready_path: ready.trim_start_matches('/').to_string(),
@@ -85,10 +80,28 @@ enum Target {
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
+/// Connects to the socket at `path` only if it is one: the folder is the sandbox's to write,
+/// so a link it put there (to another socket the box agent could reach) is refused. The file
+/// is pinned first (`O_PATH | O_NOFOLLOW`), checked, then connected to through its descriptor.
+async fn connect_socket(path: &Path) -> std::io::Result<tokio::net::UnixStream> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let pinned = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)?;
+    if !pinned.metadata()?.file_type().is_socket() {
+        return Err(std::io::Error::other(
+            "the preview's socket is not a socket (a link?): refused",
+        ));
+    }
+    tokio::net::UnixStream::connect(format!("/proc/self/fd/{}", pinned.as_raw_fd())).await
+}
+
 impl Target {
     async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
         Ok(match self {
-            Target::Unix(path) => Box::new(crate::egress::connect_unix(path).await?),
+            Target::Unix(path) => Box::new(connect_socket(path).await?),
             Target::Tcp(port) => {
                 Box::new(tokio::net::TcpStream::connect(("127.0.0.1", *port)).await?)
             }
@@ -115,10 +128,12 @@ struct Running {
     supervisor: tokio::task::JoinHandle<()>,
 }
 
-/// The box's preview: at most one runs.
+/// The box's preview: at most one runs; starting and stopping hold one lock throughout.
 pub struct Preview {
     running: Mutex<Option<Running>>,
     state: watch::Sender<State>,
+    /// Which start the state belongs to: a supervisor of an earlier one never writes it.
+    generation: Arc<AtomicU64>,
 }
 
 impl Default for Preview {
@@ -126,7 +141,26 @@ impl Default for Preview {
         Preview {
             running: Mutex::new(None),
             state: watch::channel(State::Off).0,
+            generation: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+/// Kills the running preview's process group and waits for its supervisor (aborted if it
+/// does not end in time).
+async fn halt(running: &mut Option<Running>, logs: &LogStream) {
+    if let Some(mut r) = running.take() {
+        if r.group > 0 {
+            // SAFETY: kill(2) has no memory effects; a negative pid names a process group.
+            unsafe { libc::kill(-r.group, libc::SIGKILL) };
+        }
+        if tokio::time::timeout(Duration::from_secs(5), &mut r.supervisor)
+            .await
+            .is_err()
+        {
+            r.supervisor.abort();
+        }
+        logs.line("[preview] stopped");
     }
 }
 
@@ -174,14 +208,8 @@ impl Preview {
     /// Stops the running preview, if any: its whole process group, waited for.
     pub async fn stop(&self, logs: &LogStream) {
         let mut running = self.running.lock().await;
-        if let Some(r) = running.take() {
-            // SAFETY: kill(2) has no memory effects; a negative pid names a process group.
-            if r.group > 0 {
-                unsafe { libc::kill(-r.group, libc::SIGKILL) };
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(5), r.supervisor).await;
-            logs.line("[preview] stopped");
-        }
+        halt(&mut running, logs).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.state.send_replace(State::Off);
     }
 
@@ -194,8 +222,13 @@ impl Preview {
         workspace: &Path,
         logs: &LogStream,
     ) {
-        self.stop(logs).await;
-        if let Err(e) = self.spawn(cfg, spec, workspace, logs).await {
+        let mut running = self.running.lock().await;
+        halt(&mut running, logs).await;
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Err(e) = self
+            .spawn(&mut running, generation, cfg, spec, workspace, logs)
+            .await
+        {
             let why = format!("the preview did not start: {e:#}");
             logs.line(format!("[preview] {why}"));
             self.state.send_replace(State::Down(why));
@@ -204,13 +237,14 @@ impl Preview {
 
     async fn spawn(
         &self,
+        running: &mut Option<Running>,
+        generation: u64,
         cfg: &BoxAgentConfig,
         spec: PreviewSpec,
         workspace: &Path,
         logs: &LogStream,
     ) -> anyhow::Result<()> {
         use anyhow::Context;
-        let mut running = self.running.lock().await;
         let port = free_port().context("picking a port")?;
         let dir = cfg.box_dir.join("preview");
         std::fs::create_dir_all(&dir).context("making the preview's folder")?;
@@ -236,6 +270,13 @@ impl Preview {
         let err = pump(child.stderr.take().expect("piped"), logs.clone());
         self.state.send_replace(State::Starting);
         let state = self.state.clone();
+        let current = self.generation.clone();
+        // The supervisor's word on the state counts only while its start is the current one.
+        let set = move |s: State| {
+            if current.load(Ordering::SeqCst) == generation {
+                state.send_replace(s);
+            }
+        };
         let probe_target = target.clone();
         let ready_uri = format!("{}{}", spec.base, spec.ready_path);
         let log = logs.clone();
@@ -257,11 +298,11 @@ impl Preview {
                 ready = &mut readiness => {
                     if ready {
                         log.line(format!("[preview] ready: {ready_uri} answers"));
-                        state.send_replace(State::Ready);
+                        set(State::Ready);
                     } else {
                         let why = format!("the preview did not answer {ready_uri} within {} s", READY_WITHIN.as_secs());
                         log.line(format!("[preview] {why}"));
-                        state.send_replace(State::Down(why));
+                        set(State::Down(why));
                     }
                     None
                 }
@@ -277,7 +318,7 @@ impl Preview {
                 Err(e) => format!("the preview could not be waited for: {e}"),
             };
             log.line(format!("[preview] {why}"));
-            state.send_replace(State::Down(why));
+            set(State::Down(why));
         });
         *running = Some(Running {
             group,
@@ -373,8 +414,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[tokio::test]
+    async fn a_link_in_place_of_the_previews_socket_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.sock");
+        let _listener = tokio::net::UnixListener::bind(&real).unwrap();
+        assert!(connect_socket(&real).await.is_ok(), "a socket is reached");
+        let link = dir.path().join("site.sock");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = connect_socket(&link).await.expect_err("a link is refused");
+        assert!(err.to_string().contains("not a socket"), "{err}");
+    }
+
     #[test]
-    fn the_spec_comes_from_the_project_and_the_base_from_the_site_link() {
+    fn the_spec_comes_from_the_project_and_the_base_is_the_site_origins_path() {
         let view = json!({
             "project": {"agent": {"preview_command": " python3 serve.py ", "preview_ready_path": "/health"}},
             "task": {"agent": {"site_url": "https://a.test/apiary/tasks/t1/site/"}},
@@ -382,7 +435,8 @@ mod tests {
         let spec = PreviewSpec::from_view(&view, "t1").unwrap();
         assert_eq!(spec.command, "python3 serve.py");
         assert_eq!(spec.ready_path, "health");
-        assert_eq!(spec.base, "/apiary/tasks/t1/site/");
+        assert_eq!(spec.base, "/tasks/t1/site/", "not Apiary's own prefix");
+        assert_eq!(spec.url, "https://a.test/apiary/tasks/t1/site/");
         let none = json!({"project": {"agent": {"preview_command": "  "}}});
         assert_eq!(PreviewSpec::from_view(&none, "t1"), None);
         let bare = json!({"project": {"agent": {"preview_command": "x"}}, "task": {"agent": {}}});

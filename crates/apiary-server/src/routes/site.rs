@@ -19,8 +19,9 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::auth::{cookie, Caller, SESSION_COOKIE};
+use crate::auth::{cookie, Caller, Credential, SESSION_COOKIE};
 use crate::AppState;
+use apiary_store::hash_token;
 
 /// The site origin's cookie: who the viewer is, for one task's site.
 pub const SITE_COOKIE: &str = "apiary_site";
@@ -48,16 +49,18 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Signs `<kind>.<task>.<user>.<expires>`: a ticket or a cookie, only for that task.
-fn sign(state: &AppState, kind: &str, task: &str, user: &str, ttl_ms: i64) -> String {
-    let body = format!("{kind}.{task}.{user}.{}", now_ms() + ttl_ms);
+/// Signs `<kind>.<task>.<grant>.<expires>`: a ticket or a cookie, only for that task, on the
+/// strength of the viewer's credential (`grant`: its hash, see
+/// [`apiary_store::Store::credential_user`]), so signing out or revoking the token ends it.
+fn sign(state: &AppState, kind: &str, task: &str, grant: &str, ttl_ms: i64) -> String {
+    let body = format!("{kind}.{task}.{grant}.{}", now_ms() + ttl_ms);
     let mut mac = Hmac::<Sha256>::new_from_slice(&state.store.derived_key("site-preview"))
         .expect("any key length");
     mac.update(body.as_bytes());
     format!("{body}.{}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The user a ticket or cookie of `kind` names, if it is genuine, for `task`, and unexpired.
+/// The grant a ticket or cookie of `kind` carries, if it is genuine, for `task`, and unexpired.
 fn verify(state: &AppState, kind: &str, task: &str, token: &str) -> Option<String> {
     let (body, sig) = token.rsplit_once('.')?;
     let mut mac = Hmac::<Sha256>::new_from_slice(&state.store.derived_key("site-preview"))
@@ -65,9 +68,9 @@ fn verify(state: &AppState, kind: &str, task: &str, token: &str) -> Option<Strin
     mac.update(body.as_bytes());
     mac.verify_slice(&hex::decode(sig).ok()?).ok()?;
     let mut parts = body.split('.');
-    let (k, t, user, expires) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (k, t, grant, expires) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let fresh = expires.parse::<i64>().ok()? > now_ms();
-    (parts.next().is_none() && k == kind && t == task && fresh).then(|| user.to_string())
+    (parts.next().is_none() && k == kind && t == task && fresh).then(|| grant.to_string())
 }
 
 /// The site origin, without a trailing slash.
@@ -85,6 +88,7 @@ pub async fn enter(
     State(state): State<AppState>,
     caller: Caller,
     Path(params): Path<Vec<(String, String)>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let Some(id) = params
@@ -113,8 +117,45 @@ pub async fn enter(
             "site previews are off: Apiary serves them only from an origin of their own (--site-bind)",
         );
     };
-    let ticket = sign(&state, "ticket", &task.id, &caller.user.id, TICKET_TTL_MS);
-    let query = match uri.query() {
+    // A page elsewhere (another task's preview, say) must not open this site as the viewer
+    // and read it: a browser's request from another site gets a page to click through.
+    let fetched_from = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none");
+    if !matches!(fetched_from, "same-origin" | "none") {
+        let here = html_escape(&uri.to_string());
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::X_FRAME_OPTIONS, "DENY"),
+                (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            format!(
+                "<!doctype html><html lang=en><title>Open the site preview</title>\
+                 <p>A page outside Apiary asked to open the site preview of task {}.</p>\
+                 <p><a href=\"{here}\">Open it</a></p>",
+                html_escape(&task.title)
+            ),
+        )
+            .into_response();
+    }
+    let grant = match &caller.credential {
+        Credential::Session { token, .. } => format!("s{}", hash_token(token)),
+        _ => match headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            Some(token) => format!("t{}", hash_token(token.trim())),
+            None => return page(StatusCode::UNAUTHORIZED, "sign in to Apiary first"),
+        },
+    };
+    let ticket = sign(&state, "ticket", &task.id, &grant, TICKET_TTL_MS);
+    // A ticket planted in the link by someone else never rides along.
+    let query = match uri.query().map(without_ticket).filter(|q| !q.is_empty()) {
         Some(q) => format!("?{q}&{TICKET_PARAM}={ticket}"),
         None => format!("?{TICKET_PARAM}={ticket}"),
     };
@@ -128,6 +169,13 @@ pub async fn enter(
         ],
     )
         .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The query without the ticket.
@@ -182,21 +230,23 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
     let Ok(task) = state.store.get_task(&id).await else {
         return page(StatusCode::NOT_FOUND, "no such task");
     };
-    let cookie_path = format!("/tasks/{id}/site/");
+    // Without the trailing slash, so the bare `/tasks/{id}/site` gets it too.
+    let cookie_path = format!("/tasks/{id}/site");
     let query = req.uri().query().unwrap_or("").to_string();
     // A ticket from Apiary's origin: traded for this task's cookie, then the clean URL.
     if let Some(ticket) = query
         .split('&')
         .find_map(|kv| kv.strip_prefix(&format!("{TICKET_PARAM}=")))
     {
-        let Some(user) = verify(&state, "ticket", &id, ticket) else {
+        let Some(grant) = verify(&state, "ticket", &id, ticket) else {
             return page(
                 StatusCode::FORBIDDEN,
                 "this link has expired: open the task's Site link in Apiary again",
             );
         };
-        let value = sign(&state, "cookie", &id, &user, COOKIE_TTL_MS);
-        let secure = if https(&state, req.headers()) {
+        let value = sign(&state, "cookie", &id, &grant, COOKIE_TTL_MS);
+        // Secure when the site origin is https: a Secure cookie on http would be dropped.
+        let secure = if site_origin(&state).is_some_and(|o| o.starts_with("https://")) {
             "; Secure"
         } else {
             ""
@@ -232,7 +282,7 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
     let user = match (bearer, cookie(req.headers(), SITE_COOKIE)) {
         (Some(token), _) => state.store.api_token_user(&token).await.ok().flatten(),
         (None, Some(c)) => match verify(&state, "cookie", &id, &c) {
-            Some(uid) => state.store.get_user(&uid).await.ok(),
+            Some(grant) => state.store.credential_user(&grant).await.ok().flatten(),
             None => None,
         },
         (None, None) => None,
@@ -330,7 +380,7 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
         "x-forwarded-proto",
         HeaderValue::from_static(forwarded_proto),
     );
-    if let Ok(prefix) = HeaderValue::from_str(cookie_path.trim_end_matches('/')) {
+    if let Ok(prefix) = HeaderValue::from_str(&cookie_path) {
         headers.insert("x-forwarded-prefix", prefix);
     }
     match HeaderValue::from_str(&format!("Bearer {token}")) {

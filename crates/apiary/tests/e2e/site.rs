@@ -290,6 +290,55 @@ async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // Another site (a preview on the site origin, say) cannot make the viewer's browser fetch
+    // a ticket: it gets a page to click through, which no page may frame — nor Apiary's own.
+    let r = no_redirects()
+        .get(&site_url)
+        .header("cookie", &session)
+        .header("sec-fetch-site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.text().await.unwrap().contains("Open it"));
+    let r = no_redirects()
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    // A ticket planted in the link never rides along: the viewer gets their own.
+    let r = no_redirects()
+        .get(format!("{site_url}?apiary_ticket=planted&x=1"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.contains("?x=1&apiary_ticket=") && !to.contains("planted"),
+        "{to}"
+    );
+
+    // Signing out ends the site's cookie too: it was handed out on that session's strength.
+    let (short, _) = app
+        .store
+        .create_session(&admin_user.id, 3_600_000)
+        .await
+        .unwrap();
+    let (short_cookie, _) = site_cookie(&format!("apiary_session={short}"), &site_url).await;
+    page_showing(&short_cookie, &page_url, "version one").await;
+    app.store.delete_session(&short).await.unwrap();
+    let r = no_redirects()
+        .get(&page_url)
+        .header("cookie", &short_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "back through the Site link for a new one");
+
     // The WebSocket of a dev server's hot reload passes both hops.
     assert_eq!(
         websocket_echo(&origin, &format!("/tasks/{tid}/site/ws"), &cookie, "ping").await,

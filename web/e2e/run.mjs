@@ -86,7 +86,8 @@ function serve(bind, dataDir, extra = []) {
   });
 }
 function startServer() {
-  server = serve(`127.0.0.1:${port}`, join(work, "data"), ["--site-bind", `127.0.0.1:${sitePort}`]);
+  // A host per task (Chromium resolves every *.localhost to the loopback).
+  server = serve(`127.0.0.1:${port}`, join(work, "data"), ["--site-bind", `127.0.0.1:${sitePort}`, "--site-url", `http://{task}.localhost:${sitePort}`]);
 }
 async function waitHealthy(url = base) {
   for (let i = 0; i < 200; i++) {
@@ -391,7 +392,8 @@ try {
     ]);
     await site.getByRole("heading", { name: "Greeter preview" }).waitFor();
     await site.getByText("say goodbye too").waitFor();
-    assert.equal(new URL(site.url()).port, String(sitePort), `served from the site origin: ${site.url()}`);
+    const taskId = taskUrl.split("/").pop();
+    assert.equal(new URL(site.url()).host, `${taskId}.localhost:${sitePort}`, `served from the task's own site origin: ${site.url()}`);
     assert.ok(!site.url().includes("apiary_ticket"), site.url());
     await site.screenshot({ path: join(shots, "site-preview.png"), fullPage: true });
     await site.close();

@@ -63,8 +63,10 @@ enum Command {
         /// scripts never act as the viewer on Apiary's. `off` serves none.
         #[arg(long, env = "APIARY_SITE_BIND", default_value = "127.0.0.1:7881")]
         site_bind: String,
-        /// The site origin as viewers reach it (e.g. `https://preview.apiary.example.com`,
-        /// behind a reverse proxy); default: `http://<site-bind>`.
+        /// The site origin as viewers reach it, behind a reverse proxy; `{task}` in it gives
+        /// each task a host of its own (`https://{task}.preview.example.com`, with a wildcard
+        /// DNS name and certificate), so no preview can read another. Default:
+        /// `http://<site-bind>`.
         #[arg(long, env = "APIARY_SITE_URL")]
         site_url: Option<String>,
         #[command(flatten)]

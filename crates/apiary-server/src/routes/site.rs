@@ -73,13 +73,15 @@ fn verify(state: &AppState, kind: &str, task: &str, token: &str) -> Option<Strin
     (parts.next().is_none() && k == kind && t == task && fresh).then(|| grant.to_string())
 }
 
-/// The site origin, without a trailing slash.
-fn site_origin(state: &AppState) -> Option<String> {
-    state
-        .config
-        .site_origin
-        .get()
-        .map(|o| o.trim_end_matches('/').to_string())
+/// The site origin of `task`, without a trailing slash: `{task}` in the configured one (a
+/// host name per task, `https://{task}.preview.example.com`) gives each task's preview an
+/// origin of its own, so no preview's scripts can read another's.
+fn site_origin(state: &AppState, task: &str) -> Option<String> {
+    state.config.site_origin.get().map(|o| origin_for(o, task))
+}
+
+fn origin_for(configured: &str, task: &str) -> String {
+    configured.trim_end_matches('/').replace("{task}", task)
 }
 
 /// The Site link on Apiary's own origin: checks the viewer and sends them, with a ticket, to
@@ -111,7 +113,7 @@ pub async fn enter(
             "you have no read access to this task's project",
         );
     }
-    let Some(origin) = site_origin(&state) else {
+    let Some(origin) = site_origin(&state, &task.id) else {
         return page(
             StatusCode::SERVICE_UNAVAILABLE,
             "site previews are off: Apiary serves them only from an origin of their own (--site-bind)",
@@ -246,7 +248,7 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
         };
         let value = sign(&state, "cookie", &id, &grant, COOKIE_TTL_MS);
         // Secure when the site origin is https: a Secure cookie on http would be dropped.
-        let secure = if site_origin(&state).is_some_and(|o| o.starts_with("https://")) {
+        let secure = if site_origin(&state, &id).is_some_and(|o| o.starts_with("https://")) {
             "; Secure"
         } else {
             ""
@@ -455,6 +457,18 @@ mod tests {
         let mut only = HeaderMap::new();
         only.insert(header::COOKIE, "apiary_session=s1".parse().unwrap());
         assert!(foreign_cookies(&only).is_none());
+    }
+
+    #[test]
+    fn a_task_placeholder_gives_each_task_a_host_of_its_own() {
+        assert_eq!(
+            origin_for("https://{task}.preview.example.com/", "0193ab"),
+            "https://0193ab.preview.example.com"
+        );
+        assert_eq!(
+            origin_for("http://127.0.0.1:7881", "0193ab"),
+            "http://127.0.0.1:7881"
+        );
     }
 
     #[test]

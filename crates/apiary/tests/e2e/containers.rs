@@ -161,13 +161,12 @@ async fn container_loop(
     )
     .await;
     // The site preview: the README's static-folder recipe, serving the workspace.
-    let preview = r#"mkdir -p "$TMPDIR/www${APIARY_SITE_BASE%/*/}" && ln -sfn "$PWD" "$TMPDIR/www${APIARY_SITE_BASE%/}" && exec python3 -m http.server $PORT --bind 127.0.0.1 --directory "$TMPDIR/www""#;
     let tid = hand_over_with(
         &admin,
         &repo,
         &command,
         "Say hello",
-        json!({ "preview_command": preview }),
+        json!({ "preview_command": crate::site::STATIC_PREVIEW }),
     )
     .await;
 
@@ -208,26 +207,7 @@ async fn container_loop(
 
     approve_to_pr(&admin, &tid).await;
     // The preview in the container answers through Apiary's site origin.
-    let site_url = app.store.get_task(&tid).await.unwrap().site_url.unwrap();
-    let admin_user = app
-        .store
-        .verify_password(apiary_testkit::ADMIN_EMAIL, apiary_testkit::ADMIN_PASSWORD)
-        .await
-        .unwrap()
-        .unwrap();
-    let (session, _) = app
-        .store
-        .create_session(&admin_user.id, 3_600_000)
-        .await
-        .unwrap();
-    let (cookie, origin) =
-        crate::site::site_cookie(&format!("apiary_session={session}"), &site_url).await;
-    crate::site::page_showing(
-        &cookie,
-        &format!("{origin}/tasks/{tid}/site/hello.txt"),
-        "hello from the agent",
-    )
-    .await;
+    crate::site::site_shows(app, &tid, "hello.txt", "hello from the agent").await;
     changes_and_merge(&admin, &tid, &repo).await;
 
     // Torn down: neither the container nor its volume is left on the engine, and the task

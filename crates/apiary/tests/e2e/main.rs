@@ -141,11 +141,6 @@ fn callback_token_of(pid: i32) -> String {
 
 /// From `spec_ready` with [`AGENT`]: approve → PR (its diff) → a review comment → round 2 acting
 /// on it → merged into the repository's main.
-pub(crate) async fn review_and_merge(admin: &Client, tid: &str, repo: &Path) {
-    approve_to_pr(admin, tid).await;
-    changes_and_merge(admin, tid, repo).await;
-}
-
 /// Approve the spec; the PR arrives with the agent's line in its diff.
 pub(crate) async fn approve_to_pr(admin: &Client, tid: &str) {
     let (status, _) = admin
@@ -203,6 +198,13 @@ async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
     let command = write_script(work, "agent.sh", AGENT);
     configure(&admin, json!({})).await;
     let pid = project_with_agent(&admin, &repo, &command).await;
+    let (status, body) = admin
+        .patch(
+            &format!("/api/v1/projects/{pid}"),
+            json!({ "agent": { "preview_command": site::STATIC_PREVIEW } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (_, task) = admin
         .post(
             &format!("/api/v1/projects/{pid}/tasks"),
@@ -221,7 +223,10 @@ async fn the_loop(app: &TestApp, boxes: &Path, work: &Path) {
     let agent_pid = box_pid(boxes, &box_id);
     let token = callback_token_of(agent_pid);
 
-    review_and_merge(&admin, &tid, &repo).await;
+    approve_to_pr(&admin, &tid).await;
+    // The site preview answers through Apiary, from a local box or a box host's alike.
+    site::site_shows(app, &tid, "hello.txt", "hello from the agent").await;
+    changes_and_merge(&admin, &tid, &repo).await;
 
     // Within seconds: the box process is gone, its folder removed, its token dead (the
     // token is revoked right after the provider reports the box destroyed).

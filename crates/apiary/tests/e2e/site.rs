@@ -140,6 +140,28 @@ pub(crate) async fn page_showing(cookie: &str, url: &str, want: &str) -> String 
     }
 }
 
+/// The README's static-folder recipe, serving the workspace as the site.
+pub(crate) const STATIC_PREVIEW: &str = r#"mkdir -p "$TMPDIR/www${APIARY_SITE_BASE%/*/}" && ln -sfn "$PWD" "$TMPDIR/www${APIARY_SITE_BASE%/}" && exec python3 -m http.server $PORT --bind 127.0.0.1 --directory "$TMPDIR/www""#;
+
+/// The task's site through Apiary, as the admin signed in: `path` (under the site's base)
+/// shows `want`.
+pub(crate) async fn site_shows(app: &TestApp, tid: &str, path: &str, want: &str) {
+    let site_url = app.store.get_task(tid).await.unwrap().site_url.unwrap();
+    let admin = app
+        .store
+        .verify_password(apiary_testkit::ADMIN_EMAIL, apiary_testkit::ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .unwrap();
+    let (session, _) = app
+        .store
+        .create_session(&admin.id, 3_600_000)
+        .await
+        .unwrap();
+    let (cookie, origin) = site_cookie(&format!("apiary_session={session}"), &site_url).await;
+    page_showing(&cookie, &format!("{origin}/tasks/{tid}/site/{path}"), want).await;
+}
+
 /// One WebSocket text message through the site origin, and its answer.
 async fn websocket_echo(origin: &str, path: &str, cookie: &str, text: &str) -> String {
     let addr = origin.trim_start_matches("http://");

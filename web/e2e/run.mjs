@@ -386,6 +386,7 @@ try {
     await axe(page, "the code view");
     // The Site link: the agent's app, in a tab of its own, from the site origin.
     await page.goto(taskUrl);
+    await page.getByTestId("site-state").filter({ hasText: "ready" }).waitFor();
     const [site] = await Promise.all([
       page.waitForEvent("popup"),
       page.getByRole("region", { name: "Agent" }).getByRole("link", { name: "Site" }).click(),

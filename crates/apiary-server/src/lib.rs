@@ -167,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{id}/agent/diff", get(agent::get_diff))
         .route("/tasks/{id}/agent/code/tree", get(agent::code_tree))
         .route("/tasks/{id}/agent/code/file", get(agent::code_file))
+        .route("/tasks/{id}/agent/preview", get(agent::get_preview))
         .route("/tasks/{id}/agent/prompts", get(prompts::list_prompts))
         .route("/tasks/{id}/agent/usage", get(usage::get_task_usage))
         .route("/projects/{id}/usage", get(usage::get_project_usage))

@@ -47,6 +47,7 @@ use crate::routes::{
         agent::get_diff,
         agent::code_tree,
         agent::code_file,
+        agent::get_preview,
         prompts::list_prompts,
         prompts::list_notification_errors,
         prompts::get_prompt_defaults,

@@ -17,6 +17,7 @@ export type SpecRevision = S["SpecRevisionOut"];
 export type Diff = S["DiffOut"];
 export type CodeTree = S["CodeTreeOut"];
 export type CodeFile = S["CodeFileOut"];
+export type PreviewState = S["PreviewOut"];
 export type Settings = S["SettingsOut"];
 export type SettingsPatch = S["SettingsPatch"];
 export type TelegramSettings = S["TelegramOut"];

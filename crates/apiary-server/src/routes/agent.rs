@@ -355,7 +355,8 @@ pub struct CodeFileQuery {
     pub path: String,
 }
 
-/// Asks the task's box for `path` of its code view; a box that is not there says why.
+/// Asks the task's box for `path` of its control plane (the code view, the preview's state); a
+/// box that is not there says why.
 async fn box_code<T: serde::de::DeserializeOwned>(
     state: &AppState,
     task: &apiary_store::Task,
@@ -397,6 +398,28 @@ async fn box_code<T: serde::de::DeserializeOwned>(
             format!("the box answered something unreadable: {e}"),
         )
     })
+}
+
+/// What the task's site preview is doing.
+#[derive(serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct PreviewOut {
+    /// `off` (none runs: the project sets none, or a round is working), `starting`, `ready`
+    /// or `down`.
+    pub state: String,
+    /// Why it is down (it exited, or never answered its readiness path).
+    pub detail: String,
+}
+
+/// The state of the task's site preview, from its box (the Site link says it).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/agent/preview", tag = "agent",
+    responses((status = 200, body = PreviewOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn get_preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PreviewOut>> {
+    let task = readable_task(&state, &caller, &id).await?;
+    box_code(&state, &task, "/preview").await.map(Json)
 }
 
 /// The files of the task's box's workspace, marked with how they differ from the base.

@@ -299,6 +299,15 @@ async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with
         "only the site's own cookie: {page}"
     );
     assert!(page.contains("authorization: </p>"), "no token: {page}");
+    // The panel's word on it, from the box.
+    let (status, preview) = admin
+        .get(&format!("/api/v1/tasks/{tid}/agent/preview"))
+        .await;
+    assert_eq!(
+        (status, preview["state"].as_str()),
+        (200, Some("ready")),
+        "{preview}"
+    );
     // A browser without the site's cookie is sent through the Site link for one.
     let r = no_redirects().get(&page_url).send().await.unwrap();
     assert_eq!(r.status(), 302);

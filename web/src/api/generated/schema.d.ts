@@ -635,6 +635,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{id}/agent/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The state of the task's site preview, from its box (the Site link says it). */
+        get: operations["get_preview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks/{id}/agent/prompts": {
         parameters: {
             query?: never;
@@ -1242,6 +1259,16 @@ export interface components {
             checks?: null | components["schemas"]["CheckReport"];
             head_sha?: string | null;
             pr_url: string;
+        };
+        /** @description What the task's site preview is doing. */
+        PreviewOut: {
+            /** @description Why it is down (it exited, or never answered its readiness path). */
+            detail: string;
+            /**
+             * @description `off` (none runs: the project sets none, or a round is working), `starting`, `ready`
+             *     or `down`.
+             */
+            state: string;
         };
         /**
          * @description The price of a model in US dollars per million tokens. `model` matches a requested model
@@ -3266,6 +3293,51 @@ export interface operations {
                 };
             };
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreviewOut"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -9,6 +9,7 @@ import { actionsFor, caption, type Action, type AgentStatus } from "../../lib/ag
 import { Link } from "../../lib/router";
 import { ChecksSummary } from "../review/ChecksPanel";
 import { FollowUpForm } from "./FollowUpForm";
+import { SiteState } from "./SiteState";
 import { TaskUsage } from "./TaskUsage";
 
 const LABEL: Record<Action, string> = {
@@ -72,7 +73,8 @@ export function AgentPanel({ task, canWrite }: { task: Task; canWrite: boolean }
                 // A parked box is stopped: its views come back with it.
                 ? <span className="muted" data-testid={`link-parked-${label.toLowerCase()}`}>{label}: parked — resumes on your next action</span>
                 // The site is the agent's app, served from an origin of its own: a tab of its own.
-                : <a href={url} target={label === "Site" || !url.startsWith(window.location.origin) ? "_blank" : undefined} rel="noreferrer">{label}</a>}
+                : <><a href={url} target={label === "Site" || !url.startsWith(window.location.origin) ? "_blank" : undefined} rel="noreferrer">{label}</a>
+                  {label === "Site" && !a.box_torn_down && <SiteState taskId={task.id} />}</>}
             </li>
           ))}
         </ul>

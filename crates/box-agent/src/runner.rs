@@ -325,6 +325,17 @@ fn programs_under_tmp() -> Vec<String> {
     tops
 }
 
+/// What every command the box agent starts for the agent's side gets: no input, its output
+/// piped to the log, a process group of its own (killed whole), and none of the box's secrets.
+fn contain(cfg: &BoxAgentConfig, cmd: &mut tokio::process::Command) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cfg.scrub_env(cmd);
+}
+
 /// Where a server the sandboxed command runs is reached from the box agent: the relay inside
 /// the sandbox listens on `socket` and connects to `127.0.0.1:port` in the sandbox's network.
 pub struct Inbound {
@@ -350,13 +361,8 @@ pub fn preview_command(
         .envs(&cfg.agent_env)
         .env("PORT", inbound.port.to_string())
         .env("HOST", "127.0.0.1")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    cfg.scrub_env(&mut cmd);
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    contain(cfg, &mut cmd);
     Ok(cmd)
 }
 
@@ -480,13 +486,8 @@ async fn execute(cfg: &BoxAgentConfig, run: Run<'_>, logs: &LogStream) -> Result
         .envs(&cfg.agent_env)
         .envs(preset.env.iter().cloned())
         .env("APIARY_GATEWAY_URL", gateway_url(cfg))
-        .env("APIARY_AGENT_MODEL", &cfg.model)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    cfg.scrub_env(&mut cmd);
+        .env("APIARY_AGENT_MODEL", &cfg.model);
+    contain(cfg, &mut cmd);
     match (cfg.sandbox, &cfg.egress) {
         (AgentSandbox::None, _) => logs.line(
             "the agent runs without a sandbox, its network unrestricted (the box was started with --sandbox none)",

@@ -104,6 +104,50 @@ async fn handed_over(
     (admin, repo, tid)
 }
 
+/// The webhooks a receiver on loopback got, in order.
+pub(crate) type Hooks = Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// A webhook receiver on loopback: its URL and what it got.
+pub(crate) async fn webhook_receiver() -> (String, Hooks) {
+    let hooks = Hooks::default();
+    let got = hooks.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let got = got.clone();
+            async move {
+                got.lock().unwrap().push(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    (url, hooks)
+}
+
+/// The first webhook of `event` (waited for, 10 s at most).
+pub(crate) async fn webhook_of(hooks: &Hooks, event: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let found = hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h["event"] == event)
+            .cloned();
+        if let Some(h) = found {
+            return h;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {event} webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) async fn wait_for(admin: &Client, tid: &str, want: &str, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
@@ -898,21 +942,7 @@ async fn the_agent_reaches_only_allowed_hosts_and_refusals_are_logged() {
 #[tokio::test]
 async fn the_code_view_lists_the_workspace_and_shows_what_the_agent_changed() {
     // A webhook receiver: the notifications carry the code view's link.
-    let hooks = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
-    let got = hooks.clone();
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::Json<Value>| {
-            let got = got.clone();
-            async move {
-                got.lock().unwrap().push(body.0);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let (hook_url, hooks) = webhook_receiver().await;
 
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let _reaper = BoxReaper(boxes_dir(dir.path()));
@@ -931,23 +961,7 @@ async fn the_code_view_lists_the_workspace_and_shows_what_the_agent_changed() {
         code_url.ends_with(&format!("/tasks/{tid}/code")),
         "{code_url}"
     );
-    let start = Instant::now();
-    let spec_ready = loop {
-        let found = hooks
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|h| h["event"] == "SPEC_READY")
-            .cloned();
-        if let Some(h) = found {
-            break h;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no SPEC_READY webhook"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let spec_ready = webhook_of(&hooks, "SPEC_READY").await;
     assert_eq!(spec_ready["links"]["code"], code_url, "{spec_ready}");
     let (status, _) = admin
         .post(

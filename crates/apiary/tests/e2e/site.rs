@@ -1,14 +1,15 @@
 //! The site preview (issue 19): a repository whose preview is a tiny HTTP server (Python's
 //! standard library, with a WebSocket echo), served through Apiary's site origin.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apiary_testkit::{bare_repo, boxes_dir, BoxReaper, TestApp};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{configure, exe, project_with_agent, wait_for, write_script};
+use crate::{
+    configure, exe, project_with_agent, wait_for, webhook_of, webhook_receiver, write_script,
+};
 
 /// The agent writes the site: a page and the server that serves it (and echoes WebSocket
 /// messages at `<base>ws`); a review round changes the page.
@@ -202,21 +203,7 @@ async fn websocket_echo(origin: &str, path: &str, cookie: &str, text: &str) -> S
 
 #[tokio::test]
 async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with_the_box() {
-    let hooks = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
-    let got = hooks.clone();
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::Json<Value>| {
-            let got = got.clone();
-            async move {
-                got.lock().unwrap().push(body.0);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let (hook_url, hooks) = webhook_receiver().await;
 
     let (app, dir) = TestApp::spawn_with_boxes(&exe()).await;
     let _reaper = BoxReaper(boxes_dir(dir.path()));
@@ -407,23 +394,7 @@ async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with
     assert_eq!(r.status(), 401, "no one signed in: no ticket");
 
     // The PR_READY notification carries the Site link beside the Code link.
-    let start = Instant::now();
-    let pr_ready = loop {
-        let found = hooks
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|h| h["event"] == "PR_READY")
-            .cloned();
-        if let Some(h) = found {
-            break h;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no PR_READY webhook"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let pr_ready = webhook_of(&hooks, "PR_READY").await;
     assert_eq!(pr_ready["links"]["site"], site_url.as_str(), "{pr_ready}");
     assert!(pr_ready["links"]["code"].is_string(), "{pr_ready}");
 

@@ -83,14 +83,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// Sends `req` (its URI in origin form, `/path?query`) over `io`, a fresh connection to the
 /// upstream, and returns the upstream's answer with its body streamed. When both sides agree
 /// to switch protocols (101), the two upgraded connections are piped to each other until
-/// either closes. `head_timeout` bounds the wait for the answer's head, not its body.
-pub async fn forward<I>(
+/// either closes or `cut` resolves (the viewer lost access, say). `head_timeout` bounds the
+/// wait for the answer's head, not its body.
+pub async fn forward<I, C>(
     mut req: Request<Body>,
     io: I,
     head_timeout: Duration,
+    cut: C,
 ) -> Result<Response<Body>, ProxyError>
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    C: std::future::Future<Output = ()> + Send + 'static,
 {
     let upgrade = wants_upgrade(req.headers());
     let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -115,7 +118,10 @@ where
                 return;
             };
             let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
-            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                _ = cut => {}
+            }
         });
     }
     strip_hop_by_hop(resp.headers_mut(), switched);

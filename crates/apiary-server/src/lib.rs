@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// origin other than Apiary's, so a preview's scripts never act as the viewer. Unset:
     /// previews are off.
     pub site_origin: std::sync::OnceLock<String>,
+    /// How often an open WebSocket to a site preview checks that its viewer may still read
+    /// the project (signed in, token not revoked, still a member); it is cut when not.
+    pub site_recheck: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             data_dir: None,
             site_origin: Default::default(),
+            site_recheck: std::time::Duration::from_secs(60),
         }
     }
 }

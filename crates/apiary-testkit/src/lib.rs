@@ -225,6 +225,8 @@ impl TestApp {
             hub: apiary_server::fanout::Hub::start(&orch.bus, store.clone()),
             config: Arc::new(ServerConfig {
                 data_dir,
+                // Tests see a viewer's WebSocket cut within a second of losing access.
+                site_recheck: std::time::Duration::from_millis(500),
                 ..ServerConfig::default()
             }),
             limits: Arc::new(apiary_server::limits::Limits::default()),

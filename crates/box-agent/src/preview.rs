@@ -366,7 +366,7 @@ impl Preview {
                 )
             }
         };
-        match apiary_proxy::forward(req, io, HEAD_TIMEOUT).await {
+        match apiary_proxy::forward(req, io, HEAD_TIMEOUT, std::future::pending()).await {
             Ok(resp) => resp,
             Err(e) => unavailable_with(
                 StatusCode::BAD_GATEWAY,
@@ -387,7 +387,7 @@ async fn probe(target: &Target, uri: &str, port: u16) -> bool {
     else {
         return false;
     };
-    match apiary_proxy::forward(req, io, Duration::from_secs(10)).await {
+    match apiary_proxy::forward(req, io, Duration::from_secs(10), std::future::pending()).await {
         Ok(resp) => resp.status().as_u16() < 500,
         Err(_) => false,
     }

@@ -281,13 +281,15 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
-    let user = match (bearer, cookie(req.headers(), SITE_COOKIE)) {
-        (Some(token), _) => state.store.api_token_user(&token).await.ok().flatten(),
-        (None, Some(c)) => match verify(&state, "cookie", &id, &c) {
-            Some(grant) => state.store.credential_user(&grant).await.ok().flatten(),
-            None => None,
-        },
+    // Either way, the credential by its hash: it is checked again while a WebSocket stays open.
+    let grant = match (bearer, cookie(req.headers(), SITE_COOKIE)) {
+        (Some(token), _) => Some(format!("t{}", hash_token(&token))),
+        (None, Some(c)) => verify(&state, "cookie", &id, &c),
         (None, None) => None,
+    };
+    let user = match &grant {
+        Some(g) => state.store.credential_user(g).await.ok().flatten(),
+        None => None,
     };
     let Some(user) = user else {
         // A browser without this task's cookie goes through the Site link to get one.
@@ -406,7 +408,29 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
             )
         }
     };
-    let mut resp = match apiary_proxy::forward(req, io, HEAD_TIMEOUT).await {
+    // An open WebSocket lasts while its viewer may still read the project.
+    let cut = {
+        let (state, project, grant) = (
+            state.clone(),
+            task.project_id.clone(),
+            grant.unwrap_or_default(),
+        );
+        async move {
+            loop {
+                tokio::time::sleep(state.config.site_recheck).await;
+                let allowed = match state.store.credential_user(&grant).await {
+                    Ok(Some(u)) => {
+                        matches!(state.store.project_access(&project, &u).await, Ok(Some(_)))
+                    }
+                    _ => false,
+                };
+                if !allowed {
+                    return;
+                }
+            }
+        }
+    };
+    let mut resp = match apiary_proxy::forward(req, io, HEAD_TIMEOUT, cut).await {
         Ok(resp) => resp,
         Err(e) => {
             return page(

@@ -163,8 +163,8 @@ pub(crate) async fn site_shows(app: &TestApp, tid: &str, path: &str, want: &str)
     page_showing(&cookie, &format!("{origin}/tasks/{tid}/site/{path}"), want).await;
 }
 
-/// One WebSocket text message through the site origin, and its answer.
-async fn websocket_echo(origin: &str, path: &str, cookie: &str, text: &str) -> String {
+/// A WebSocket through the site origin, upgraded.
+async fn websocket_open(origin: &str, path: &str, cookie: &str) -> tokio::net::TcpStream {
     let addr = origin.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
@@ -188,6 +188,11 @@ async fn websocket_echo(origin: &str, path: &str, cookie: &str, text: &str) -> S
         head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
         "the server's accept key passed: {head}"
     );
+    s
+}
+
+/// One text message on an open WebSocket, and its answer.
+async fn websocket_echo(s: &mut tokio::net::TcpStream, text: &str) -> String {
     // A masked text frame, as a browser sends it.
     let mask = [1u8, 2, 3, 4];
     let mut frame = vec![0x81, 0x80 | text.len() as u8];
@@ -357,10 +362,24 @@ async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with
         .unwrap();
     assert_eq!(r.status(), 302, "back through the Site link for a new one");
 
-    // The WebSocket of a dev server's hot reload passes both hops.
-    assert_eq!(
-        websocket_echo(&origin, &format!("/tasks/{tid}/site/ws"), &cookie, "ping").await,
-        "echo: ping"
+    // The WebSocket of a dev server's hot reload passes both hops...
+    let (ws_session, _) = app
+        .store
+        .create_session(&admin_user.id, 3_600_000)
+        .await
+        .unwrap();
+    let (ws_cookie, _) = site_cookie(&format!("apiary_session={ws_session}"), &site_url).await;
+    let ws_path = format!("/tasks/{tid}/site/ws");
+    let mut ws = websocket_open(&origin, &ws_path, &ws_cookie).await;
+    assert_eq!(websocket_echo(&mut ws, "ping").await, "echo: ping");
+    assert_eq!(websocket_echo(&mut ws, "again").await, "echo: again");
+    // ... and is cut once its viewer signs out.
+    app.store.delete_session(&ws_session).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), ws.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the WebSocket outlived the viewer's session"
     );
 
     // A member without read access: 403 on the link, and on the site origin with a token.

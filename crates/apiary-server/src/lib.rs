@@ -269,7 +269,20 @@ impl HttpServer {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let origin = match public.map(str::trim).filter(|p| !p.is_empty()) {
-            Some(p) => p.trim_end_matches('/').to_string(),
+            Some(p) => {
+                // An origin, no path: the site origin serves `/tasks/{id}/site/…` at its root.
+                let bare = p.trim_end_matches('/');
+                let after_scheme = bare.split_once("://").map(|(_, rest)| rest);
+                if !(bare.starts_with("http://") || bare.starts_with("https://"))
+                    || after_scheme.is_some_and(|rest| rest.contains('/'))
+                {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--site-url must be an origin (http(s)://host[:port]) without a path, not {p:?}"),
+                    ));
+                }
+                bare.to_string()
+            }
             None => format!("http://{bound}"),
         };
         let _ = self.state.config.site_origin.set(origin);

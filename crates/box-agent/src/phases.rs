@@ -345,6 +345,10 @@ impl Agent {
 
     /// Starts the project's site preview on the workspace as it is now (when it sets one).
     async fn restart_preview(&self, view: &Value) {
+        // A box shutting down for good starts nothing.
+        if *self.stopping.borrow() {
+            return;
+        }
         match crate::preview::PreviewSpec::from_view(view, &self.cfg.task_id) {
             Some(spec) => {
                 self.preview

@@ -208,8 +208,8 @@ impl Preview {
     /// Stops the running preview, if any: its whole process group, waited for.
     pub async fn stop(&self, logs: &LogStream) {
         let mut running = self.running.lock().await;
-        halt(&mut running, logs).await;
         self.generation.fetch_add(1, Ordering::SeqCst);
+        halt(&mut running, logs).await;
         self.state.send_replace(State::Off);
     }
 
@@ -223,8 +223,9 @@ impl Preview {
         logs: &LogStream,
     ) {
         let mut running = self.running.lock().await;
-        halt(&mut running, logs).await;
+        // The old preview's supervisor has no say from here on.
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        halt(&mut running, logs).await;
         if let Err(e) = self
             .spawn(&mut running, generation, cfg, spec, workspace, logs)
             .await
@@ -281,35 +282,35 @@ impl Preview {
         let ready_uri = format!("{}{}", spec.base, spec.ready_path);
         let log = logs.clone();
         let supervisor = tokio::spawn(async move {
+            // Ready once the readiness path answers; past the deadline it is said to be down,
+            // and still asked (less often): a slow dev server that answers later is ready then.
             let ready = async {
-                let deadline = tokio::time::Instant::now() + READY_WITHIN;
-                while tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                let started = tokio::time::Instant::now();
+                let mut said_down = false;
+                loop {
+                    let late = started.elapsed() >= READY_WITHIN;
+                    tokio::time::sleep(Duration::from_millis(if late { 2000 } else { 250 })).await;
                     if probe(&probe_target, &ready_uri, port).await {
-                        return true;
+                        log.line(format!("[preview] ready: {ready_uri} answers"));
+                        set(State::Ready);
+                        return;
+                    }
+                    if late && !said_down {
+                        said_down = true;
+                        let why = format!(
+                            "the preview did not answer {ready_uri} within {} s",
+                            READY_WITHIN.as_secs()
+                        );
+                        log.line(format!("[preview] {why}"));
+                        set(State::Down(why));
                     }
                 }
-                false
             };
             let mut readiness = Box::pin(ready);
             let mut exited = Box::pin(child.wait());
             let status = tokio::select! {
-                status = &mut exited => Some(status),
-                ready = &mut readiness => {
-                    if ready {
-                        log.line(format!("[preview] ready: {ready_uri} answers"));
-                        set(State::Ready);
-                    } else {
-                        let why = format!("the preview did not answer {ready_uri} within {} s", READY_WITHIN.as_secs());
-                        log.line(format!("[preview] {why}"));
-                        set(State::Down(why));
-                    }
-                    None
-                }
-            };
-            let status = match status {
-                Some(s) => s,
-                None => exited.await,
+                status = &mut exited => status,
+                () = &mut readiness => exited.await,
             };
             let _ = tokio::time::timeout(Duration::from_secs(2), out).await;
             let _ = tokio::time::timeout(Duration::from_secs(2), err).await;
@@ -335,13 +336,16 @@ impl Preview {
     pub async fn forward(&self, mut req: Request<Body>, rest: &str) -> Response<Body> {
         let mut state = self.state.subscribe();
         let _ = tokio::time::timeout(VIEWER_WAITS, state.wait_for(|s| *s != State::Starting)).await;
-        let now = state.borrow().clone();
-        let (target, port, base) = match (&now, &*self.running.lock().await) {
+        // The state read with the lock held, so it belongs to the preview that is there.
+        let running = self.running.lock().await;
+        let now = self.state.borrow().clone();
+        let (target, port, base) = match (&now, &*running) {
             (State::Ready, Some(r)) => (r.target.clone(), r.port, r.spec.base.clone()),
             (State::Starting, _) => return unavailable("the preview is still starting; try again in a moment"),
             (State::Down(why), _) => return unavailable(why),
             _ => return unavailable("no preview runs now: the project sets none, or the agent is working on the next round"),
         };
+        drop(running);
         let query = req
             .uri()
             .query()
@@ -352,8 +356,12 @@ impl Preview {
             return unavailable_with(StatusCode::BAD_REQUEST, "the path is not a valid URI");
         };
         *req.uri_mut() = uri;
-        // The control token is Apiary's key to this box: never the preview's to see.
+        // The control token is Apiary's key to this box: never the preview's to see. The app's
+        // own `Authorization` (sent by its pages) came past it in a header of its own.
         req.headers_mut().remove(header::AUTHORIZATION);
+        if let Some(own) = req.headers_mut().remove("x-apiary-site-authorization") {
+            req.headers_mut().insert(header::AUTHORIZATION, own);
+        }
         if let Ok(host) = HeaderValue::from_str(&format!("127.0.0.1:{port}")) {
             req.headers_mut().insert(header::HOST, host);
         }

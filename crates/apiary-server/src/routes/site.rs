@@ -23,10 +23,16 @@ use crate::auth::{cookie, Caller, Credential, SESSION_COOKIE};
 use crate::AppState;
 use apiary_store::hash_token;
 
+/// Carries the app's own `Authorization` across the hop to the box, whose control plane takes
+/// the control token in `Authorization`; the box agent hands it to the preview as sent.
+pub const APP_AUTHORIZATION: &str = "x-apiary-site-authorization";
 /// The site origin's cookie: who the viewer is, for one task's site.
 pub const SITE_COOKIE: &str = "apiary_site";
 /// The query parameter that carries a ticket from Apiary's origin to the site origin.
 const TICKET_PARAM: &str = "apiary_ticket";
+/// The query parameter that proves a click on the Site link's click-through page.
+const GO_PARAM: &str = "apiary_go";
+const GO_TTL_MS: i64 = 5 * 60_000;
 const TICKET_TTL_MS: i64 = 60_000;
 const COOKIE_TTL_MS: i64 = 12 * 3600 * 1000;
 /// Largest request body forwarded to a preview (a form's upload, say).
@@ -119,31 +125,6 @@ pub async fn enter(
             "site previews are off: Apiary serves them only from an origin of their own (--site-bind)",
         );
     };
-    // A page elsewhere (another task's preview, say) must not open this site as the viewer
-    // and read it: a browser's request from another site gets a page to click through.
-    let fetched_from = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("none");
-    if !matches!(fetched_from, "same-origin" | "none") {
-        let here = html_escape(&uri.to_string());
-        return (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::X_FRAME_OPTIONS, "DENY"),
-                (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            format!(
-                "<!doctype html><html lang=en><title>Open the site preview</title>\
-                 <p>A page outside Apiary asked to open the site preview of task {}.</p>\
-                 <p><a href=\"{here}\">Open it</a></p>",
-                html_escape(&task.title)
-            ),
-        )
-            .into_response();
-    }
     let grant = match &caller.credential {
         Credential::Session { token, .. } => format!("s{}", hash_token(token)),
         _ => match headers
@@ -155,11 +136,50 @@ pub async fn enter(
             None => return page(StatusCode::UNAUTHORIZED, "sign in to Apiary first"),
         },
     };
+    // A page elsewhere (another task's preview, say) must not open this site as the viewer
+    // and read it. A request from Apiary's own pages (or typed, bookmarked) goes on; one from
+    // another site, or from a browser that does not say (`Sec-Fetch-Site` is sent only to
+    // https and localhost), gets a page to click through, whose link carries a proof (signed
+    // for this viewer and task, 5 min) that no other site can read.
+    let query = uri.query().map(without_ours).unwrap_or_default();
+    let fetched_from = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let proven = uri
+        .query()
+        .and_then(|q| param(q, GO_PARAM))
+        .and_then(|p| verify(&state, "go", &task.id, p))
+        .is_some_and(|g| g == grant);
+    if !matches!(fetched_from, Some("same-origin" | "none")) && !proven {
+        let proof = sign(&state, "go", &task.id, &grant, GO_TTL_MS);
+        let here = if query.is_empty() {
+            format!("{}?{GO_PARAM}={proof}", uri.path())
+        } else {
+            format!("{}?{query}&{GO_PARAM}={proof}", uri.path())
+        };
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::X_FRAME_OPTIONS, "DENY"),
+                (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::REFERRER_POLICY, "no-referrer"),
+            ],
+            format!(
+                "<!doctype html><html lang=en><title>Open the site preview</title>\
+                 <p>Open the site preview of task {}?</p>\
+                 <p><a href=\"{}\">Open it</a></p>",
+                html_escape(&task.title),
+                html_escape(&here)
+            ),
+        )
+            .into_response();
+    }
     let ticket = sign(&state, "ticket", &task.id, &grant, TICKET_TTL_MS);
     // A ticket planted in the link by someone else never rides along.
-    let query = match uri.query().map(without_ticket).filter(|q| !q.is_empty()) {
-        Some(q) => format!("?{q}&{TICKET_PARAM}={ticket}"),
-        None => format!("?{TICKET_PARAM}={ticket}"),
+    let query = if query.is_empty() {
+        format!("?{TICKET_PARAM}={ticket}")
+    } else {
+        format!("?{query}&{TICKET_PARAM}={ticket}")
     };
     let to = format!("{origin}{}{query}", uri.path());
     (
@@ -180,13 +200,24 @@ fn html_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The query without the ticket.
-fn without_ticket(query: &str) -> String {
+/// The query without Apiary's own parameters (the ticket, the click-through's proof).
+fn without_ours(query: &str) -> String {
     query
         .split('&')
-        .filter(|kv| !kv.starts_with(&format!("{TICKET_PARAM}=")) && !kv.is_empty())
+        .filter(|kv| {
+            !kv.is_empty()
+                && !kv.starts_with(&format!("{TICKET_PARAM}="))
+                && !kv.starts_with(&format!("{GO_PARAM}="))
+        })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// The value of `name` in `query`, if there.
+fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The Cookie header without Apiary's own cookies (the site's own pass).
@@ -236,10 +267,7 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
     let cookie_path = format!("/tasks/{id}/site");
     let query = req.uri().query().unwrap_or("").to_string();
     // A ticket from Apiary's origin: traded for this task's cookie, then the clean URL.
-    if let Some(ticket) = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(&format!("{TICKET_PARAM}=")))
-    {
+    if let Some(ticket) = param(&query, TICKET_PARAM) {
         let Some(grant) = verify(&state, "ticket", &id, ticket) else {
             return page(
                 StatusCode::FORBIDDEN,
@@ -257,7 +285,7 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
             "{SITE_COOKIE}={value}; Path={cookie_path}; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
             COOKIE_TTL_MS / 1000
         );
-        let rest_q = without_ticket(&query);
+        let rest_q = without_ours(&query);
         let to = if rest_q.is_empty() {
             path.clone()
         } else {
@@ -281,11 +309,15 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
-    // Either way, the credential by its hash: it is checked again while a WebSocket stays open.
-    let grant = match (bearer, cookie(req.headers(), SITE_COOKIE)) {
-        (Some(token), _) => Some(format!("t{}", hash_token(&token))),
-        (None, Some(c)) => verify(&state, "cookie", &id, &c),
-        (None, None) => None,
+    // The site's cookie first: then an `Authorization` header is the app's own, and goes on
+    // to it. Either way, the credential by its hash: it is checked again while a WebSocket
+    // stays open.
+    let by_cookie =
+        cookie(req.headers(), SITE_COOKIE).and_then(|c| verify(&state, "cookie", &id, &c));
+    let (grant, app_authorization) = match (by_cookie, bearer) {
+        (Some(g), _) => (Some(g), req.headers().get(header::AUTHORIZATION).cloned()),
+        (None, Some(token)) => (Some(format!("t{}", hash_token(&token))), None),
+        (None, None) => (None, None),
     };
     let user = match &grant {
         Some(g) => state.store.credential_user(g).await.ok().flatten(),
@@ -391,6 +423,11 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
         Ok(v) => headers.insert(header::AUTHORIZATION, v),
         Err(_) => return page(StatusCode::BAD_GATEWAY, "the box's token is unusable"),
     };
+    // The app's own `Authorization` rides past the control token in a header of its own.
+    headers.remove(APP_AUTHORIZATION);
+    if let Some(v) = app_authorization {
+        headers.insert(APP_AUTHORIZATION, v);
+    }
     if let Ok(h) = HeaderValue::from_str(&addr) {
         headers.insert(header::HOST, h);
     }
@@ -418,11 +455,13 @@ pub async fn serve(State(state): State<AppState>, mut req: Request) -> Response 
         async move {
             loop {
                 tokio::time::sleep(state.config.site_recheck).await;
+                // A failing database cuts nothing: only an answer that access is gone does.
                 let allowed = match state.store.credential_user(&grant).await {
                     Ok(Some(u)) => {
-                        matches!(state.store.project_access(&project, &u).await, Ok(Some(_)))
+                        !matches!(state.store.project_access(&project, &u).await, Ok(None))
                     }
-                    _ => false,
+                    Ok(None) => false,
+                    Err(_) => true,
                 };
                 if !allowed {
                     return;
@@ -497,7 +536,12 @@ mod tests {
 
     #[test]
     fn the_ticket_leaves_the_query_and_the_rest_stays() {
-        assert_eq!(without_ticket("a=1&apiary_ticket=t.x&b=2"), "a=1&b=2");
-        assert_eq!(without_ticket("apiary_ticket=t"), "");
+        assert_eq!(
+            without_ours("a=1&apiary_ticket=t.x&b=2&apiary_go=g"),
+            "a=1&b=2"
+        );
+        assert_eq!(param("a=1&apiary_go=p.q", GO_PARAM), Some("p.q"));
+        assert_eq!(param("apiary_gox=1", GO_PARAM), None);
+        assert_eq!(without_ours("apiary_ticket=t"), "");
     }
 }

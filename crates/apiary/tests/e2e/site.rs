@@ -92,9 +92,11 @@ fn no_redirects() -> reqwest::Client {
 /// Apiary's origin (signed in), its ticket, traded on the site origin.
 pub(crate) async fn site_cookie(session: &str, site_url: &str) -> (String, String) {
     let http = no_redirects();
+    // A click in Apiary's own page.
     let r = http
         .get(site_url)
         .header("cookie", session)
+        .header("sec-fetch-site", "same-origin")
         .send()
         .await
         .unwrap();
@@ -291,6 +293,19 @@ async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with
         "only the site's own cookie: {page}"
     );
     assert!(page.contains("authorization: </p>"), "no token: {page}");
+    // The app's own Authorization (its pages' API calls) reaches it, past the control token.
+    let r = no_redirects()
+        .get(&page_url)
+        .header("cookie", &cookie)
+        .header("authorization", "Bearer the-apps-own")
+        .send()
+        .await
+        .unwrap();
+    let own = r.text().await.unwrap();
+    assert!(
+        own.contains("authorization: Bearer the-apps-own</p>"),
+        "{own}"
+    );
     // The panel's word on it, from the box.
     let (status, preview) = admin
         .get(&format!("/api/v1/tasks/{tid}/agent/preview"))
@@ -326,6 +341,47 @@ async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with
     assert!(r.headers().get("location").is_none());
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert!(r.text().await.unwrap().contains("Open it"));
+    // So does a browser that does not say where the request came from (plain http off
+    // localhost); the page's link carries a proof only the viewer's own page holds.
+    let r = no_redirects()
+        .get(&site_url)
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let through = r.text().await.unwrap();
+    let link = through
+        .split("href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to click")
+        .replace("&amp;", "&");
+    assert!(link.contains("apiary_go="), "{link}");
+    let r = no_redirects()
+        .get(format!("{}{link}", app.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "the click goes on to the site origin");
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.contains("apiary_ticket=") && !to.contains("apiary_go"),
+        "{to}"
+    );
+    // The proof is the viewer's own: another session does not take it.
+    let (other, _) = app
+        .store
+        .create_session(&admin_user.id, 3_600_000)
+        .await
+        .unwrap();
+    let r = no_redirects()
+        .get(format!("{}{link}", app.base))
+        .header("cookie", format!("apiary_session={other}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a click-through page again");
     let r = no_redirects()
         .get(format!("{}/", app.base))
         .send()
@@ -336,6 +392,7 @@ async fn the_site_preview_is_served_through_apiary_to_readers_only_and_ends_with
     let r = no_redirects()
         .get(format!("{site_url}?apiary_ticket=planted&x=1"))
         .header("cookie", &session)
+        .header("sec-fetch-site", "same-origin")
         .send()
         .await
         .unwrap();

@@ -16,8 +16,9 @@ export function SiteState({ taskId }: { taskId: string }) {
   const preview = useQuery({
     queryKey: key,
     queryFn: () => api.get<PreviewState>(`/api/v1/tasks/${taskId}/agent/preview`),
-    // Its output reaches the log: a new line may mean a new state.
-    refetchInterval: (q) => (q.state.data?.state === "ready" ? false : 3000),
+    // Asked again only while it starts; otherwise a new log line (its output reaches the
+    // log, and a round's end too) brings the next state.
+    refetchInterval: (q) => (q.state.data?.state === "starting" ? 3000 : false),
     retry: false,
   });
   useLiveRefresh(key, (ev) => ev.task === taskId && (ev.kind === "agent_log" || ev.kind === "agent_update"));

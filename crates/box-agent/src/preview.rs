@@ -273,9 +273,13 @@ impl Preview {
         let state = self.state.clone();
         let current = self.generation.clone();
         // The supervisor's word on the state counts only while its start is the current one.
-        let set = move |s: State| {
-            if current.load(Ordering::SeqCst) == generation {
-                state.send_replace(s);
+        let is_current = move || current.load(Ordering::SeqCst) == generation;
+        let set = {
+            let is_current = is_current.clone();
+            move |s: State| {
+                if is_current() {
+                    state.send_replace(s);
+                }
             }
         };
         let probe_target = target.clone();
@@ -318,8 +322,12 @@ impl Preview {
                 Ok(s) => format!("the preview exited ({s})"),
                 Err(e) => format!("the preview could not be waited for: {e}"),
             };
-            log.line(format!("[preview] {why}"));
-            set(State::Down(why));
+            // A preview stopped on purpose (a round, teardown) is said to be stopped, not to
+            // have exited.
+            if is_current() {
+                log.line(format!("[preview] {why}"));
+                set(State::Down(why));
+            }
         });
         *running = Some(Running {
             group,
